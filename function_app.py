@@ -1,0 +1,36 @@
+"""Azure Functions entry point (Python v2 model): wiring only.
+
+The HTTP function serves the FastAPI app of `functions/`; the blob trigger ingests images
+dropped into the `ingest` container (Event Grid source).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import azure.functions as func
+
+from functions.api.app import create_app
+from functions.domain import names
+from functions.services.ingest import IngestService
+from functions.settings import get_settings
+from functions.storage.clients import Storage
+
+_storage = Storage.from_settings(get_settings())
+
+app = func.AsgiFunctionApp(
+    app=create_app(get_settings(), _storage), http_auth_level=func.AuthLevel.ANONYMOUS
+)
+
+
+@app.function_name("ingest_blob")
+@app.blob_trigger(
+    arg_name="blob",
+    path=names.CONTAINER_INGEST + "/{name}",
+    connection="AzureWebJobsStorage",
+    source=func.BlobSource.EVENT_GRID,
+)
+def ingest_blob(blob: func.InputStream) -> None:
+    name = (blob.name or "").removeprefix(names.CONTAINER_INGEST + "/")
+    result = IngestService(_storage).handle(name, blob.read())
+    logging.info("ingest %s: %s", name, result.status)

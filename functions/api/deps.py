@@ -1,0 +1,92 @@
+"""Dependencies for the routers: the services, the caller's key, the project in the path."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Header, Path, Request
+
+from functions.api.links import LinkSigner
+from functions.domain.errors import Unauthorized
+from functions.domain.ids import parse_id
+from functions.domain.models import Project
+from functions.services.image_queries import ImageQueries
+from functions.services.images import ImageService
+from functions.services.projects import ProjectService
+from functions.services.tags import TagService
+from functions.services.url_fetch import UrlPolicy
+from functions.settings import Settings
+from functions.storage.clients import Storage
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    storage: Storage
+    projects: ProjectService
+    tags: TagService
+    images: ImageService
+    queries: ImageQueries
+    links: LinkSigner
+    url_policy: UrlPolicy
+
+    @classmethod
+    def build(cls, settings: Settings, storage: Storage) -> Services:
+        return cls(
+            settings=settings,
+            storage=storage,
+            projects=ProjectService(storage),
+            tags=TagService(storage),
+            images=ImageService(storage),
+            queries=ImageQueries(storage),
+            links=LinkSigner(settings.training_key, settings.image_link_ttl_seconds),
+            url_policy=UrlPolicy(
+                timeout_seconds=settings.url_timeout_seconds,
+                max_redirects=settings.url_max_redirects,
+                allowed_networks=tuple(settings.url_allowlist),
+            ),
+        )
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+_ACCESS_DENIED = (
+    "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide "
+    "a valid key for an active subscription and use a correct regional API endpoint for your "
+    "resource."
+)
+
+
+def _check_key(given: str | None, expected: str) -> None:
+    if given is None or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise Unauthorized("Unauthorized", _ACCESS_DENIED)
+
+
+def require_training_key(
+    services: ServicesDep,
+    training_key: Annotated[str | None, Header(alias="Training-Key")] = None,
+) -> None:
+    _check_key(training_key, services.settings.training_key)
+
+
+TrainingKeyDep = Depends(require_training_key)
+
+
+def get_project(
+    services: ServicesDep, project_id: Annotated[str, Path(alias="projectId")]
+) -> Project:
+    return services.projects.get(parse_id(project_id, "projectId"))
+
+
+ProjectDep = Annotated[Project, Depends(get_project)]
+
+
+def base_url(request: Request) -> str:
+    return str(request.base_url)

@@ -1,0 +1,93 @@
+"""Creating images: multipart or raw bytes, base64 JSON files, and URLs. 200 or 207."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from functions.api.deps import ProjectDep, ServicesDep, TrainingKeyDep
+from functions.api.routes.images import image_mapper
+from functions.api.schemas.training import (
+    ImageCreateSummaryOut,
+    ImageFileBatch,
+    ImageUrlBatch,
+)
+from functions.domain.errors import BadRequest
+from functions.domain.ids import parse_id, parse_id_list
+from functions.domain.limits import MAX_IMAGES_PER_BATCH, MAX_TAGS_PER_ENTRY
+from functions.domain.models import ImageCreateOutcome
+from functions.services.images import NewImage
+
+router = APIRouter(tags=["images"], dependencies=[TrainingKeyDep])
+
+
+def _summary(
+    services: ServicesDep, request: Request, project_id: str, outcomes: list[ImageCreateOutcome]
+) -> JSONResponse:
+    mapper = image_mapper(services, request, project_id)
+    summary = ImageCreateSummaryOut(
+        isBatchSuccessful=all(o.ok for o in outcomes),
+        images=[mapper.outcome(o) for o in outcomes],
+    )
+    status = 200 if summary.isBatchSuccessful else 207
+    return JSONResponse(summary.model_dump(mode="json"), status_code=status)
+
+
+def _tag_ids(ids: list[str] | None) -> list[str]:
+    return [parse_id(t, "tagId") for t in ids or []]
+
+
+@router.post("/projects/{projectId}/images", response_model=ImageCreateSummaryOut)
+async def create_images_from_data(
+    services: ServicesDep, request: Request, project: ProjectDep, tagIds: str | None = None
+) -> JSONResponse:
+    tag_ids = parse_id_list(tagIds, "tagId", MAX_TAGS_PER_ENTRY)
+    entries: list[NewImage] = []
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        form = await request.form(max_files=MAX_IMAGES_PER_BATCH + 1, max_fields=1000)
+        for _, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                entries.append(NewImage(await value.read(), tag_ids, source_url=value.filename))
+    else:
+        body = await request.body()
+        if body:
+            entries.append(NewImage(body, tag_ids))
+    if not entries:
+        raise BadRequest("BadRequestImageBatch", "The request holds no image data.")
+    outcomes = await run_in_threadpool(services.images.create, project.id, entries)
+    return _summary(services, request, project.id, outcomes)
+
+
+@router.post("/projects/{projectId}/images/files", response_model=ImageCreateSummaryOut)
+def create_images_from_files(
+    services: ServicesDep, request: Request, project: ProjectDep, batch: ImageFileBatch
+) -> JSONResponse:
+    common = _tag_ids(batch.tagIds)
+    entries = []
+    for item in batch.images or []:
+        tag_ids = common + _tag_ids(item.tagIds)
+        try:
+            data = base64.b64decode(item.contents or "", validate=True)
+        except (binascii.Error, ValueError):
+            entries.append(NewImage(None, tag_ids, item.name, "contents is not valid base64."))
+            continue
+        entries.append(NewImage(data, tag_ids, source_url=item.name))
+    outcomes = services.images.create(project.id, entries, batch.metadata)
+    return _summary(services, request, project.id, outcomes)
+
+
+@router.post("/projects/{projectId}/images/urls", response_model=ImageCreateSummaryOut)
+def create_images_from_urls(
+    services: ServicesDep, request: Request, project: ProjectDep, batch: ImageUrlBatch
+) -> JSONResponse:
+    common = _tag_ids(batch.tagIds)
+    sources = [(item.url or "", common + _tag_ids(item.tagIds)) for item in batch.images or []]
+    outcomes = services.images.create_from_urls(
+        project.id, sources, batch.metadata, services.url_policy
+    )
+    return _summary(services, request, project.id, outcomes)

@@ -1,0 +1,74 @@
+"""Projects: list, create, get, update, delete."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from functions.api.deps import ProjectDep, Services, ServicesDep, TrainingKeyDep, base_url
+from functions.api.schemas.training import ProjectOut, ProjectPatch
+from functions.domain.models import Project
+from functions.services.projects import ProjectChanges
+from functions.storage.image_index import view_all
+
+router = APIRouter(tags=["projects"], dependencies=[TrainingKeyDep])
+
+
+def _out(services: Services, request: Request, project: Project) -> ProjectOut:
+    newest = list(itertools.islice(services.storage.images.iter_view(project.id, view_all()), 1))
+    thumbnail = (
+        services.links.link(base_url(request), project.id, newest[0].id, "thumbnail")
+        if newest
+        else None
+    )
+    return ProjectOut.of(project, thumbnail)
+
+
+@router.get("/projects", response_model=list[ProjectOut])
+def list_projects(services: ServicesDep, request: Request) -> list[ProjectOut]:
+    return [_out(services, request, p) for p in services.projects.all()]
+
+
+@router.post("/projects", response_model=ProjectOut)
+def create_project(
+    services: ServicesDep,
+    request: Request,
+    name: str | None = None,
+    description: str | None = None,
+    domainId: str | None = None,
+    classificationType: str | None = None,
+    targetExportPlatforms: Annotated[str | None, Query()] = None,
+) -> ProjectOut:
+    platforms = [p for p in (targetExportPlatforms or "").split(",") if p.strip()]
+    project = services.projects.create(
+        name, description, domainId, classificationType, [p.strip() for p in platforms]
+    )
+    return _out(services, request, project)
+
+
+@router.get("/projects/{projectId}", response_model=ProjectOut)
+def get_project(services: ServicesDep, request: Request, project: ProjectDep) -> ProjectOut:
+    return _out(services, request, project)
+
+
+@router.patch("/projects/{projectId}", response_model=ProjectOut)
+def update_project(
+    services: ServicesDep, request: Request, project: ProjectDep, body: ProjectPatch
+) -> ProjectOut:
+    settings = body.settings
+    changes = ProjectChanges(
+        name=body.name,
+        description=body.description,
+        domain_id=settings.domainId if settings else None,
+        classification_type=settings.classificationType if settings else None,
+        target_export_platforms=settings.targetExportPlatforms if settings else None,
+    )
+    return _out(services, request, services.projects.update(project.id, changes))
+
+
+@router.delete("/projects/{projectId}", status_code=204)
+def delete_project(services: ServicesDep, project: ProjectDep) -> Response:
+    services.projects.delete(project.id)
+    return Response(status_code=204)

@@ -1,0 +1,1 @@
+"""Wire models: JSON exactly as Custom Vision sends and accepts it (camelCase)."""

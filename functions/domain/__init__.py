@@ -1,0 +1,1 @@
+"""Plain-Python domain shared by the function app and the trainer: models, errors, names."""

@@ -1,0 +1,91 @@
+"""The classification domains we serve, with Custom Vision's published ids.
+
+Compact domains run EfficientNet-Lite0 at 224 px; the others EfficientNet-Lite2 at 260 px.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EXPORT_PLATFORMS = ("CoreML", "TensorFlow", "DockerFile", "ONNX", "OpenVino")
+
+LITE0 = "efficientnet-lite0"
+LITE2 = "efficientnet-lite2"
+
+_SAME_BACKBONE = (
+    " We use the same general-purpose ImageNet backbone as the General domain; there is no"
+    " specialised model for this domain."
+)
+
+
+@dataclass(frozen=True)
+class Domain:
+    id: str
+    name: str
+    description: str
+    backbone: str
+    image_size: int
+
+    @property
+    def exportable(self) -> bool:
+        return self.backbone == LITE0
+
+    @property
+    def exportable_platforms(self) -> list[str]:
+        return list(EXPORT_PLATFORMS) if self.exportable else []
+
+
+def _general(domain_id: str, name: str, note: str = "") -> Domain:
+    return Domain(
+        domain_id,
+        name,
+        "EfficientNet-Lite2 (ImageNet) at 260 px, fine for most image classification tasks." + note,
+        LITE2,
+        260,
+    )
+
+
+def _compact(domain_id: str, name: str, note: str = "") -> Domain:
+    return Domain(
+        domain_id,
+        name,
+        "EfficientNet-Lite0 (ImageNet) at 224 px: small and fast, exportable to run offline."
+        + note,
+        LITE0,
+        224,
+    )
+
+
+GENERAL_DOMAIN_ID = "ee85a74c-405e-4adc-bb47-ffa8ca0c9f31"
+
+DOMAINS: tuple[Domain, ...] = (
+    _general(GENERAL_DOMAIN_ID, "General"),
+    _general("a8e3c40f-fb4a-466f-832a-5e457ae4a344", "General [A1]"),
+    _general("2e37d7fb-3a54-486a-b4d6-cfc369af0018", "General [A2]"),
+    _general("c151d5b5-dd07-472a-acc8-15d29dea8518", "Food", _SAME_BACKBONE),
+    _general("ca455789-012d-4b50-9fec-5bb63841c793", "Landmarks", _SAME_BACKBONE),
+    _general("b30a91ae-e3c1-4f73-a81e-c270bff27c39", "Retail", _SAME_BACKBONE),
+    _compact("0732100f-1a38-4e49-a514-c9b44c697ab5", "General (compact)"),
+    _compact("a1db07ca-a19a-4830-bae8-e004a42dc863", "General (compact) [S1]"),
+    _compact("8882951b-82cd-4c32-970b-d5f8cb8bf6d7", "Food (compact)", _SAME_BACKBONE),
+    _compact("b5cfd229-2ac7-4b2b-8d0a-2b0661344894", "Landmarks (compact)", _SAME_BACKBONE),
+    _compact("6b4faeda-8396-481b-9f8b-177b9fa3097f", "Retail (compact)", _SAME_BACKBONE),
+)
+
+# Custom Vision's object-detection domains: known, and refused with a clear message.
+OBJECT_DETECTION_DOMAIN_IDS = frozenset(
+    {
+        "da2e3a8a-40a5-4171-82f4-58522f70fbc1",
+        "9c616dff-2e7d-ea11-af59-1866da359ce6",
+        "1d8ffafe-ec40-4fb2-8f90-72b3b6cecea4",
+        "3780a898-81c3-4516-81ae-3a139614e1f3",
+        "a27d5ca5-bb19-49d8-a70a-fec086c47f5b",
+        "7ec2ac80-887b-48a6-8df9-8b1357765430",
+    }
+)
+
+_BY_ID = {d.id: d for d in DOMAINS}
+
+
+def find_domain(domain_id: str) -> Domain | None:
+    return _BY_ID.get(domain_id.lower())

@@ -1,0 +1,43 @@
+"""Identifiers: GUIDs for everything, time-ordered for images so keys sort oldest first."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+
+from functions.domain.errors import BadRequest
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def new_time_ordered_id(now_ms: int | None = None) -> str:
+    """A UUIDv7: 48 bits of Unix milliseconds then random bits, so ids sort by creation."""
+    ms = int(time.time() * 1000) if now_ms is None else now_ms
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & ((1 << 48) - 1)) << 80 | rand & ((1 << 80) - 1)
+    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
+    return str(uuid.UUID(int=value))
+
+
+def parse_id(value: str, what: str = "id") -> str:
+    """Normalise a GUID from a request, or refuse it with Custom Vision's code."""
+    try:
+        return str(uuid.UUID(value.strip()))
+    except (ValueError, AttributeError):
+        raise BadRequest("BadRequestInvalidIds", f"{what} '{value}' is not a valid GUID.") from None
+
+
+def parse_id_list(raw: str | None, what: str, max_items: int) -> list[str]:
+    """A comma-separated list of GUIDs (how the SDK sends lists), de-duplicated in order."""
+    if raw is None or raw.strip() == "":
+        return []
+    ids = list(dict.fromkeys(parse_id(part, what) for part in raw.split(",") if part.strip()))
+    if len(ids) > max_items:
+        raise BadRequest(
+            "BadRequestExceededBatchSize", f"At most {max_items} {what}s may be given at once."
+        )
+    return ids

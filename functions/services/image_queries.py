@@ -1,0 +1,110 @@
+"""Reading images: views by tag and tagging status, paging, counts and the metadata filter."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from functions.domain.errors import BadRequest
+from functions.domain.limits import DEFAULT_TAKE, MAX_TAKE
+from functions.domain.metadata_filter import parse_metadata_filter
+from functions.domain.models import Image, OrderBy, TaggingStatus
+from functions.storage.clients import Storage
+from functions.storage.image_index import (
+    image_row_keys,
+    view_all,
+    view_tag,
+    view_tagged,
+    view_untagged,
+)
+
+
+@dataclass(frozen=True)
+class ImageQuery:
+    tag_ids: list[str] = field(default_factory=list)
+    tagging_status: TaggingStatus = TaggingStatus.ALL
+    metadata_filter: str | None = None
+    order_by: OrderBy = OrderBy.NEWEST
+    take: int = DEFAULT_TAKE
+    skip: int = 0
+
+
+def _sort_key(image: Image) -> str:
+    # The same order as the newest-first index rows: the key of the 'new|' row.
+    return image_row_keys(image)[1]
+
+
+def _dedupe(images: Iterable[Image]) -> Iterator[Image]:
+    for _, group in itertools.groupby(images, key=lambda i: i.id):
+        yield next(group)
+
+
+def validate_paging(take: int, skip: int) -> None:
+    if not 0 <= take <= MAX_TAKE:
+        raise BadRequest("BadRequestInvalid", f"take must be between 0 and {MAX_TAKE}.")
+    if skip < 0:
+        raise BadRequest("BadRequestInvalid", "skip must be 0 or more.")
+
+
+class ImageQueries:
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    def _stream(self, project_id: str, query: ImageQuery) -> Iterator[Image]:
+        images = self.storage.images
+        oldest = query.order_by is OrderBy.OLDEST
+        if query.tag_ids:
+            if query.tagging_status is TaggingStatus.UNTAGGED:
+                return iter(())
+            streams = [images.iter_view(project_id, view_tag(t)) for t in query.tag_ids]
+            if len(streams) == 1:
+                merged: Iterator[Image] = streams[0]
+            else:
+                merged = _dedupe(heapq.merge(*streams, key=_sort_key))
+            return iter(list(merged)[::-1]) if oldest else merged
+        view = {
+            TaggingStatus.ALL: view_all(),
+            TaggingStatus.TAGGED: view_tagged(),
+            TaggingStatus.UNTAGGED: view_untagged(),
+        }[query.tagging_status]
+        return images.iter_view(project_id, view, oldest_first=oldest)
+
+    def _filtered(self, project_id: str, query: ImageQuery) -> Iterator[Image]:
+        predicate = parse_metadata_filter(query.metadata_filter)
+        stream = self._stream(project_id, query)
+        if predicate is None:
+            return stream
+        return (i for i in stream if predicate(i.metadata))
+
+    def page(self, project_id: str, query: ImageQuery) -> list[Image]:
+        validate_paging(query.take, query.skip)
+        stream = self._filtered(project_id, query)
+        return list(itertools.islice(stream, query.skip, query.skip + query.take))
+
+    def count(self, project_id: str, query: ImageQuery) -> int:
+        if query.metadata_filter is None or not query.metadata_filter.strip():
+            counted = self._count_from_counters(project_id, query)
+            if counted is not None:
+                return counted
+        return sum(1 for _ in self._filtered(project_id, query))
+
+    def _count_from_counters(self, project_id: str, query: ImageQuery) -> int | None:
+        images = self.storage.images
+        if query.tag_ids:
+            if query.tagging_status is TaggingStatus.UNTAGGED:
+                return 0
+            if len(query.tag_ids) == 1:
+                return images.tag_counts(project_id).get(query.tag_ids[0], 0)
+            return None  # a union of several tags: count the merged views
+        counts = images.counts(project_id)
+        return {
+            TaggingStatus.ALL: counts.images,
+            TaggingStatus.TAGGED: counts.tagged,
+            TaggingStatus.UNTAGGED: counts.untagged,
+        }[query.tagging_status]
+
+    def by_ids(self, project_id: str, image_ids: list[str]) -> list[Image]:
+        found = (self.storage.images.get(project_id, i) for i in image_ids)
+        return [i for i in found if i is not None]

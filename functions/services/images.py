@@ -1,0 +1,362 @@
+"""Writing images: upload batches (bytes or URLs), tags, metadata and deletion."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+
+from functions.domain.errors import BadRequest, image_not_found, tag_not_found
+from functions.domain.ids import new_time_ordered_id
+from functions.domain.image_edits import with_metadata, with_tags, without_tags
+from functions.domain.limits import (
+    MAX_IMAGE_IDS_PER_CALL,
+    MAX_IMAGE_TAG_PAIRS,
+    MAX_IMAGES_PER_BATCH,
+    MAX_IMAGES_PER_PROJECT,
+    MAX_METADATA_KEY_LENGTH,
+    MAX_METADATA_PER_IMAGE,
+    MAX_METADATA_VALUE_LENGTH,
+    MAX_TAGS_PER_ENTRY,
+    MAX_TAGS_PER_IMAGE,
+    MAX_TRAINING_IMAGE_BYTES,
+)
+from functions.domain.models import (
+    Image,
+    ImageCreateOutcome,
+    ImageCreateStatus,
+    ImageTagRef,
+    Tag,
+    TagType,
+)
+from functions.imaging import ImageRejected, ProcessedImage, process_image
+from functions.services.url_fetch import UrlFetchError, UrlPolicy, fetch_url
+from functions.storage.clients import Storage
+from functions.storage.image_index import DuplicateImage, view_all
+from functions.storage.tables import utcnow
+
+log = logging.getLogger(__name__)
+
+# Decoding and resizing release the GIL, and blob uploads wait on the network.
+_WORKERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="image-upload")
+
+
+@dataclass(frozen=True)
+class NewImage:
+    """One entry of an upload batch: its bytes, or why they could not be read."""
+
+    data: bytes | None
+    tag_ids: list[str] = field(default_factory=list)
+    source_url: str | None = None
+    source_error: str | None = None
+
+
+@dataclass(frozen=True)
+class TagPairsResult:
+    created: list[tuple[str, str]]
+    duplicated: list[tuple[str, str]]
+    exceeded: list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class MetadataResult:
+    image_id: str
+    status: str  # ImageMetadataUpdateStatus: OK, ErrorImageNotFound, ErrorLimitExceed
+    metadata: dict[str, str]
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    entry: NewImage
+    outcome: ImageCreateOutcome | None = None  # set when the entry already failed
+    processed: ProcessedImage | None = None
+    image_id: str | None = None
+
+
+def validate_metadata(metadata: dict[str, str]) -> None:
+    for key, value in metadata.items():
+        if not key or len(key) > MAX_METADATA_KEY_LENGTH:
+            raise BadRequest(
+                "BadRequestImageMetadataKey",
+                f"Metadata keys are 1 to {MAX_METADATA_KEY_LENGTH} characters; got '{key[:40]}'.",
+            )
+        if not isinstance(value, str) or len(value) > MAX_METADATA_VALUE_LENGTH:
+            raise BadRequest(
+                "BadRequestImageMetadataValue",
+                f"The value of metadata key '{key}' must be text of at most "
+                f"{MAX_METADATA_VALUE_LENGTH} characters.",
+            )
+
+
+def _failed(entry: NewImage, status: ImageCreateStatus, message: str) -> _Prepared:
+    outcome = ImageCreateOutcome(status, source_url=entry.source_url, message=message)
+    return _Prepared(entry, outcome=outcome)
+
+
+def _download(url: str, tag_ids: list[str], policy: UrlPolicy) -> NewImage:
+    try:
+        return NewImage(fetch_url(url, policy), tag_ids, source_url=url)
+    except UrlFetchError as error:
+        return NewImage(None, tag_ids, source_url=url, source_error=str(error))
+
+
+class ImageService:
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    # ------------------------------------------------------------ create
+
+    def create(
+        self,
+        project_id: str,
+        entries: list[NewImage],
+        metadata: dict[str, str] | None = None,
+    ) -> list[ImageCreateOutcome]:
+        if not entries:
+            raise BadRequest("BadRequestImageBatch", "The batch holds no images.")
+        if len(entries) > MAX_IMAGES_PER_BATCH:
+            raise BadRequest(
+                "BadRequestImageBatch",
+                f"A batch holds at most {MAX_IMAGES_PER_BATCH} images; got {len(entries)}.",
+            )
+        metadata = metadata or {}
+        validate_metadata(metadata)
+        tags = {t.id: t for t in self.storage.tags.list(project_id)}
+        prepared = list(
+            _WORKERS.map(lambda e: self._prepare(project_id, e, tags, metadata), entries)
+        )
+        room = MAX_IMAGES_PER_PROJECT - self.storage.images.counts(project_id).images
+        outcomes: list[ImageCreateOutcome] = []
+        for item in prepared:
+            if item.outcome is not None:
+                outcomes.append(item.outcome)
+                continue
+            if room <= 0:
+                self._discard(project_id, item)
+                outcomes.append(
+                    ImageCreateOutcome(
+                        ImageCreateStatus.ERROR_LIMIT_EXCEED,
+                        source_url=item.entry.source_url,
+                        message=f"A project holds at most {MAX_IMAGES_PER_PROJECT} images.",
+                    )
+                )
+                continue
+            outcome = self._commit(project_id, item, metadata)
+            room -= outcome.status is ImageCreateStatus.OK
+            outcomes.append(outcome)
+        return outcomes
+
+    def create_from_urls(
+        self,
+        project_id: str,
+        sources: list[tuple[str, list[str]]],
+        metadata: dict[str, str] | None,
+        policy: UrlPolicy,
+    ) -> list[ImageCreateOutcome]:
+        if len(sources) > MAX_IMAGES_PER_BATCH or not sources:
+            return self.create(project_id, [NewImage(None) for _ in sources], metadata)
+        policy = replace(policy, max_bytes=MAX_TRAINING_IMAGE_BYTES)
+        entries = list(_WORKERS.map(lambda s: _download(s[0], s[1], policy), sources))
+        return self.create(project_id, entries, metadata)
+
+    def _prepare(
+        self, project_id: str, entry: NewImage, tags: dict[str, Tag], metadata: dict[str, str]
+    ) -> _Prepared:
+        data = entry.data
+        if data is None:
+            return _failed(entry, ImageCreateStatus.ERROR_SOURCE, entry.source_error or "No data.")
+        tag_ids = list(dict.fromkeys(entry.tag_ids))
+        unknown = [t for t in tag_ids if t not in tags]
+        if unknown:
+            return _failed(
+                entry, ImageCreateStatus.ERROR_INVALID_TAG, f"Unknown tag id {unknown[0]}."
+            )
+        if len(tag_ids) > MAX_TAGS_PER_ENTRY:
+            return _failed(
+                entry,
+                ImageCreateStatus.ERROR_TAG_LIMIT_EXCEED,
+                f"An image may be uploaded with at most {MAX_TAGS_PER_ENTRY} tags.",
+            )
+        types = {tags[t].type for t in tag_ids}
+        if TagType.NEGATIVE in types and TagType.REGULAR in types:
+            return _failed(
+                entry,
+                ImageCreateStatus.ERROR_NEGATIVE_AND_REGULAR_TAG_ON_SAME_IMAGE,
+                "An image cannot carry the Negative tag and a regular tag.",
+            )
+        if len(metadata) > MAX_METADATA_PER_IMAGE:
+            return _failed(
+                entry,
+                ImageCreateStatus.ERROR_LIMIT_EXCEED,
+                f"An image holds at most {MAX_METADATA_PER_IMAGE} metadata entries.",
+            )
+        try:
+            processed = process_image(data, MAX_TRAINING_IMAGE_BYTES)
+        except ImageRejected as rejected:
+            return _failed(entry, ImageCreateStatus(rejected.status), rejected.message)
+        entry = replace(entry, tag_ids=tag_ids)
+        if self.storage.images.find_by_hash(project_id, processed.sha256):
+            return _Prepared(entry, processed=processed)  # a duplicate: nothing to upload
+        image_id = new_time_ordered_id()
+        try:
+            blobs = self.storage.blobs
+            blobs.put_image_variant(project_id, image_id, "original", data, processed.content_type)
+            blobs.put_image_variant(
+                project_id, image_id, "resized", processed.resized, "image/jpeg"
+            )
+            blobs.put_image_variant(
+                project_id, image_id, "thumbnail", processed.thumbnail, "image/jpeg"
+            )
+        except Exception:
+            log.exception("storing image blobs failed")
+            self.storage.blobs.delete_image(project_id, image_id)
+            return _failed(entry, ImageCreateStatus.ERROR_STORAGE, "Storing the image failed.")
+        return _Prepared(entry, processed=processed, image_id=image_id)
+
+    def _commit(
+        self, project_id: str, item: _Prepared, metadata: dict[str, str]
+    ) -> ImageCreateOutcome:
+        assert item.processed is not None
+        processed = item.processed
+        if item.image_id is None:
+            return self._duplicate(
+                project_id, item, self.storage.images.find_by_hash(project_id, processed.sha256)
+            )
+        now = utcnow()
+        image = Image(
+            id=item.image_id,
+            created=now,
+            width=processed.width,
+            height=processed.height,
+            sha256=processed.sha256,
+            content_type=processed.content_type,
+            tags=[ImageTagRef(t, now) for t in item.entry.tag_ids],
+            metadata=dict(metadata),
+        )
+        try:
+            self.storage.images.change(project_id, None, image)
+        except DuplicateImage as duplicate:
+            self._discard(project_id, item)
+            return self._duplicate(project_id, item, duplicate.existing_id)
+        except Exception:
+            log.exception("storing image rows failed")
+            self._discard(project_id, item)
+            return ImageCreateOutcome(
+                ImageCreateStatus.ERROR_STORAGE,
+                source_url=item.entry.source_url,
+                message="Storing the image failed.",
+            )
+        return ImageCreateOutcome(
+            ImageCreateStatus.OK, source_url=item.entry.source_url, image=image
+        )
+
+    def _duplicate(
+        self, project_id: str, item: _Prepared, existing_id: str | None
+    ) -> ImageCreateOutcome:
+        existing = self.storage.images.get(project_id, existing_id) if existing_id else None
+        return ImageCreateOutcome(
+            ImageCreateStatus.OK_DUPLICATE,
+            source_url=item.entry.source_url,
+            image=existing,
+            message="The project already holds an image with identical bytes.",
+        )
+
+    def _discard(self, project_id: str, item: _Prepared) -> None:
+        if item.image_id:
+            self.storage.blobs.delete_image(project_id, item.image_id)
+
+    # ------------------------------------------------------------ delete
+
+    def delete(self, project_id: str, image_ids: list[str]) -> None:
+        for image_id in image_ids:
+            image = self.storage.images.get(project_id, image_id)
+            if image is None:
+                continue
+            self.storage.images.change(project_id, image, None)
+            self.storage.blobs.delete_image(project_id, image_id)
+
+    def delete_all(self, project_id: str) -> None:
+        while True:
+            stream = self.storage.images.iter_view(project_id, view_all())
+            page = [i.id for i in itertools.islice(stream, 256)]
+            if not page:
+                return
+            self.delete(project_id, page)
+
+    # ------------------------------------------------------------ tags
+
+    def add_tags(self, project_id: str, pairs: list[tuple[str, str]]) -> TagPairsResult:
+        if len(pairs) > MAX_IMAGE_TAG_PAIRS:
+            raise BadRequest(
+                "BadRequestExceededBatchSize",
+                f"At most {MAX_IMAGE_TAG_PAIRS} image-tag pairs may be sent at once.",
+            )
+        tags = {t.id: t for t in self.storage.tags.list(project_id)}
+        by_image: dict[str, list[str]] = {}
+        for image_id, tag_id in pairs:
+            if tag_id not in tags:
+                raise tag_not_found(tag_id)
+            by_image.setdefault(image_id, []).append(tag_id)
+        images = {i: self._require(project_id, i) for i in by_image}
+        for image_id, wanted in by_image.items():
+            kinds = {tags[t].type for t in {*images[image_id].tag_ids, *wanted}}
+            if TagType.NEGATIVE in kinds and TagType.REGULAR in kinds:
+                raise BadRequest(
+                    "BadRequestNegativeAndRegularTagOnSameImage",
+                    f"Image {image_id} cannot carry the Negative tag and a regular tag.",
+                )
+        created: list[tuple[str, str]] = []
+        duplicated: list[tuple[str, str]] = []
+        exceeded: list[tuple[str, str]] = []
+        now = utcnow()
+        for image_id, wanted in by_image.items():
+            image = images[image_id]
+            fresh: list[str] = []
+            for tag_id in dict.fromkeys(wanted):
+                if tag_id in image.tag_ids:
+                    duplicated.append((image_id, tag_id))
+                elif len(image.tags) + len(fresh) >= MAX_TAGS_PER_IMAGE:
+                    exceeded.append((image_id, tag_id))
+                else:
+                    fresh.append(tag_id)
+            if fresh:
+                self.storage.images.change(project_id, image, with_tags(image, fresh, now))
+                created.extend((image_id, t) for t in fresh)
+        return TagPairsResult(created, duplicated, exceeded)
+
+    def remove_tags(self, project_id: str, image_ids: list[str], tag_ids: list[str]) -> None:
+        for image_id in image_ids:
+            image = self.storage.images.get(project_id, image_id)
+            if image is not None and set(tag_ids) & set(image.tag_ids):
+                self.storage.images.change(project_id, image, without_tags(image, set(tag_ids)))
+
+    # ------------------------------------------------------------ metadata
+
+    def update_metadata(
+        self, project_id: str, image_ids: list[str], metadata: dict[str, str]
+    ) -> list[MetadataResult]:
+        if len(image_ids) > MAX_IMAGE_IDS_PER_CALL:
+            raise BadRequest(
+                "BadRequestExceededBatchSize", f"At most {MAX_IMAGE_IDS_PER_CALL} image ids."
+            )
+        validate_metadata(metadata)
+        results: list[MetadataResult] = []
+        for image_id in image_ids:
+            image = self.storage.images.get(project_id, image_id)
+            if image is None:
+                results.append(MetadataResult(image_id, "ErrorImageNotFound", {}))
+                continue
+            updated = with_metadata(image, metadata)
+            if len(updated.metadata) > MAX_METADATA_PER_IMAGE:
+                results.append(MetadataResult(image_id, "ErrorLimitExceed", image.metadata))
+                continue
+            self.storage.images.change(project_id, image, updated)
+            results.append(MetadataResult(image_id, "OK", updated.metadata))
+        return results
+
+    def _require(self, project_id: str, image_id: str) -> Image:
+        image = self.storage.images.get(project_id, image_id)
+        if image is None:
+            raise image_not_found(image_id)
+        return image

@@ -1,0 +1,183 @@
+"""Project use cases: list, create, read, update and a resumable delete."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+
+from functions.domain import catalog, names
+from functions.domain.errors import BadRequest, project_not_found
+from functions.domain.ids import new_id
+from functions.domain.limits import MAX_DESCRIPTION_LENGTH, MAX_PROJECT_NAME_LENGTH
+from functions.domain.models import ClassificationType, Project, ProjectState
+from functions.storage.clients import Storage
+from functions.storage.tables import utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ProjectChanges:
+    name: str | None = None
+    description: str | None = None
+    domain_id: str | None = None
+    classification_type: str | None = None
+    target_export_platforms: list[str] | None = None
+
+
+def _valid_name(name: str | None) -> str:
+    if name is None or not name.strip() or len(name) > MAX_PROJECT_NAME_LENGTH:
+        raise BadRequest(
+            "BadRequestProjectName",
+            f"A project name is required, at most {MAX_PROJECT_NAME_LENGTH} characters.",
+        )
+    return name.strip()
+
+
+def _valid_description(description: str | None) -> str:
+    if description and len(description) > MAX_DESCRIPTION_LENGTH:
+        raise BadRequest(
+            "BadRequestProjectDescription",
+            f"A project description is at most {MAX_DESCRIPTION_LENGTH} characters.",
+        )
+    return description or ""
+
+
+def _valid_domain(domain_id: str | None) -> catalog.Domain:
+    if domain_id is None:
+        domain = catalog.find_domain(catalog.GENERAL_DOMAIN_ID)
+        assert domain is not None
+        return domain
+    if domain_id.lower() in catalog.OBJECT_DETECTION_DOMAIN_IDS:
+        raise BadRequest(
+            "BadRequestUnsupportedDomain",
+            f"Domain {domain_id} is an object-detection domain; this service does image "
+            "classification only. Use a classification domain from GET /domains.",
+        )
+    domain = catalog.find_domain(domain_id)
+    if domain is None:
+        raise BadRequest("BadRequestProjectUnknownDomain", f"Unknown domain id '{domain_id}'.")
+    return domain
+
+
+def _valid_classification(value: str | None) -> ClassificationType:
+    if value is None:
+        return ClassificationType.MULTICLASS
+    for option in ClassificationType:
+        if option.value.lower() == value.lower():
+            return option
+    raise BadRequest(
+        "BadRequestProjectUnknownClassification",
+        f"Unknown classification type '{value}'; use Multiclass or Multilabel.",
+    )
+
+
+def _valid_platforms(platforms: list[str] | None, domain: catalog.Domain) -> list[str]:
+    chosen: list[str] = []
+    for platform in platforms or []:
+        match = next((p for p in catalog.EXPORT_PLATFORMS if p.lower() == platform.lower()), None)
+        if match is None:
+            raise BadRequest(
+                "BadRequestProjectUnsupportedExportPlatform",
+                f"Unknown export platform '{platform}'; use one of "
+                f"{', '.join(catalog.EXPORT_PLATFORMS)}.",
+            )
+        chosen.append(match)
+    if chosen and not domain.exportable:
+        raise BadRequest(
+            "BadRequestProjectUnsupportedExportPlatform",
+            f"Domain '{domain.name}' is not exportable; choose a compact domain to export.",
+        )
+    return list(dict.fromkeys(chosen))
+
+
+class ProjectService:
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    def all(self) -> list[Project]:
+        return self.storage.projects.list()
+
+    def get(self, project_id: str) -> Project:
+        project = self.storage.projects.get(project_id)
+        if project is None or project.state is not ProjectState.ACTIVE:
+            raise project_not_found(project_id)
+        return project
+
+    def create(
+        self,
+        name: str | None,
+        description: str | None = None,
+        domain_id: str | None = None,
+        classification_type: str | None = None,
+        target_export_platforms: list[str] | None = None,
+    ) -> Project:
+        domain = _valid_domain(domain_id)
+        now = utcnow()
+        project = Project(
+            id=new_id(),
+            name=_valid_name(name),
+            description=_valid_description(description),
+            domain_id=domain.id,
+            classification_type=_valid_classification(classification_type),
+            target_export_platforms=_valid_platforms(target_export_platforms, domain),
+            created=now,
+            last_modified=now,
+        )
+        self.storage.projects.insert(project)
+        return project
+
+    def update(self, project_id: str, changes: ProjectChanges) -> Project:
+        before = self.get(project_id)
+        domain = _valid_domain(changes.domain_id or before.domain_id)
+        platforms = (
+            changes.target_export_platforms
+            if changes.target_export_platforms is not None
+            else (before.target_export_platforms if domain.exportable else [])
+        )
+        after = replace(
+            before,
+            name=_valid_name(changes.name) if changes.name is not None else before.name,
+            description=(
+                _valid_description(changes.description)
+                if changes.description is not None
+                else before.description
+            ),
+            domain_id=domain.id,
+            classification_type=(
+                _valid_classification(changes.classification_type)
+                if changes.classification_type is not None
+                else before.classification_type
+            ),
+            target_export_platforms=_valid_platforms(platforms, domain),
+            last_modified=utcnow(),
+        )
+        self.storage.projects.update(before, after)
+        return after
+
+    def delete(self, project_id: str) -> None:
+        """Hide the project at once, then remove its data; `resume_deletions` finishes it."""
+        project = self.get(project_id)
+        marked = replace(project, state=ProjectState.DELETING, last_modified=utcnow())
+        self.storage.projects.update(project, marked)
+        self._purge(marked)
+
+    def resume_deletions(self) -> int:
+        """Finish deletions that an earlier process started but did not complete."""
+        pending = [
+            p
+            for p in self.storage.projects.list(include_deleting=True)
+            if p.state is ProjectState.DELETING
+        ]
+        for project in pending:
+            log.info("resuming deletion of project %s", project.id)
+            self._purge(project)
+        return len(pending)
+
+    def _purge(self, project: Project) -> None:
+        # Data first, the project row last: an interrupted purge is found and resumed.
+        for container in (names.CONTAINER_IMAGES, names.CONTAINER_MODELS, names.CONTAINER_EXPORTS):
+            self.storage.blobs.delete_prefix(container, names.project_image_prefix(project.id))
+        self.storage.images.delete_project(project.id)
+        self.storage.tags.delete_project(project.id)
+        self.storage.projects.delete(project)

@@ -1,0 +1,125 @@
+"""Tag use cases: names unique per project ignoring case, one Negative tag at most."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from functions.domain.errors import BadRequest, tag_not_found
+from functions.domain.ids import new_id
+from functions.domain.image_edits import without_tags
+from functions.domain.limits import (
+    MAX_DESCRIPTION_LENGTH,
+    MAX_TAG_NAME_LENGTH,
+    MAX_TAGS_PER_PROJECT,
+)
+from functions.domain.models import Tag, TagType
+from functions.storage.clients import Storage
+from functions.storage.image_index import view_tag
+
+
+@dataclass(frozen=True)
+class TagChanges:
+    name: str | None = None
+    description: str | None = None
+    type: str | None = None
+
+
+def _valid_name(name: str | None) -> str:
+    if name is None or not name.strip() or len(name.strip()) > MAX_TAG_NAME_LENGTH:
+        raise BadRequest(
+            "BadRequestTagName",
+            f"A tag name is required, at most {MAX_TAG_NAME_LENGTH} characters.",
+        )
+    return name.strip()
+
+
+def _valid_description(description: str | None) -> str:
+    if description and len(description) > MAX_DESCRIPTION_LENGTH:
+        raise BadRequest(
+            "BadRequestTagDescription",
+            f"A tag description is at most {MAX_DESCRIPTION_LENGTH} characters.",
+        )
+    return description or ""
+
+
+def _valid_type(value: str | None) -> TagType:
+    if value is None:
+        return TagType.REGULAR
+    for option in TagType:
+        if option.value.lower() == value.lower():
+            return option
+    raise BadRequest("BadRequestTagType", f"Unknown tag type '{value}'; use Regular or Negative.")
+
+
+class TagService:
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    def all(self, project_id: str) -> list[Tag]:
+        counts = self.storage.images.tag_counts(project_id)
+        tags = self.storage.tags.list(project_id)
+        return [replace(t, image_count=counts.get(t.id, 0)) for t in tags]
+
+    def get(self, project_id: str, tag_id: str) -> Tag:
+        tag = self.storage.tags.get(project_id, tag_id)
+        if tag is None:
+            raise tag_not_found(tag_id)
+        count = self.storage.images.tag_counts(project_id).get(tag_id, 0)
+        return replace(tag, image_count=count)
+
+    def find_by_name(self, project_id: str, name: str) -> Tag | None:
+        wanted = name.strip().lower()
+        return next((t for t in self.all(project_id) if t.name.lower() == wanted), None)
+
+    def create(
+        self,
+        project_id: str,
+        name: str | None,
+        description: str | None = None,
+        type_: str | None = None,
+    ) -> Tag:
+        tag = Tag(new_id(), _valid_name(name), _valid_description(description), _valid_type(type_))
+        existing = self.storage.tags.list(project_id)
+        if len(existing) >= MAX_TAGS_PER_PROJECT:
+            raise BadRequest(
+                "BadRequestExceedTagPerProjectLimit",
+                f"A project holds at most {MAX_TAGS_PER_PROJECT} tags.",
+            )
+        if tag.type is TagType.NEGATIVE and any(t.type is TagType.NEGATIVE for t in existing):
+            raise BadRequest(
+                "BadRequestMultipleNegativeTag", "A project has one Negative tag at most."
+            )
+        self.storage.tags.insert(project_id, tag)
+        return tag
+
+    def update(self, project_id: str, tag_id: str, changes: TagChanges) -> Tag:
+        before = self.get(project_id, tag_id)
+        after = replace(
+            before,
+            name=_valid_name(changes.name) if changes.name is not None else before.name,
+            description=(
+                _valid_description(changes.description)
+                if changes.description is not None
+                else before.description
+            ),
+            type=_valid_type(changes.type) if changes.type is not None else before.type,
+        )
+        if after.type is TagType.NEGATIVE and before.type is not TagType.NEGATIVE:
+            others = self.storage.tags.list(project_id)
+            if any(t.type is TagType.NEGATIVE for t in others):
+                raise BadRequest(
+                    "BadRequestMultipleNegativeTag", "A project has one Negative tag at most."
+                )
+        self.storage.tags.update(project_id, before, after)
+        return after
+
+    def delete(self, project_id: str, tag_id: str) -> None:
+        """Remove the tag from its images, then the tag itself (safe to repeat)."""
+        tag = self.get(project_id, tag_id)
+        images = self.storage.images
+        for image in list(images.iter_view(project_id, view_tag(tag_id))):
+            current = images.get(project_id, image.id)
+            if current is not None and tag_id in current.tag_ids:
+                images.change(project_id, current, without_tags(current, {tag_id}))
+        images.delete_tag_counter(project_id, tag_id)
+        self.storage.tags.delete(project_id, tag)

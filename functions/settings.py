@@ -1,0 +1,63 @@
+"""One typed Settings object, read from the environment once and validated at startup."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+AZURITE_CONNECTION_STRING = (
+    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+    "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
+    "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;"
+    "QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;"
+    "TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
+)
+
+
+class Settings(BaseSettings):
+    """Configuration. Environment variables are the field names prefixed with CV_."""
+
+    model_config = SettingsConfigDict(env_prefix="CV_", extra="ignore")
+
+    # Storage: a connection string (Azurite locally), or an account name reached with
+    # DefaultAzureCredential (managed identity in Azure). Exactly one is used.
+    storage_connection_string: str | None = None
+    storage_account_name: str | None = None
+
+    training_key: str = Field(default="local-training-key", min_length=8)
+    prediction_key: str = Field(default="local-prediction-key", min_length=8)
+
+    # Hosts or CIDRs that image URLs may resolve to even though they are private
+    # (e.g. "127.0.0.0/8" in tests). Empty: only public addresses.
+    url_allowlist: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    url_timeout_seconds: float = 10.0
+    url_max_redirects: int = 3
+
+    # How long the image links in Image JSON stay valid.
+    image_link_ttl_seconds: int = 3600
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_lists(cls, values: dict[str, object]) -> dict[str, object]:
+        raw = values.get("url_allowlist")
+        if isinstance(raw, str):
+            values["url_allowlist"] = [p.strip() for p in raw.split(",") if p.strip()]
+        return values
+
+    @model_validator(mode="after")
+    def _one_storage(self) -> Settings:
+        if self.storage_connection_string and self.storage_account_name:
+            raise ValueError(
+                "Set CV_STORAGE_CONNECTION_STRING or CV_STORAGE_ACCOUNT_NAME, not both."
+            )
+        if not self.storage_connection_string and not self.storage_account_name:
+            self.storage_connection_string = AZURITE_CONNECTION_STRING
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Azure Storage through the official SDKs: tables, blobs and queues, and their mappers."""

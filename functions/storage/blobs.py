@@ -1,0 +1,59 @@
+"""Blob Storage: training images (original, resized, thumbnail) and prefix deletion."""
+
+from __future__ import annotations
+
+from azure.core.exceptions import ResourceNotFoundError
+from azure.storage.blob import BlobServiceClient, ContentSettings
+
+from functions.domain import names
+
+
+class BlobStore:
+    """Reads and writes whole blobs in the account's containers."""
+
+    def __init__(self, service: BlobServiceClient) -> None:
+        self.service = service
+
+    def put(self, container: str, path: str, data: bytes, content_type: str) -> None:
+        self.service.get_blob_client(container, path).upload_blob(
+            data, overwrite=True, content_settings=ContentSettings(content_type=content_type)
+        )
+
+    def get(self, container: str, path: str) -> bytes | None:
+        try:
+            return self.service.get_blob_client(container, path).download_blob().readall()
+        except ResourceNotFoundError:
+            return None
+
+    def get_with_type(self, container: str, path: str) -> tuple[bytes, str] | None:
+        try:
+            downloader = self.service.get_blob_client(container, path).download_blob()
+        except ResourceNotFoundError:
+            return None
+        content_type = downloader.properties.content_settings.content_type
+        return downloader.readall(), content_type or "application/octet-stream"
+
+    def delete(self, container: str, path: str) -> None:
+        try:
+            self.service.get_blob_client(container, path).delete_blob()
+        except ResourceNotFoundError:
+            pass
+
+    def delete_prefix(self, container: str, prefix: str) -> int:
+        client = self.service.get_container_client(container)
+        names_ = [b.name for b in client.list_blobs(name_starts_with=prefix)]
+        for start in range(0, len(names_), 256):
+            batch = names_[start : start + 256]
+            client.delete_blobs(*batch)
+        return len(names_)
+
+    # ------------------------------------------------------------ training images
+
+    def put_image_variant(
+        self, project_id: str, image_id: str, variant: str, data: bytes, content_type: str
+    ) -> None:
+        path = names.image_blob_path(project_id, image_id, variant)
+        self.put(names.CONTAINER_IMAGES, path, data, content_type)
+
+    def delete_image(self, project_id: str, image_id: str) -> None:
+        self.delete_prefix(names.CONTAINER_IMAGES, f"{project_id}/{image_id}/")

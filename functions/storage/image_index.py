@@ -1,0 +1,242 @@
+"""The images table: each image's row, its index rows and the counters, in one partition.
+
+Partition = project id. Rows:
+  img|{imageId}                  the image (ids are time-ordered, so this is oldest first)
+  new|{inverted ms}|{imageId}    every image, newest first
+  tgd|{inverted ms}|{imageId}    tagged images, newest first
+  unt|{inverted ms}|{imageId}    untagged images, newest first
+  tag|{tagId}|{inverted ms}|{imageId}   images with that tag, newest first
+  hash|{sha256}                  duplicate detection: which image has these bytes
+  cnt|project                    image and tagged-image counts
+  cnt|tag|{tagId}                image count of one tag
+Index rows carry a copy of the image, so a page is one range query. An image change is one
+entity-group transaction (rows and counters together, counters under ETag concurrency), so
+views and counts never drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from azure.data.tables import TableClient, TableTransactionError, UpdateMode
+
+from functions.domain.models import Image, ImageTagRef
+from functions.storage.tables import (
+    Entity,
+    Operation,
+    delete_partition,
+    get_entity,
+    if_match,
+    is_conflict,
+    range_query,
+    submit,
+)
+
+_MAX_MS = 10**13
+COUNTS_ROW = "cnt|project"
+MAX_RETRIES = 20
+
+
+class DuplicateImage(Exception):
+    def __init__(self, existing_id: str) -> None:
+        super().__init__(existing_id)
+        self.existing_id = existing_id
+
+
+class ConcurrentChange(Exception):
+    """The counters kept changing under us; the caller may try again."""
+
+
+@dataclass(frozen=True)
+class Counts:
+    images: int
+    tagged: int
+
+    @property
+    def untagged(self) -> int:
+        return self.images - self.tagged
+
+
+def _inverted(created: datetime) -> str:
+    return f"{_MAX_MS - int(created.timestamp() * 1000):013d}"
+
+
+def view_all() -> str:
+    return "new|"
+
+
+def view_tagged() -> str:
+    return "tgd|"
+
+
+def view_untagged() -> str:
+    return "unt|"
+
+
+def view_tag(tag_id: str) -> str:
+    return f"tag|{tag_id}|"
+
+
+def _payload(image: Image) -> Entity:
+    return {
+        "ImageId": image.id,
+        "Created": image.created,
+        "Width": image.width,
+        "Height": image.height,
+        "Sha256": image.sha256,
+        "ContentType": image.content_type,
+        "Tags": json.dumps([[t.tag_id, t.created.isoformat()] for t in image.tags]),
+        "Metadata": json.dumps(image.metadata),
+    }
+
+
+def image_from_entity(e: Entity) -> Image:
+    return Image(
+        id=e["ImageId"],
+        created=e["Created"],
+        width=int(e["Width"]),
+        height=int(e["Height"]),
+        sha256=e["Sha256"],
+        content_type=e["ContentType"],
+        tags=[ImageTagRef(tid, datetime.fromisoformat(ts)) for tid, ts in json.loads(e["Tags"])],
+        metadata=json.loads(e["Metadata"]),
+    )
+
+
+def image_row_keys(image: Image) -> list[str]:
+    """Every row key that holds a copy of this image."""
+    inv = _inverted(image.created)
+    keys = [f"img|{image.id}", f"{view_all()}{inv}|{image.id}"]
+    if image.tags:
+        keys.append(f"{view_tagged()}{inv}|{image.id}")
+        keys.extend(f"{view_tag(t.tag_id)}{inv}|{image.id}" for t in image.tags)
+    else:
+        keys.append(f"{view_untagged()}{inv}|{image.id}")
+    return keys
+
+
+class ImageTable:
+    def __init__(self, table: TableClient) -> None:
+        self.table = table
+
+    # ------------------------------------------------------------ reads
+
+    def get(self, project_id: str, image_id: str) -> Image | None:
+        entity = get_entity(self.table, project_id, f"img|{image_id}")
+        return image_from_entity(entity) if entity else None
+
+    def find_by_hash(self, project_id: str, sha256: str) -> str | None:
+        entity = get_entity(self.table, project_id, f"hash|{sha256}")
+        return str(entity["ImageId"]) if entity else None
+
+    def iter_view(self, project_id: str, view: str, oldest_first: bool = False) -> Iterator[Image]:
+        """Images of one view, newest first (or oldest first)."""
+        if oldest_first and view == view_all():
+            rows: Iterator[Entity] = range_query(self.table, project_id, "img|")
+            return (image_from_entity(e) for e in rows)
+        images = (image_from_entity(e) for e in range_query(self.table, project_id, view))
+        if oldest_first:
+            return iter(list(images)[::-1])
+        return images
+
+    def counts(self, project_id: str) -> Counts:
+        entity = get_entity(self.table, project_id, COUNTS_ROW)
+        if not entity:
+            return Counts(0, 0)
+        return Counts(int(entity["Images"]), int(entity["Tagged"]))
+
+    def tag_counts(self, project_id: str) -> dict[str, int]:
+        return {
+            e["RowKey"].removeprefix("cnt|tag|"): int(e["Count"])
+            for e in range_query(self.table, project_id, "cnt|tag|")
+        }
+
+    # ------------------------------------------------------------ writes
+
+    def change(self, project_id: str, before: Image | None, after: Image | None) -> None:
+        """Store one image change (create, update or delete) with its index rows and counters.
+
+        Raises DuplicateImage when creating an image whose bytes the project already holds.
+        """
+        for _ in range(MAX_RETRIES):
+            try:
+                submit(self.table, self._operations(project_id, before, after))
+                return
+            except TableTransactionError as error:
+                if not is_conflict(error):
+                    raise
+                if before is None and after is not None:
+                    existing = self.find_by_hash(project_id, after.sha256)
+                    if existing:
+                        raise DuplicateImage(existing) from None
+                # A counter moved under us: read again and retry.
+        raise ConcurrentChange(f"image change in project {project_id} kept conflicting")
+
+    def _operations(
+        self, project_id: str, before: Image | None, after: Image | None
+    ) -> list[Operation]:
+        ops: list[Operation] = []
+        old_keys = set(image_row_keys(before)) if before else set()
+        new_keys = image_row_keys(after) if after else []
+        if before is None and after is not None:
+            ops.append(
+                (
+                    "create",
+                    {
+                        "PartitionKey": project_id,
+                        "RowKey": f"hash|{after.sha256}",
+                        "ImageId": after.id,
+                    },
+                )
+            )
+        if after is None and before is not None:
+            ops.append(("delete", {"PartitionKey": project_id, "RowKey": f"hash|{before.sha256}"}))
+        ops.extend(self._counter_operations(project_id, before, after))
+        for key in sorted(old_keys - set(new_keys)):
+            ops.append(("delete", {"PartitionKey": project_id, "RowKey": key}))
+        if after is not None:
+            payload = _payload(after)
+            for key in new_keys:
+                row = {"PartitionKey": project_id, "RowKey": key, **payload}
+                ops.append(("upsert", row, {"mode": UpdateMode.REPLACE}))
+        return ops
+
+    def _counter_operations(
+        self, project_id: str, before: Image | None, after: Image | None
+    ) -> list[Operation]:
+        image_delta = (after is not None) - (before is not None)
+        tagged_delta = bool(after and after.tags) - bool(before and before.tags)
+        old_tags = set(before.tag_ids) if before else set()
+        new_tags = set(after.tag_ids) if after else set()
+        tag_deltas = {t: 1 for t in new_tags - old_tags} | {t: -1 for t in old_tags - new_tags}
+        ops: list[Operation] = []
+        if image_delta or tagged_delta:
+            ops.append(
+                self._bump(project_id, COUNTS_ROW, {"Images": image_delta, "Tagged": tagged_delta})
+            )
+        for tag_id, delta in sorted(tag_deltas.items()):
+            ops.append(self._bump(project_id, f"cnt|tag|{tag_id}", {"Count": delta}))
+        return ops
+
+    def _bump(self, project_id: str, row_key: str, deltas: dict[str, int]) -> Operation:
+        current = get_entity(self.table, project_id, row_key)
+        if current is None:
+            return ("create", {"PartitionKey": project_id, "RowKey": row_key, **deltas})
+        updated = {
+            "PartitionKey": project_id,
+            "RowKey": row_key,
+            **{k: int(current.get(k, 0)) + d for k, d in deltas.items()},
+        }
+        return ("update", updated, if_match(str(current["_etag"])))
+
+    def delete_tag_counter(self, project_id: str, tag_id: str) -> None:
+        try:
+            self.table.delete_entity(project_id, f"cnt|tag|{tag_id}")
+        except Exception:
+            pass
+
+    def delete_project(self, project_id: str) -> int:
+        return delete_partition(self.table, project_id)

@@ -1,0 +1,1 @@
+"""Developer tooling: the local Azurite emulator and the `make run` supervisor."""
