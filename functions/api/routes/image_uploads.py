@@ -8,9 +8,9 @@ import binascii
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
 from functions.api.deps import ProjectDep, ServicesDep, TrainingKeyDep
+from functions.api.multipart import parse_multipart
 from functions.api.routes.images import image_mapper
 from functions.api.schemas.training import (
     ImageCreateSummaryOut,
@@ -19,7 +19,7 @@ from functions.api.schemas.training import (
 )
 from functions.domain.errors import BadRequest
 from functions.domain.ids import parse_id, parse_id_list
-from functions.domain.limits import MAX_IMAGES_PER_BATCH, MAX_TAGS_PER_ENTRY
+from functions.domain.limits import MAX_TAGS_PER_ENTRY
 from functions.domain.models import ImageCreateOutcome
 from functions.services.images import NewImage
 
@@ -48,15 +48,13 @@ async def create_images_from_data(
 ) -> JSONResponse:
     tag_ids = parse_id_list(tagIds, "tagId", MAX_TAGS_PER_ENTRY)
     entries: list[NewImage] = []
-    if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        form = await request.form(max_files=MAX_IMAGES_PER_BATCH + 1, max_fields=1000)
-        for _, value in form.multi_items():
-            if isinstance(value, UploadFile):
-                entries.append(NewImage(await value.read(), tag_ids, source_url=value.filename))
-    else:
-        body = await request.body()
-        if body:
-            entries.append(NewImage(body, tag_ids))
+    content_type = request.headers.get("content-type", "")
+    body = await request.body()
+    if content_type.lower().startswith("multipart/"):
+        for part in parse_multipart(content_type, body):
+            entries.append(NewImage(part.data, tag_ids, source_url=part.filename))
+    elif body:
+        entries.append(NewImage(body, tag_ids))
     if not entries:
         raise BadRequest("BadRequestImageBatch", "The request holds no image data.")
     outcomes = await run_in_threadpool(services.images.create, project.id, entries)
