@@ -32,11 +32,6 @@ def parse_multipart(content_type: str, body: bytes) -> list[Part]:
     for part in message.iter_parts():
         payload = part.get_payload(decode=True)
         if isinstance(payload, bytes):
-            parts.append(
-                Part(
-                    part.get_param("name", header="content-disposition"),
-                    part.get_filename(),
-                    payload,
-                )
-            )  # type: ignore[arg-type]
+            name = part.get_param("name", header="content-disposition")
+            parts.append(Part(name if isinstance(name, str) else None, part.get_filename(), payload))
     return parts
