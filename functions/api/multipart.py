@@ -33,5 +33,7 @@ def parse_multipart(content_type: str, body: bytes) -> list[Part]:
         payload = part.get_payload(decode=True)
         if isinstance(payload, bytes):
             name = part.get_param("name", header="content-disposition")
-            parts.append(Part(name if isinstance(name, str) else None, part.get_filename(), payload))
+            parts.append(
+                Part(name if isinstance(name, str) else None, part.get_filename(), payload)
+            )
     return parts
