@@ -1,0 +1,84 @@
+"""Blob-drop ingestion: the registered blob trigger and the local polling loop."""
+
+from __future__ import annotations
+
+import uuid
+
+import azure.functions as func
+import pytest
+from azure.cognitiveservices.vision.customvision.training import CustomVisionTrainingClient
+
+from functions.domain import names
+from functions.services.ingest import IngestService
+from functions.storage.clients import Storage
+from tests.conftest import jpeg_bytes, real_photos
+
+
+def _project(trainer: CustomVisionTrainingClient) -> str:
+    return str(trainer.create_project(f"ingest-{uuid.uuid4().hex[:8]}").id)
+
+
+def _drop(storage: Storage, path: str, data: bytes) -> None:
+    storage.blobs.put(names.CONTAINER_INGEST, path, data, "application/octet-stream")
+
+
+def _blob_exists(storage: Storage, container: str, path: str) -> bool:
+    return storage.blobs.get(container, path) is not None
+
+
+def test_registered_blob_trigger_ingests_and_removes_source(
+    trainer: CustomVisionTrainingClient, storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import function_app
+
+    monkeypatch.setattr(function_app, "_storage", storage)
+    project_id = _project(trainer)
+    photo = real_photos("flowers5", "tulip", 1)[0]
+    path = f"{project_id}/tulip/t1.jpg"
+    _drop(storage, path, photo)
+    trigger = next(
+        f.get_user_function()
+        for f in function_app.app.get_functions()
+        if f.get_function_name() == "ingest_blob"
+    )
+    blob = func.blob.InputStream(data=photo, name=f"{names.CONTAINER_INGEST}/{path}")
+    trigger(blob)
+
+    tags = trainer.get_tags(project_id)
+    assert [(t.name, t.image_count) for t in tags] == [("tulip", 1)]
+    assert not _blob_exists(storage, names.CONTAINER_INGEST, path)
+
+    # Idempotent: the same event delivered again changes nothing.
+    trigger(func.blob.InputStream(data=photo, name=f"{names.CONTAINER_INGEST}/{path}"))
+    assert trainer.get_image_count(project_id) == 1
+    assert trainer.get_tag(project_id, tags[0].id).image_count == 1
+
+
+def test_polling_loop_ingests_tags_and_rejects(
+    trainer: CustomVisionTrainingClient, storage: Storage
+) -> None:
+    project_id = _project(trainer)
+    existing = trainer.create_tag(project_id, "Sea")
+    _drop(storage, f"{project_id}/sea/a.jpg", jpeg_bytes((0, 0, 200)))
+    _drop(storage, f"{project_id}/glacier/b.jpg", jpeg_bytes((220, 220, 255)))
+    _drop(storage, f"{project_id}/glacier/broken.jpg", b"\xff\xd8\xff\xe0 not really a jpeg")
+    _drop(storage, f"{uuid.uuid4()}/sea/orphan.jpg", jpeg_bytes((1, 1, 1)))
+
+    results = {r.blob_name: r for r in IngestService(storage).poll_once()}
+
+    assert results[f"{project_id}/sea/a.jpg"].status == "OK"
+    assert results[f"{project_id}/glacier/b.jpg"].status == "OK"
+    assert results[f"{project_id}/glacier/broken.jpg"].status == "ErrorImageFormat"
+    counts = {t.name: t.image_count for t in trainer.get_tags(project_id)}
+    assert counts == {"Sea": 1, "glacier": 1}  # "sea" matched the existing tag ignoring case
+    assert trainer.get_tag(project_id, existing.id).image_count == 1
+
+    rejected = storage.clients.blobs.get_blob_client(
+        names.CONTAINER_INGEST_REJECTED, f"{project_id}/glacier/broken.jpg"
+    )
+    metadata = rejected.get_blob_properties().metadata
+    assert metadata["status"] == "ErrorImageFormat"
+    assert metadata["reason"]
+    container = storage.clients.blobs.get_container_client(names.CONTAINER_INGEST)
+    assert not [b.name for b in container.list_blobs(name_starts_with=project_id)]
+    assert IngestService(storage).poll_once() == []

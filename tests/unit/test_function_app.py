@@ -1,0 +1,58 @@
+"""What the Functions host reads: the HTTP function, the blob trigger, and no torch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_functions_and_bindings() -> None:
+    import function_app
+
+    functions = {f.get_function_name(): f for f in function_app.app.get_functions()}
+    assert set(functions) == {"http_app_func", "ingest_blob"}
+
+    http = json.loads(functions["http_app_func"].get_function_json())["bindings"]
+    trigger = next(b for b in http if b["type"] == "httpTrigger")
+    assert trigger["route"] == "/{*route}"
+    assert trigger["authLevel"] == "ANONYMOUS"
+    assert {"GET", "POST", "PATCH", "DELETE"} <= set(trigger["methods"])
+
+    blob = json.loads(functions["ingest_blob"].get_function_json())["bindings"]
+    assert blob == [
+        {
+            "direction": "IN",
+            "type": "blobTrigger",
+            "name": "blob",
+            "path": "ingest/{name}",
+            "connection": "AzureWebJobsStorage",
+            "source": "EventGrid",
+        }
+    ]
+
+
+def test_host_json_serves_routes_without_prefix() -> None:
+    host = json.loads((ROOT / "host.json").read_text())
+    assert host["extensions"]["http"]["routePrefix"] == ""
+    assert host["extensionBundle"]["id"] == "Microsoft.Azure.Functions.ExtensionBundle"
+
+
+def test_importing_the_function_app_does_not_import_torch() -> None:
+    code = (
+        "import sys, function_app, functions.api.app, functions.services.ingest;"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in {'torch', 'torchvision'});"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_function_app_requirements_exclude_torch() -> None:
+    lines = (ROOT / "requirements.txt").read_text().lower().splitlines()
+    packages = [line.split("==")[0].strip() for line in lines if line and not line.startswith("#")]
+    assert "azure-functions" in packages
+    assert not {"torch", "torchvision"} & set(packages)
