@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import io
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -26,3 +28,11 @@ def real_photos(dataset: str, label: str, count: int) -> list[bytes]:
         pytest.skip(f"{folder} is not available")
     files = sorted(p for p in folder.iterdir() if p.is_file())[:count]
     return [p.read_bytes() for p in files]
+
+
+@functools.cache
+def registered_functions() -> dict[str, Any]:
+    """The functions the Functions host would index (get_functions() may run once a process)."""
+    import function_app
+
+    return {f.get_function_name(): f for f in function_app.app.get_functions()}

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
-from starlette.routing import Route
 
 from functions.api.deps import Services
 from functions.api.errors import install_error_handlers
+from functions.api.middleware import CaseInsensitivePaths, KeyGate
 from functions.api.routes import blobs, domains, image_uploads, images, projects, tags
 from functions.settings import Settings, get_settings
 from functions.storage.clients import Storage
@@ -21,27 +19,6 @@ from functions.storage.clients import Storage
 log = logging.getLogger(__name__)
 
 TRAINING_PREFIXES = ("/customvision/v3.3/training", "/customvision/v3.4-preview/training")
-
-Scope = MutableMapping[str, Any]
-ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
-
-
-class CaseInsensitivePaths:
-    """Lower-case the literal segments of known routes (and GUIDs), keeping other values."""
-
-    def __init__(self, app: ASGIApp, literals: set[str]) -> None:
-        self.app = app
-        self.literals = literals
-
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            parts = scope["path"].split("/")
-            fixed = [
-                p.lower() if p.lower() in self.literals or _GUID.match(p) else p for p in parts
-            ]
-            scope["path"] = "/".join(fixed)
-        await self.app(scope, receive, send)
 
 
 def prepare_storage(services: Services) -> None:
@@ -68,18 +45,18 @@ def create_app(settings: Settings | None = None, storage: Storage | None = None)
         version="0.1.0",
     )
     install_error_handlers(app)
+    routers = (domains, projects, tags, images, image_uploads)
     for prefix in TRAINING_PREFIXES:
-        for module in (domains, projects, tags, images, image_uploads):
+        for module in routers:
             app.include_router(module.router, prefix=prefix)
     app.include_router(blobs.router)
     app.state.services = services
 
-    literals = {
-        segment.lower()
-        for route in app.routes
-        if isinstance(route, Route)
-        for segment in route.path.split("/")
-        if segment and not segment.startswith("{")
-    }
+    paths = [*TRAINING_PREFIXES, *(r.path for m in routers for r in m.router.routes)]
+    literals = {s.lower() for p in paths for s in p.split("/") if s and not s.startswith("{")}
+    # Added last runs first: paths are normalised, then the key is checked.
+    app.add_middleware(
+        KeyGate, prefixes=TRAINING_PREFIXES, header="Training-Key", key=settings.training_key
+    )
     app.add_middleware(CaseInsensitivePaths, literals=literals)
     return app

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header, Path, Request
+from fastapi import Depends, Path, Request
 
 from functions.api.links import LinkSigner
-from functions.domain.errors import Unauthorized
 from functions.domain.ids import parse_id
 from functions.domain.models import Project
 from functions.services.image_queries import ImageQueries
@@ -56,27 +54,6 @@ def get_services(request: Request) -> Services:
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
-
-_ACCESS_DENIED = (
-    "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide "
-    "a valid key for an active subscription and use a correct regional API endpoint for your "
-    "resource."
-)
-
-
-def _check_key(given: str | None, expected: str) -> None:
-    if given is None or not hmac.compare_digest(given.encode(), expected.encode()):
-        raise Unauthorized("Unauthorized", _ACCESS_DENIED)
-
-
-def require_training_key(
-    services: ServicesDep,
-    training_key: Annotated[str | None, Header(alias="Training-Key")] = None,
-) -> None:
-    _check_key(training_key, services.settings.training_key)
-
-
-TrainingKeyDep = Depends(require_training_key)
 
 
 def get_project(

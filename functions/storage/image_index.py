@@ -7,16 +7,19 @@ Partition = project id. Rows:
   unt|{inverted ms}|{imageId}    untagged images, newest first
   tag|{tagId}|{inverted ms}|{imageId}   images with that tag, newest first
   hash|{sha256}                  duplicate detection: which image has these bytes
-  cnt|project                    image and tagged-image counts
-  cnt|tag|{tagId}                image count of one tag
+  cnt|project|{shard}            image and tagged-image counts (summed over shards)
+  cnt|tag|{tagId}|{shard}        image count of one tag (summed over shards)
 Index rows carry a copy of the image, so a page is one range query. An image change is one
 entity-group transaction (rows and counters together, counters under ETag concurrency), so
-views and counts never drift apart.
+views and counts never drift apart. Counters are split into shards chosen by image id, so
+concurrent uploads to one project rarely contend for the same counter row.
 """
 
 from __future__ import annotations
 
 import json
+import random
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,8 +39,8 @@ from functions.storage.tables import (
 )
 
 _MAX_MS = 10**13
-COUNTS_ROW = "cnt|project"
-MAX_RETRIES = 20
+COUNTER_SHARDS = 16
+MAX_RETRIES = 30
 
 
 class DuplicateImage(Exception):
@@ -143,16 +146,18 @@ class ImageTable:
         return images
 
     def counts(self, project_id: str) -> Counts:
-        entity = get_entity(self.table, project_id, COUNTS_ROW)
-        if not entity:
-            return Counts(0, 0)
-        return Counts(int(entity["Images"]), int(entity["Tagged"]))
+        images = tagged = 0
+        for e in range_query(self.table, project_id, "cnt|project|"):
+            images += int(e["Images"])
+            tagged += int(e["Tagged"])
+        return Counts(images, tagged)
 
     def tag_counts(self, project_id: str) -> dict[str, int]:
-        return {
-            e["RowKey"].removeprefix("cnt|tag|"): int(e["Count"])
-            for e in range_query(self.table, project_id, "cnt|tag|")
-        }
+        counts: dict[str, int] = {}
+        for e in range_query(self.table, project_id, "cnt|tag|"):
+            tag_id = e["RowKey"].split("|")[2]
+            counts[tag_id] = counts.get(tag_id, 0) + int(e["Count"])
+        return counts
 
     # ------------------------------------------------------------ writes
 
@@ -172,7 +177,8 @@ class ImageTable:
                     existing = self.find_by_hash(project_id, after.sha256)
                     if existing:
                         raise DuplicateImage(existing) from None
-                # A counter moved under us: read again and retry.
+                # A counter moved under us: read again and retry, after a random pause.
+                time.sleep(random.uniform(0, 0.02))
         raise ConcurrentChange(f"image change in project {project_id} kept conflicting")
 
     def _operations(
@@ -212,13 +218,15 @@ class ImageTable:
         old_tags = set(before.tag_ids) if before else set()
         new_tags = set(after.tag_ids) if after else set()
         tag_deltas = {t: 1 for t in new_tags - old_tags} | {t: -1 for t in old_tags - new_tags}
+        image = after or before
+        assert image is not None
+        shard = int(image.id[-4:], 16) % COUNTER_SHARDS
         ops: list[Operation] = []
         if image_delta or tagged_delta:
-            ops.append(
-                self._bump(project_id, COUNTS_ROW, {"Images": image_delta, "Tagged": tagged_delta})
-            )
+            deltas = {"Images": image_delta, "Tagged": tagged_delta}
+            ops.append(self._bump(project_id, f"cnt|project|{shard:02d}", deltas))
         for tag_id, delta in sorted(tag_deltas.items()):
-            ops.append(self._bump(project_id, f"cnt|tag|{tag_id}", {"Count": delta}))
+            ops.append(self._bump(project_id, f"cnt|tag|{tag_id}|{shard:02d}", {"Count": delta}))
         return ops
 
     def _bump(self, project_id: str, row_key: str, deltas: dict[str, int]) -> Operation:
@@ -233,10 +241,9 @@ class ImageTable:
         return ("update", updated, if_match(str(current["_etag"])))
 
     def delete_tag_counter(self, project_id: str, tag_id: str) -> None:
-        try:
-            self.table.delete_entity(project_id, f"cnt|tag|{tag_id}")
-        except Exception:
-            pass
+        rows = range_query(self.table, project_id, f"cnt|tag|{tag_id}|", select=["RowKey"])
+        keys = [e["RowKey"] for e in rows]
+        submit(self.table, [("delete", {"PartitionKey": project_id, "RowKey": k}) for k in keys])
 
     def delete_project(self, project_id: str) -> int:
         return delete_partition(self.table, project_id)

@@ -11,7 +11,7 @@ from azure.cognitiveservices.vision.customvision.training import CustomVisionTra
 from functions.domain import names
 from functions.services.ingest import IngestService
 from functions.storage.clients import Storage
-from tests.conftest import jpeg_bytes, real_photos
+from tests.conftest import jpeg_bytes, real_photos, registered_functions
 
 
 def _project(trainer: CustomVisionTrainingClient) -> str:
@@ -36,11 +36,7 @@ def test_registered_blob_trigger_ingests_and_removes_source(
     photo = real_photos("flowers5", "tulip", 1)[0]
     path = f"{project_id}/tulip/t1.jpg"
     _drop(storage, path, photo)
-    trigger = next(
-        f.get_user_function()
-        for f in function_app.app.get_functions()
-        if f.get_function_name() == "ingest_blob"
-    )
+    trigger = registered_functions()["ingest_blob"].get_user_function()
     blob = func.blob.InputStream(data=photo, name=f"{names.CONTAINER_INGEST}/{path}")
     trigger(blob)
 

@@ -7,13 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import registered_functions
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_functions_and_bindings() -> None:
-    import function_app
-
-    functions = {f.get_function_name(): f for f in function_app.app.get_functions()}
+    functions = registered_functions()
     assert set(functions) == {"http_app_func", "ingest_blob"}
 
     http = json.loads(functions["http_app_func"].get_function_json())["bindings"]

@@ -124,7 +124,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _drip(self) -> None:
         self._start_unsized()
-        while not self.server.state.stop.wait(0.1):
+        for _ in range(30):  # 3 s in all, each byte well inside the per-read timeout
+            if self.server.state.stop.wait(0.1):
+                return
             self.wfile.write(b"z")
             self.wfile.flush()
 

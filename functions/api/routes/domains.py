@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from functions.api.deps import TrainingKeyDep
 from functions.api.schemas.training import Domain
 from functions.domain import catalog
 from functions.domain.errors import NotFound
 from functions.domain.ids import parse_id
 
-router = APIRouter(tags=["domains"], dependencies=[TrainingKeyDep])
+router = APIRouter(tags=["domains"])
 
 
 @router.get("/domains", response_model=list[Domain])

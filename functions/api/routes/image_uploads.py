@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from functions.api.deps import ProjectDep, ServicesDep, TrainingKeyDep
+from functions.api.deps import ProjectDep, ServicesDep
 from functions.api.multipart import parse_multipart
 from functions.api.routes.images import image_mapper
 from functions.api.schemas.training import (
@@ -23,7 +23,7 @@ from functions.domain.limits import MAX_TAGS_PER_ENTRY
 from functions.domain.models import ImageCreateOutcome
 from functions.services.images import NewImage
 
-router = APIRouter(tags=["images"], dependencies=[TrainingKeyDep])
+router = APIRouter(tags=["images"])
 
 
 def _summary(

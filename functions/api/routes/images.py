@@ -7,7 +7,7 @@ from typing import Annotated, TypeVar
 from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from functions.api.deps import ProjectDep, Services, ServicesDep, TrainingKeyDep, base_url
+from functions.api.deps import ProjectDep, Services, ServicesDep, base_url
 from functions.api.schemas.training import (
     ImageMapper,
     ImageMetadataEntryOut,
@@ -23,7 +23,7 @@ from functions.domain.limits import DEFAULT_TAKE, MAX_IMAGE_IDS_PER_CALL, MAX_TA
 from functions.domain.models import Image, OrderBy, TaggingStatus
 from functions.services.image_queries import ImageQuery
 
-router = APIRouter(tags=["images"], dependencies=[TrainingKeyDep])
+router = APIRouter(tags=["images"])
 
 TagIdsQuery = Annotated[str | None, Query(alias="tagIds")]
 FilterQuery = Annotated[str | None, Query(alias="$filter")]

@@ -7,13 +7,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from functions.api.deps import ProjectDep, Services, ServicesDep, TrainingKeyDep, base_url
+from functions.api.deps import ProjectDep, Services, ServicesDep, base_url
 from functions.api.schemas.training import ProjectOut, ProjectPatch
 from functions.domain.models import Project
 from functions.services.projects import ProjectChanges
 from functions.storage.image_index import view_all
 
-router = APIRouter(tags=["projects"], dependencies=[TrainingKeyDep])
+router = APIRouter(tags=["projects"])
 
 
 def _out(services: Services, request: Request, project: Project) -> ProjectOut:

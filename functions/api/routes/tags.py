@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from functions.api.deps import ProjectDep, ServicesDep, TrainingKeyDep
+from functions.api.deps import ProjectDep, ServicesDep
 from functions.api.schemas.training import TagOut, TagPatch
 from functions.domain.ids import parse_id
 from functions.services.tags import TagChanges
 
-router = APIRouter(tags=["tags"], dependencies=[TrainingKeyDep])
+router = APIRouter(tags=["tags"])
 
 
 @router.get("/projects/{projectId}/tags", response_model=list[TagOut])
