@@ -34,6 +34,7 @@ def _ingest_loop(stop: threading.Event) -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("azure").setLevel(logging.WARNING)  # no per-request HTTP logs
     port = int(os.environ.get("PORT", "7071"))
     data_dir = ROOT / ".data" / "azurite"
     azurite = start_azurite(data_dir, log_file=Path(ROOT / ".data" / "azurite.log"))
