@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 import uuid
 
@@ -13,11 +14,23 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+_last_ordered = 0
+_ordered_lock = threading.Lock()
+
+
 def new_time_ordered_id(now_ms: int | None = None) -> str:
-    """A UUIDv7: 48 bits of Unix milliseconds then random bits, so ids sort by creation."""
+    """A UUIDv7: 48 bits of Unix milliseconds then random bits, so ids sort by creation.
+
+    Ids made by one process are strictly increasing, also within one millisecond.
+    """
+    global _last_ordered
     ms = int(time.time() * 1000) if now_ms is None else now_ms
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (ms & ((1 << 48) - 1)) << 80 | rand & ((1 << 80) - 1)
+    rand = int.from_bytes(os.urandom(10), "big") >> 8  # leave room to count upwards
+    value = (ms & ((1 << 48) - 1)) << 80 | rand
+    with _ordered_lock:
+        if now_ms is None and value <= _last_ordered:
+            value = _last_ordered + 1
+        _last_ordered = max(_last_ordered, value)
     value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
     value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
     return str(uuid.UUID(int=value))

@@ -55,10 +55,17 @@ class ImageQueries:
     def _stream(self, project_id: str, query: ImageQuery) -> Iterator[Image]:
         images = self.storage.images
         oldest = query.order_by is OrderBy.OLDEST
+        # Fetch just what a page needs, unless a filter or a merge may need more rows.
+        needed = query.skip + query.take
+        exact = not query.metadata_filter and len(query.tag_ids) <= 1 and needed > 0
+        page_size = needed if exact else 1000
         if query.tag_ids:
             if query.tagging_status is TaggingStatus.UNTAGGED:
                 return iter(())
-            streams = [images.iter_view(project_id, view_tag(t)) for t in query.tag_ids]
+            streams = [
+                images.iter_view(project_id, view_tag(t), page_size=page_size)
+                for t in query.tag_ids
+            ]
             if len(streams) == 1:
                 merged: Iterator[Image] = streams[0]
             else:
@@ -69,7 +76,7 @@ class ImageQueries:
             TaggingStatus.TAGGED: view_tagged(),
             TaggingStatus.UNTAGGED: view_untagged(),
         }[query.tagging_status]
-        return images.iter_view(project_id, view, oldest_first=oldest)
+        return images.iter_view(project_id, view, oldest_first=oldest, page_size=page_size)
 
     def _filtered(self, project_id: str, query: ImageQuery) -> Iterator[Image]:
         predicate = parse_metadata_filter(query.metadata_filter)

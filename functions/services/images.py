@@ -6,6 +6,7 @@ import itertools
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 
 from functions.domain.errors import BadRequest, image_not_found, tag_not_found
 from functions.domain.ids import new_time_ordered_id
@@ -33,7 +34,7 @@ from functions.domain.models import (
 from functions.imaging import ImageRejected, ProcessedImage, process_image
 from functions.services.url_fetch import UrlFetchError, UrlPolicy, fetch_url
 from functions.storage.clients import Storage
-from functions.storage.image_index import DuplicateImage, view_all
+from functions.storage.image_index import view_all
 from functions.storage.tables import utcnow
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,8 @@ class _Prepared:
     entry: NewImage
     outcome: ImageCreateOutcome | None = None  # set when the entry already failed
     processed: ProcessedImage | None = None
-    image_id: str | None = None
+    image_id: str | None = None  # None for bytes the project already holds
+    existing_id: str | None = None  # the image holding those bytes
 
 
 def validate_metadata(metadata: dict[str, str]) -> None:
@@ -87,6 +89,25 @@ def validate_metadata(metadata: dict[str, str]) -> None:
                 f"The value of metadata key '{key}' must be text of at most "
                 f"{MAX_METADATA_VALUE_LENGTH} characters.",
             )
+
+
+def _outcome(item: _Prepared, status: ImageCreateStatus, message: str) -> ImageCreateOutcome:
+    return ImageCreateOutcome(status, source_url=item.entry.source_url, message=message)
+
+
+def _new_image(item: _Prepared, metadata: dict[str, str], now: datetime) -> Image:
+    assert item.processed is not None and item.image_id is not None
+    processed = item.processed
+    return Image(
+        id=item.image_id,
+        created=now,
+        width=processed.width,
+        height=processed.height,
+        sha256=processed.sha256,
+        content_type=processed.content_type,
+        tags=[ImageTagRef(t, now) for t in item.entry.tag_ids],
+        metadata=dict(metadata),
+    )
 
 
 def _failed(entry: NewImage, status: ImageCreateStatus, message: str) -> _Prepared:
@@ -123,29 +144,46 @@ class ImageService:
         metadata = metadata or {}
         validate_metadata(metadata)
         tags = {t.id: t for t in self.storage.tags.list(project_id)}
+        # Ids and times follow the batch order, so "Newest" lists the last entry first.
+        ids = [new_time_ordered_id() for _ in entries]
         prepared = list(
-            _WORKERS.map(lambda e: self._prepare(project_id, e, tags, metadata), entries)
+            _WORKERS.map(lambda e, i: self._prepare(project_id, e, i, tags, metadata), entries, ids)
         )
         room = MAX_IMAGES_PER_PROJECT - self.storage.images.counts(project_id).images
-        outcomes: list[ImageCreateOutcome] = []
-        for item in prepared:
+        outcomes: list[ImageCreateOutcome | None] = [item.outcome for item in prepared]
+        new: dict[str, tuple[int, Image]] = {}
+        now = utcnow()
+        for index, item in enumerate(prepared):
             if item.outcome is not None:
-                outcomes.append(item.outcome)
                 continue
-            if room <= 0:
+            if item.image_id is None:  # bytes the project already held before this batch
+                outcomes[index] = self._duplicate(project_id, item, item.existing_id)
+            elif len(new) >= room:
                 self._discard(project_id, item)
-                outcomes.append(
-                    ImageCreateOutcome(
-                        ImageCreateStatus.ERROR_LIMIT_EXCEED,
-                        source_url=item.entry.source_url,
-                        message=f"A project holds at most {MAX_IMAGES_PER_PROJECT} images.",
-                    )
+                outcomes[index] = _outcome(
+                    item,
+                    ImageCreateStatus.ERROR_LIMIT_EXCEED,
+                    f"A project holds at most {MAX_IMAGES_PER_PROJECT} images.",
                 )
-                continue
-            outcome = self._commit(project_id, item, metadata)
-            room -= outcome.status is ImageCreateStatus.OK
-            outcomes.append(outcome)
-        return outcomes
+            else:
+                created = now + timedelta(microseconds=index)
+                new[item.image_id] = (index, _new_image(item, metadata, created))
+        result = self.storage.images.create_many(project_id, [image for _, image in new.values()])
+        for image_id, (index, image) in new.items():
+            item = prepared[index]
+            if image_id in result.failed:
+                self._discard(project_id, item)
+                outcomes[index] = _outcome(
+                    item, ImageCreateStatus.ERROR_STORAGE, "Storing the image failed."
+                )
+            elif image_id in result.duplicates:
+                self._discard(project_id, item)
+                outcomes[index] = self._duplicate(project_id, item, result.duplicates[image_id])
+            else:
+                outcomes[index] = ImageCreateOutcome(
+                    ImageCreateStatus.OK, source_url=item.entry.source_url, image=image
+                )
+        return [o for o in outcomes if o is not None]
 
     def create_from_urls(
         self,
@@ -161,7 +199,12 @@ class ImageService:
         return self.create(project_id, entries, metadata)
 
     def _prepare(
-        self, project_id: str, entry: NewImage, tags: dict[str, Tag], metadata: dict[str, str]
+        self,
+        project_id: str,
+        entry: NewImage,
+        image_id: str,
+        tags: dict[str, Tag],
+        metadata: dict[str, str],
     ) -> _Prepared:
         data = entry.data
         if data is None:
@@ -196,9 +239,9 @@ class ImageService:
         except ImageRejected as rejected:
             return _failed(entry, ImageCreateStatus(rejected.status), rejected.message)
         entry = replace(entry, tag_ids=tag_ids)
-        if self.storage.images.find_by_hash(project_id, processed.sha256):
-            return _Prepared(entry, processed=processed)  # a duplicate: nothing to upload
-        image_id = new_time_ordered_id()
+        existing_id = self.storage.images.find_by_hash(project_id, processed.sha256)
+        if existing_id:
+            return _Prepared(entry, processed=processed, existing_id=existing_id)
         try:
             blobs = self.storage.blobs
             blobs.put_image_variant(project_id, image_id, "original", data, processed.content_type)
@@ -213,43 +256,6 @@ class ImageService:
             self.storage.blobs.delete_image(project_id, image_id)
             return _failed(entry, ImageCreateStatus.ERROR_STORAGE, "Storing the image failed.")
         return _Prepared(entry, processed=processed, image_id=image_id)
-
-    def _commit(
-        self, project_id: str, item: _Prepared, metadata: dict[str, str]
-    ) -> ImageCreateOutcome:
-        assert item.processed is not None
-        processed = item.processed
-        if item.image_id is None:
-            return self._duplicate(
-                project_id, item, self.storage.images.find_by_hash(project_id, processed.sha256)
-            )
-        now = utcnow()
-        image = Image(
-            id=item.image_id,
-            created=now,
-            width=processed.width,
-            height=processed.height,
-            sha256=processed.sha256,
-            content_type=processed.content_type,
-            tags=[ImageTagRef(t, now) for t in item.entry.tag_ids],
-            metadata=dict(metadata),
-        )
-        try:
-            self.storage.images.change(project_id, None, image)
-        except DuplicateImage as duplicate:
-            self._discard(project_id, item)
-            return self._duplicate(project_id, item, duplicate.existing_id)
-        except Exception:
-            log.exception("storing image rows failed")
-            self._discard(project_id, item)
-            return ImageCreateOutcome(
-                ImageCreateStatus.ERROR_STORAGE,
-                source_url=item.entry.source_url,
-                message="Storing the image failed.",
-            )
-        return ImageCreateOutcome(
-            ImageCreateStatus.OK, source_url=item.entry.source_url, image=image
-        )
 
     def _duplicate(
         self, project_id: str, item: _Prepared, existing_id: str | None

@@ -57,27 +57,15 @@ class StorageClients:
                 pass
 
 
-@dataclass(frozen=True)
 class Storage:
-    """The repositories the services use, over one storage account."""
+    """The repositories the services use, over one storage account (clients are thread-safe)."""
 
-    clients: StorageClients
-
-    @property
-    def projects(self) -> ProjectTable:
-        return ProjectTable(self.clients.tables.get_table_client(names.TABLE_PROJECTS))
-
-    @property
-    def tags(self) -> TagTable:
-        return TagTable(self.clients.tables.get_table_client(names.TABLE_TAGS))
-
-    @property
-    def images(self) -> ImageTable:
-        return ImageTable(self.clients.tables.get_table_client(names.TABLE_IMAGES))
-
-    @property
-    def blobs(self) -> BlobStore:
-        return BlobStore(self.clients.blobs)
+    def __init__(self, clients: StorageClients) -> None:
+        self.clients = clients
+        self.projects = ProjectTable(clients.tables.get_table_client(names.TABLE_PROJECTS))
+        self.tags = TagTable(clients.tables.get_table_client(names.TABLE_TAGS))
+        self.images = ImageTable(clients.tables.get_table_client(names.TABLE_IMAGES))
+        self.blobs = BlobStore(clients.blobs)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Storage:

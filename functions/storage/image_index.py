@@ -18,6 +18,7 @@ concurrent uploads to one project rarely contend for the same counter row.
 from __future__ import annotations
 
 import json
+import logging
 import random
 import time
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
 from functions.domain.models import Image, ImageTagRef
 from functions.storage.tables import (
+    MAX_TRANSACTION_OPS,
     Entity,
     Operation,
     delete_partition,
@@ -38,7 +40,8 @@ from functions.storage.tables import (
     submit,
 )
 
-_MAX_MS = 10**13
+log = logging.getLogger(__name__)
+_MAX_US = 10**16
 COUNTER_SHARDS = 16
 MAX_RETRIES = 30
 
@@ -47,6 +50,16 @@ class DuplicateImage(Exception):
     def __init__(self, existing_id: str) -> None:
         super().__init__(existing_id)
         self.existing_id = existing_id
+
+
+@dataclass(frozen=True)
+class CreateManyResult:
+    duplicates: dict[str, str]  # new image id -> id of the image already holding its bytes
+    failed: set[str]  # image ids whose rows could not be stored
+
+
+class _HashTaken(Exception):
+    """A creation failed because the project already holds those bytes."""
 
 
 class ConcurrentChange(Exception):
@@ -64,7 +77,8 @@ class Counts:
 
 
 def _inverted(created: datetime) -> str:
-    return f"{_MAX_MS - int(created.timestamp() * 1000):013d}"
+    micros = int(created.timestamp()) * 1_000_000 + created.microsecond
+    return f"{_MAX_US - micros:016d}"
 
 
 def view_all() -> str:
@@ -109,6 +123,26 @@ def image_from_entity(e: Entity) -> Image:
     )
 
 
+def _chunks_for_transactions(images: list[Image]) -> list[list[Image]]:
+    """Group creations so that each group's rows and counters fit in one transaction."""
+    chunks: list[list[Image]] = []
+    current: list[Image] = []
+    rows = 0
+    tags: set[str] = set()
+    for image in images:
+        image_rows = len(image_row_keys(image)) + 1  # + the hash row
+        new_tags = tags | set(image.tag_ids)
+        if current and rows + image_rows + 1 + len(new_tags) > MAX_TRANSACTION_OPS:
+            chunks.append(current)
+            current, rows, new_tags = [], 0, set(image.tag_ids)
+        current.append(image)
+        rows += image_rows
+        tags = new_tags
+    if current:
+        chunks.append(current)
+    return chunks
+
+
 def image_row_keys(image: Image) -> list[str]:
     """Every row key that holds a copy of this image."""
     inv = _inverted(image.created)
@@ -135,12 +169,18 @@ class ImageTable:
         entity = get_entity(self.table, project_id, f"hash|{sha256}")
         return str(entity["ImageId"]) if entity else None
 
-    def iter_view(self, project_id: str, view: str, oldest_first: bool = False) -> Iterator[Image]:
-        """Images of one view, newest first (or oldest first)."""
+    def iter_view(
+        self, project_id: str, view: str, oldest_first: bool = False, page_size: int = 1000
+    ) -> Iterator[Image]:
+        """Images of one view, newest first (or oldest first), fetched `page_size` at a time."""
+        page_size = max(1, min(page_size, 1000))
         if oldest_first and view == view_all():
-            rows: Iterator[Entity] = range_query(self.table, project_id, "img|")
+            rows: Iterator[Entity] = range_query(
+                self.table, project_id, "img|", results_per_page=page_size
+            )
             return (image_from_entity(e) for e in rows)
-        images = (image_from_entity(e) for e in range_query(self.table, project_id, view))
+        rows = range_query(self.table, project_id, view, results_per_page=page_size)
+        images = (image_from_entity(e) for e in rows)
         if oldest_first:
             return iter(list(images)[::-1])
         return images
@@ -166,67 +206,95 @@ class ImageTable:
 
         Raises DuplicateImage when creating an image whose bytes the project already holds.
         """
+        try:
+            self._apply(project_id, [(before, after)])
+        except _HashTaken:
+            assert after is not None
+            existing = self.find_by_hash(project_id, after.sha256)
+            raise DuplicateImage(existing or "") from None
+
+    def create_many(self, project_id: str, images: list[Image]) -> CreateManyResult:
+        """Create new images in as few transactions as fit; duplicates are not stored."""
+        result = CreateManyResult({}, set())
+        for chunk in _chunks_for_transactions(images):
+            pending = list(chunk)
+            while pending:
+                try:
+                    self._apply(project_id, [(None, image) for image in pending])
+                    break
+                except _HashTaken:
+                    # Someone stored some of these bytes meanwhile: set those aside, retry.
+                    taken = {i.id: self.find_by_hash(project_id, i.sha256) for i in pending}
+                    result.duplicates.update({k: v for k, v in taken.items() if v})
+                    pending = [i for i in pending if not taken[i.id]]
+                except Exception:
+                    log.exception("storing %d image rows failed", len(pending))
+                    result.failed.update(i.id for i in pending)
+                    break
+        return result
+
+    def _apply(self, project_id: str, changes: list[tuple[Image | None, Image | None]]) -> None:
         for _ in range(MAX_RETRIES):
             try:
-                submit(self.table, self._operations(project_id, before, after))
+                submit(self.table, self._operations(project_id, changes))
                 return
             except TableTransactionError as error:
                 if not is_conflict(error):
                     raise
-                if before is None and after is not None:
-                    existing = self.find_by_hash(project_id, after.sha256)
-                    if existing:
-                        raise DuplicateImage(existing) from None
+                if any(
+                    before is None and after and self.find_by_hash(project_id, after.sha256)
+                    for before, after in changes
+                ):
+                    raise _HashTaken() from None
                 # A counter moved under us: read again and retry, after a random pause.
                 time.sleep(random.uniform(0, 0.02))
         raise ConcurrentChange(f"image change in project {project_id} kept conflicting")
 
     def _operations(
-        self, project_id: str, before: Image | None, after: Image | None
+        self, project_id: str, changes: list[tuple[Image | None, Image | None]]
     ) -> list[Operation]:
         ops: list[Operation] = []
-        old_keys = set(image_row_keys(before)) if before else set()
-        new_keys = image_row_keys(after) if after else []
-        if before is None and after is not None:
-            ops.append(
-                (
-                    "create",
-                    {
-                        "PartitionKey": project_id,
-                        "RowKey": f"hash|{after.sha256}",
-                        "ImageId": after.id,
-                    },
-                )
-            )
-        if after is None and before is not None:
-            ops.append(("delete", {"PartitionKey": project_id, "RowKey": f"hash|{before.sha256}"}))
-        ops.extend(self._counter_operations(project_id, before, after))
-        for key in sorted(old_keys - set(new_keys)):
-            ops.append(("delete", {"PartitionKey": project_id, "RowKey": key}))
-        if after is not None:
-            payload = _payload(after)
-            for key in new_keys:
-                row = {"PartitionKey": project_id, "RowKey": key, **payload}
-                ops.append(("upsert", row, {"mode": UpdateMode.REPLACE}))
-        return ops
+        for before, after in changes:
+            old_keys = set(image_row_keys(before)) if before else set()
+            new_keys = image_row_keys(after) if after else []
+            if before is None and after is not None:
+                hash_row = {"PartitionKey": project_id, "RowKey": f"hash|{after.sha256}"}
+                ops.append(("create", {**hash_row, "ImageId": after.id}))
+            if after is None and before is not None:
+                hash_row = {"PartitionKey": project_id, "RowKey": f"hash|{before.sha256}"}
+                ops.append(("delete", hash_row))
+            for key in sorted(old_keys - set(new_keys)):
+                ops.append(("delete", {"PartitionKey": project_id, "RowKey": key}))
+            if after is not None:
+                payload = _payload(after)
+                for key in new_keys:
+                    row = {"PartitionKey": project_id, "RowKey": key, **payload}
+                    ops.append(("upsert", row, {"mode": UpdateMode.REPLACE}))
+        return self._counter_operations(project_id, changes) + ops
 
     def _counter_operations(
-        self, project_id: str, before: Image | None, after: Image | None
+        self, project_id: str, changes: list[tuple[Image | None, Image | None]]
     ) -> list[Operation]:
-        image_delta = (after is not None) - (before is not None)
-        tagged_delta = bool(after and after.tags) - bool(before and before.tags)
-        old_tags = set(before.tag_ids) if before else set()
-        new_tags = set(after.tag_ids) if after else set()
-        tag_deltas = {t: 1 for t in new_tags - old_tags} | {t: -1 for t in old_tags - new_tags}
-        image = after or before
-        assert image is not None
-        shard = int(image.id[-4:], 16) % COUNTER_SHARDS
+        image_delta = tagged_delta = 0
+        tag_deltas: dict[str, int] = {}
+        for before, after in changes:
+            image_delta += (after is not None) - (before is not None)
+            tagged_delta += bool(after and after.tags) - bool(before and before.tags)
+            old_tags = set(before.tag_ids) if before else set()
+            new_tags = set(after.tag_ids) if after else set()
+            for tag_id in new_tags - old_tags:
+                tag_deltas[tag_id] = tag_deltas.get(tag_id, 0) + 1
+            for tag_id in old_tags - new_tags:
+                tag_deltas[tag_id] = tag_deltas.get(tag_id, 0) - 1
+        shard = random.randrange(COUNTER_SHARDS)
         ops: list[Operation] = []
         if image_delta or tagged_delta:
             deltas = {"Images": image_delta, "Tagged": tagged_delta}
             ops.append(self._bump(project_id, f"cnt|project|{shard:02d}", deltas))
         for tag_id, delta in sorted(tag_deltas.items()):
-            ops.append(self._bump(project_id, f"cnt|tag|{tag_id}|{shard:02d}", {"Count": delta}))
+            if delta:
+                row_key = f"cnt|tag|{tag_id}|{shard:02d}"
+                ops.append(self._bump(project_id, row_key, {"Count": delta}))
         return ops
 
     def _bump(self, project_id: str, row_key: str, deltas: dict[str, int]) -> Operation:
