@@ -39,6 +39,13 @@ class Settings(BaseSettings):
     # How long the image links in Image JSON stay valid.
     image_link_ttl_seconds: int = 3600
 
+    # Trainer: a message stays invisible this long after a worker dies, then is retried;
+    # after `trainer_max_deliveries` attempts the iteration fails and the message goes to
+    # the poison queue.
+    trainer_visibility_seconds: int = Field(default=300, ge=5)
+    trainer_max_deliveries: int = Field(default=3, ge=1)
+    trainer_poll_seconds: float = 2.0
+
     @model_validator(mode="before")
     @classmethod
     def _split_lists(cls, values: dict[str, object]) -> dict[str, object]:

@@ -1,14 +1,27 @@
-"""Shared fixtures: small real photos from ../shared/datasets and generated images."""
+"""Shared fixtures: real photos, generated images, and one Azurite and one API server
+(uvicorn) per test session for the tests that need them."""
 
 from __future__ import annotations
 
 import functools
 import io
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import uvicorn
+from azure.cognitiveservices.vision.customvision.training import CustomVisionTrainingClient
+from msrest.authentication import ApiKeyCredentials
 from PIL import Image
+
+from functions.api.app import create_app
+from functions.settings import Settings
+from functions.storage.clients import Storage
+from tools.azurite import Azurite, free_port, start_azurite
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT.parent / "shared" / "datasets"
@@ -36,3 +49,66 @@ def registered_functions() -> dict[str, Any]:
     import function_app
 
     return {f.get_function_name(): f for f in function_app.app.get_functions()}
+
+
+TRAINING_KEY = "integration-training-key"
+PREDICTION_KEY = "integration-prediction-key"
+TRAINING_PREFIX = "/customvision/v3.3/training"
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[Azurite]:
+    emulator = start_azurite(None, free_port(), free_port(), free_port())
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(azurite: Azurite) -> Settings:
+    return Settings(
+        storage_connection_string=azurite.connection_string,
+        training_key=TRAINING_KEY,
+        prediction_key=PREDICTION_KEY,
+        url_allowlist=["127.0.0.0/8", "localhost"],
+        url_timeout_seconds=5,
+    )
+
+
+@pytest.fixture(scope="session")
+def storage(settings: Settings) -> Storage:
+    store = Storage.from_settings(settings)
+    store.clients.ensure_resources()
+    return store
+
+
+@pytest.fixture(scope="session")
+def endpoint(settings: Settings, storage: Storage) -> Iterator[str]:
+    """The API served over real HTTP, as the SDK and browsers reach it."""
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings, storage), host="127.0.0.1", port=port, log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the API server did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def trainer(endpoint: str) -> CustomVisionTrainingClient:
+    credentials = ApiKeyCredentials(in_headers={"Training-key": TRAINING_KEY})
+    return CustomVisionTrainingClient(endpoint, credentials)
+
+
+@pytest.fixture()
+def http(endpoint: str) -> Iterator[httpx.Client]:
+    headers = {"Training-Key": TRAINING_KEY}
+    with httpx.Client(base_url=endpoint + TRAINING_PREFIX, headers=headers, timeout=60) as client:
+        yield client

@@ -1,4 +1,4 @@
-"""`make run`: Azurite, the API (and portal) on http://localhost:$PORT and the ingest poller.
+"""`make run`: Azurite, the API on http://localhost:$PORT, the ingest poller and the trainer.
 
 Ctrl-C stops all of it. Data lives under .data/azurite, so a restart keeps projects.
 """
@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -43,12 +45,14 @@ def main() -> None:
 
     settings = get_settings()
     stop = threading.Event()
+    trainer: subprocess.Popen[bytes] | None = None
     poller = threading.Thread(target=_ingest_loop, args=(stop,), daemon=True)
     try:
         from functions.api.app import create_app
 
         app = create_app(settings)
         poller.start()
+        trainer = subprocess.Popen([sys.executable, "-m", "trainer_job", "--watch"], cwd=ROOT)
         print(
             f"\n  Open Custom Vision is running on http://localhost:{port}\n"
             f"  Training endpoint : http://localhost:{port}/customvision/v3.3/training\n"
@@ -56,6 +60,7 @@ def main() -> None:
             f"  Training-Key      : {settings.training_key}\n"
             f"  Prediction-Key    : {settings.prediction_key}\n"
             f"  Drop images into  : blob container 'ingest' as {{projectId}}/{{tagName}}/{{file}}\n"
+            "  Trainer worker    : python -m trainer_job --watch (queue 'training-requests')\n"
             f"  Storage (Azurite) : {data_dir}\n"
             "  Ctrl-C stops everything.\n",
             flush=True,
@@ -63,6 +68,9 @@ def main() -> None:
         uvicorn.run(app, host="0.0.0.0", port=port, log_level="info")
     finally:
         stop.set()
+        if trainer is not None and trainer.poll() is None:
+            trainer.terminate()
+            trainer.wait(timeout=30)
         azurite.stop()
         print("stopped.", flush=True)
 

@@ -12,7 +12,15 @@ from starlette.concurrency import run_in_threadpool
 from functions.api.deps import Services
 from functions.api.errors import install_error_handlers
 from functions.api.middleware import CaseInsensitivePaths, KeyGate
-from functions.api.routes import blobs, domains, image_uploads, images, projects, tags
+from functions.api.routes import (
+    blobs,
+    domains,
+    image_uploads,
+    images,
+    iterations,
+    projects,
+    tags,
+)
 from functions.settings import Settings, get_settings
 from functions.storage.clients import Storage
 
@@ -45,7 +53,7 @@ def create_app(settings: Settings | None = None, storage: Storage | None = None)
         version="0.1.0",
     )
     install_error_handlers(app)
-    routers = (domains, projects, tags, images, image_uploads)
+    routers = (domains, projects, tags, images, image_uploads, iterations)
     for prefix in TRAINING_PREFIXES:
         for module in routers:
             app.include_router(module.router, prefix=prefix)

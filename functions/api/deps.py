@@ -12,8 +12,10 @@ from functions.domain.ids import parse_id
 from functions.domain.models import Project
 from functions.services.image_queries import ImageQueries
 from functions.services.images import ImageService
+from functions.services.iterations import IterationService
 from functions.services.projects import ProjectService
 from functions.services.tags import TagService
+from functions.services.training import TrainingService
 from functions.services.url_fetch import UrlPolicy
 from functions.settings import Settings
 from functions.storage.clients import Storage
@@ -27,6 +29,8 @@ class Services:
     tags: TagService
     images: ImageService
     queries: ImageQueries
+    training: TrainingService
+    iterations: IterationService
     links: LinkSigner
     url_policy: UrlPolicy
 
@@ -39,6 +43,8 @@ class Services:
             tags=TagService(storage),
             images=ImageService(storage),
             queries=ImageQueries(storage),
+            training=TrainingService(storage),
+            iterations=IterationService(storage),
             links=LinkSigner(settings.training_key, settings.image_link_ttl_seconds),
             url_policy=UrlPolicy(
                 timeout_seconds=settings.url_timeout_seconds,

@@ -104,3 +104,38 @@ class ImageCreateOutcome:
     @property
     def ok(self) -> bool:
         return self.status is ImageCreateStatus.OK
+
+
+class IterationStatus(enum.StrEnum):
+    TRAINING = "Training"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+
+
+class TrainingType(enum.StrEnum):
+    REGULAR = "Regular"
+    ADVANCED = "Advanced"
+
+
+@dataclass
+class Iteration:
+    id: str
+    name: str
+    status: IterationStatus
+    created: datetime
+    last_modified: datetime
+    domain_id: str
+    classification_type: ClassificationType
+    training_type: TrainingType
+    reserved_budget_in_hours: int
+    trained_at: datetime | None = None
+    training_time_in_minutes: int = 0
+    publish_name: str | None = None
+    original_publish_resource_id: str | None = None
+    training_error_details: str | None = None
+    progress_stage: str = "Queued"
+    progress_fraction: float = 0.0
+    data_fingerprint: str = ""
+    selected_tag_ids: list[str] = field(default_factory=list)
+    notification_email: str | None = None
+    seed: int = 0

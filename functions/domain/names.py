@@ -6,7 +6,8 @@ Infra (Bicep, Terraform) uses the same names; a test checks that they agree.
 TABLE_PROJECTS = "projects"
 TABLE_TAGS = "tags"
 TABLE_IMAGES = "images"
-TABLES = (TABLE_PROJECTS, TABLE_TAGS, TABLE_IMAGES)
+TABLE_ITERATIONS = "iterations"
+TABLES = (TABLE_PROJECTS, TABLE_TAGS, TABLE_IMAGES, TABLE_ITERATIONS)
 
 CONTAINER_IMAGES = "images"
 CONTAINER_MODELS = "models"

@@ -180,4 +180,5 @@ class ProjectService:
             self.storage.blobs.delete_prefix(container, names.project_image_prefix(project.id))
         self.storage.images.delete_project(project.id)
         self.storage.tags.delete_project(project.id)
+        self.storage.iterations.delete_project(project.id)
         self.storage.projects.delete(project)

@@ -13,6 +13,7 @@ from functions.domain import names
 from functions.settings import Settings
 from functions.storage.blobs import BlobStore
 from functions.storage.image_index import ImageTable
+from functions.storage.iterations import IterationTable
 from functions.storage.tables import ProjectTable, TagTable
 
 
@@ -65,7 +66,9 @@ class Storage:
         self.projects = ProjectTable(clients.tables.get_table_client(names.TABLE_PROJECTS))
         self.tags = TagTable(clients.tables.get_table_client(names.TABLE_TAGS))
         self.images = ImageTable(clients.tables.get_table_client(names.TABLE_IMAGES))
+        self.iterations = IterationTable(clients.tables.get_table_client(names.TABLE_ITERATIONS))
         self.blobs = BlobStore(clients.blobs)
+        self.training_queue = clients.queues.get_queue_client(names.QUEUE_TRAINING)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Storage:

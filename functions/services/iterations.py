@@ -1,0 +1,191 @@
+"""Iterations: read, rename, delete (with artifacts), publish, and their evaluation."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from functions.domain import artifacts, names
+from functions.domain.errors import BadRequest, NotFound
+from functions.domain.metrics import Metrics, evaluate
+from functions.domain.models import Iteration, IterationStatus
+from functions.storage.clients import Storage
+from functions.storage.tables import utcnow
+
+MAX_PUBLISH_NAME_LENGTH = 256
+
+
+def iteration_not_found(iteration_id: str) -> NotFound:
+    return NotFound("NotFoundIteration", f"Iteration {iteration_id} was not found.")
+
+
+@dataclass(frozen=True)
+class Label:
+    id: str
+    name: str
+    type: str
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Out-of-sample scores of every training image of an iteration."""
+
+    image_ids: list[str]
+    labels: np.ndarray  # (N, T) 0/1
+    probabilities: np.ndarray  # (N, T)
+    folds: np.ndarray  # (N,)
+    tags: list[Label]  # output order
+
+    def metrics(self, threshold: float) -> Metrics:
+        return evaluate(self.probabilities, self.labels, self.folds, threshold)
+
+
+class _EvaluationCache:
+    def __init__(self, size: int = 16) -> None:
+        self.size = size
+        self.items: OrderedDict[str, Evaluation] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: str) -> Evaluation | None:
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+                return self.items[key]
+            return None
+
+    def put(self, key: str, value: Evaluation) -> None:
+        with self.lock:
+            self.items[key] = value
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+
+
+class IterationService:
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self._evaluations = _EvaluationCache()
+
+    def all(self, project_id: str) -> list[Iteration]:
+        return self.storage.iterations.list(project_id)
+
+    def get(self, project_id: str, iteration_id: str) -> Iteration:
+        iteration = self.storage.iterations.get(project_id, iteration_id)
+        if iteration is None:
+            raise iteration_not_found(iteration_id)
+        return iteration
+
+    def rename(self, project_id: str, iteration_id: str, name: str | None) -> Iteration:
+        iteration = self.get(project_id, iteration_id)
+        if name is None:
+            return iteration
+        if not name.strip() or len(name) > MAX_PUBLISH_NAME_LENGTH:
+            raise BadRequest("BadRequestIterationName", "An iteration name is 1 to 256 characters.")
+        updated = replace(iteration, name=name.strip(), last_modified=utcnow())
+        self.storage.iterations.save(project_id, updated)
+        return updated
+
+    def delete(self, project_id: str, iteration_id: str) -> None:
+        iteration = self.get(project_id, iteration_id)
+        if iteration.publish_name:
+            raise BadRequest(
+                "BadRequestIterationIsPublished",
+                f"Iteration '{iteration.name}' is published as '{iteration.publish_name}'; "
+                "unpublish it first.",
+            )
+        if iteration.status is IterationStatus.TRAINING:
+            raise BadRequest(
+                "BadRequestTrainingAlreadyInProgress",
+                "This iteration is still training; delete it once it has finished.",
+            )
+        prefix = artifacts.iteration_prefix(project_id, iteration_id)
+        self.storage.blobs.delete_prefix(names.CONTAINER_MODELS, prefix)
+        self.storage.iterations.delete(project_id, iteration_id)
+
+    def publish(
+        self, project_id: str, iteration_id: str, publish_name: str, prediction_id: str
+    ) -> Iteration:
+        iteration = self.get(project_id, iteration_id)
+        if iteration.status is not IterationStatus.COMPLETED:
+            raise BadRequest(
+                "BadRequestIterationIsNotTrained", "Only a completed iteration can be published."
+            )
+        if not publish_name or len(publish_name) > MAX_PUBLISH_NAME_LENGTH or "/" in publish_name:
+            raise BadRequest(
+                "BadRequestInvalidPublishName",
+                "publishName is required: 1 to 256 characters, no '/'.",
+            )
+        if not prediction_id:
+            raise BadRequest(
+                "BadRequestInvalidPublishTarget",
+                "predictionId (the prediction resource) is required.",
+            )
+        iterations = self.storage.iterations
+        if not iterations.claim_publish_name(project_id, publish_name, iteration_id):
+            raise BadRequest(
+                "BadRequestInvalidPublishName",
+                f"Another iteration of this project is published as '{publish_name}'.",
+            )
+        if iteration.publish_name and iteration.publish_name != publish_name:
+            iterations.release_publish_name(project_id, iteration.publish_name)
+        published = replace(
+            iteration,
+            publish_name=publish_name,
+            original_publish_resource_id=prediction_id,
+            last_modified=utcnow(),
+        )
+        iterations.save(project_id, published)
+        return published
+
+    def unpublish(self, project_id: str, iteration_id: str) -> None:
+        iteration = self.get(project_id, iteration_id)
+        if not iteration.publish_name:
+            raise BadRequest("BadRequestIterationNotPublished", "This iteration is not published.")
+        self.storage.iterations.release_publish_name(project_id, iteration.publish_name)
+        unpublished = replace(
+            iteration, publish_name=None, original_publish_resource_id=None, last_modified=utcnow()
+        )
+        self.storage.iterations.save(project_id, unpublished)
+
+    def evaluation(self, project_id: str, iteration_id: str) -> Evaluation:
+        iteration = self.get(project_id, iteration_id)
+        if iteration.status is not IterationStatus.COMPLETED:
+            raise NotFound(
+                "NotFoundIterationPerformance",
+                f"Iteration '{iteration.name}' has no performance yet (status {iteration.status}).",
+            )
+        key = f"{project_id}/{iteration_id}"
+        cached = self._evaluations.get(key)
+        if cached is not None:
+            return cached
+        loaded = self._load_evaluation(project_id, iteration_id)
+        self._evaluations.put(key, loaded)
+        return loaded
+
+    def _load_evaluation(self, project_id: str, iteration_id: str) -> Evaluation:
+        blobs = self.storage.blobs
+        raw = blobs.get(
+            names.CONTAINER_MODELS,
+            artifacts.artifact_path(project_id, iteration_id, artifacts.EVALUATION),
+        )
+        labels_json = blobs.get(
+            names.CONTAINER_MODELS,
+            artifacts.artifact_path(project_id, iteration_id, artifacts.LABELS),
+        )
+        if raw is None or labels_json is None:
+            raise NotFound(
+                "NotFoundIterationPerformance", "This iteration's evaluation is missing."
+            )
+        data = np.load(io.BytesIO(raw), allow_pickle=False)
+        tags = [Label(t["id"], t["name"], t["type"]) for t in json.loads(labels_json)]
+        return Evaluation(
+            image_ids=[str(i) for i in data["image_ids"]],
+            labels=data["labels"].astype(np.float32),
+            probabilities=data["probabilities"].astype(np.float32),
+            folds=data["folds"],
+            tags=tags,
+        )

@@ -1,0 +1,178 @@
+"""Training requests: validate as Custom Vision does, create the iteration, queue the job."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import re
+from dataclasses import dataclass
+
+from functions.domain.catalog import find_domain
+from functions.domain.errors import BadRequest, tag_not_found
+from functions.domain.ids import new_id
+from functions.domain.jobs import TrainingJob
+from functions.domain.models import (
+    ClassificationType,
+    Iteration,
+    IterationStatus,
+    Project,
+    Tag,
+    TagType,
+    TrainingType,
+)
+from functions.storage.clients import Storage
+from functions.storage.image_index import view_tagged
+from functions.storage.tables import utcnow
+
+log = logging.getLogger(__name__)
+
+MIN_IMAGES_PER_TAG = 5
+MAX_BUDGET_HOURS = 24
+DEFAULT_ADVANCED_BUDGET_HOURS = 1
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+@dataclass(frozen=True)
+class TrainingRequest:
+    training_type: str | None = None
+    reserved_budget_in_hours: int = 0
+    force_train: bool = False
+    notification_email: str | None = None
+    selected_tag_ids: list[str] | None = None
+
+
+def _training_type(value: str | None) -> TrainingType:
+    if not value:
+        return TrainingType.REGULAR
+    for option in TrainingType:
+        if option.value.lower() == value.lower():
+            return option
+    raise BadRequest(
+        "BadRequestInvalid", f"Unknown trainingType '{value}'; use Regular or Advanced."
+    )
+
+
+def _budget(training_type: TrainingType, hours: int) -> int:
+    if hours < 0 or hours > MAX_BUDGET_HOURS:
+        raise BadRequest(
+            "BadRequestReservedBudgetInHoursNotEnoughForAdvancedTraining",
+            f"reservedBudgetInHours must be between 0 and {MAX_BUDGET_HOURS}.",
+        )
+    if training_type is TrainingType.ADVANCED:
+        return hours or DEFAULT_ADVANCED_BUDGET_HOURS
+    return 0
+
+
+def _validation_code(project: Project) -> str:
+    if project.classification_type is ClassificationType.MULTILABEL:
+        return "BadRequestMultiLabelClassificationTrainingValidationFailed"
+    return "BadRequestMultiClassClassificationTrainingValidationFailed"
+
+
+class TrainingService:
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    def request(self, project: Project, request: TrainingRequest) -> Iteration:
+        training_type = _training_type(request.training_type)
+        budget = _budget(training_type, request.reserved_budget_in_hours)
+        if request.notification_email and not _EMAIL.match(request.notification_email):
+            raise BadRequest(
+                "BadRequestInvalidEmailAddress",
+                f"'{request.notification_email}' is not an email address.",
+            )
+        tags = self._training_tags(project, request.selected_tag_ids or [])
+        fingerprint = self.fingerprint(project.id, {t.id for t in tags})
+        iterations = self.storage.iterations.list(project.id)
+        if self.storage.iterations.lock_holder(project.id):
+            raise BadRequest(
+                "BadRequestTrainingAlreadyInProgress", "A training of this project is in progress."
+            )
+        completed = [i for i in iterations if i.status is IterationStatus.COMPLETED]
+        if (
+            not request.force_train
+            and completed
+            and completed[-1].data_fingerprint == fingerprint
+            and completed[-1].training_type is training_type
+        ):
+            raise BadRequest(
+                "BadRequestTrainingNotNeeded",
+                "Nothing changed since the last iteration; use forceTrain=true to train anyway.",
+            )
+        now = utcnow()
+        iteration = Iteration(
+            id=new_id(),
+            name=f"Iteration {len(iterations) + 1}",
+            status=IterationStatus.TRAINING,
+            created=now,
+            last_modified=now,
+            domain_id=project.domain_id,
+            classification_type=project.classification_type,
+            training_type=training_type,
+            reserved_budget_in_hours=budget,
+            data_fingerprint=fingerprint,
+            selected_tag_ids=[t.id for t in tags] if request.selected_tag_ids else [],
+            notification_email=request.notification_email,
+            seed=random.randrange(2**31),
+        )
+        # The lock row makes two racing requests create one iteration.
+        if not self.storage.iterations.try_lock(project.id, iteration.id):
+            raise BadRequest(
+                "BadRequestTrainingAlreadyInProgress", "A training of this project is in progress."
+            )
+        try:
+            self.storage.iterations.save(project.id, iteration)
+            job = TrainingJob(
+                project_id=project.id,
+                iteration_id=iteration.id,
+                training_type=training_type.value,
+                reserved_budget_in_hours=budget,
+                selected_tag_ids=iteration.selected_tag_ids,
+                seed=iteration.seed,
+            )
+            self.storage.training_queue.send_message(job.encode())
+        except Exception:
+            self.storage.iterations.delete(project.id, iteration.id)
+            self.storage.iterations.unlock(project.id, iteration.id)
+            raise
+        return iteration
+
+    def _training_tags(self, project: Project, selected: list[str]) -> list[Tag]:
+        tags = self.storage.tags.list(project.id)
+        by_id = {t.id: t for t in tags}
+        for tag_id in selected:
+            if tag_id not in by_id:
+                raise tag_not_found(tag_id)
+        chosen = [by_id[t] for t in selected] if selected else tags
+        counts = self.storage.images.tag_counts(project.id)
+        code = _validation_code(project)
+        regular = [t for t in chosen if t.type is TagType.REGULAR]
+        negative_images = sum(counts.get(t.id, 0) for t in chosen if t.type is TagType.NEGATIVE)
+        if len(regular) + (negative_images >= MIN_IMAGES_PER_TAG) < 2:
+            raise BadRequest(code, "Training needs at least 2 tags (the Negative tag counts).")
+        short = [t.name for t in regular if counts.get(t.id, 0) < MIN_IMAGES_PER_TAG]
+        if short:
+            raise BadRequest(
+                code,
+                f"Each tag needs at least {MIN_IMAGES_PER_TAG} images; too few for: "
+                + ", ".join(sorted(short)),
+            )
+        return chosen
+
+    def fingerprint(self, project_id: str, tag_ids: set[str]) -> str:
+        """A digest of which images carry which of these tags: equal when nothing changed."""
+        digest = hashlib.sha256()
+        rows = sorted(
+            (image.id, sorted(set(image.tag_ids) & tag_ids))
+            for image in self.storage.images.iter_view(project_id, view_tagged())
+        )
+        for image_id, image_tags in rows:
+            if image_tags:
+                digest.update(f"{image_id}:{','.join(image_tags)};".encode())
+        return digest.hexdigest()
+
+
+def exportable_to(domain_id: str) -> list[str]:
+    domain = find_domain(domain_id)
+    return domain.exportable_platforms if domain else []

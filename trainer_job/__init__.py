@@ -1,0 +1,1 @@
+"""The training job: a container job started per queued training request."""

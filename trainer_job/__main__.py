@@ -1,0 +1,106 @@
+"""`python -m trainer_job`: process one queued training request and exit (what a Container
+Apps Job started by KEDA runs); `--watch` keeps polling (what `make run` starts)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import threading
+import time
+
+from azure.storage.queue import QueueMessage
+
+from functions.domain import names
+from functions.domain.jobs import TrainingJob
+from functions.settings import Settings, get_settings
+from functions.storage.clients import Storage
+from trainer_job.job import record_failure, run_job
+
+log = logging.getLogger("trainer_job")
+RETRY_DELAY_SECONDS = 5
+
+
+def _keep_invisible(
+    storage: Storage, message: QueueMessage, seconds: int, stop: threading.Event
+) -> None:
+    """Extend the message's invisibility while the job runs, so no other worker takes it; if
+    this process dies, the message reappears after at most `seconds`."""
+    queue = storage.training_queue
+    while not stop.wait(seconds / 3):
+        try:
+            receipt = queue.update_message(message, visibility_timeout=seconds)
+            message.pop_receipt = receipt.pop_receipt
+        except Exception:
+            log.exception("could not extend the message's visibility")
+
+
+def process_one(storage: Storage, settings: Settings) -> bool:
+    """Take one message, train, delete it. Returns False when the queue was empty."""
+    queue = storage.training_queue
+    message = queue.receive_message(visibility_timeout=settings.trainer_visibility_seconds)
+    if message is None:
+        return False
+    job = TrainingJob.decode(message.content)
+    deliveries = message.dequeue_count or 1
+    if deliveries > settings.trainer_max_deliveries:
+        reason = (
+            f"Training stopped {settings.trainer_max_deliveries} times without finishing "
+            "(the job was killed, ran out of memory or kept failing)."
+        )
+        record_failure(storage, job, reason, final=True)
+        _to_poison(storage, message)
+        queue.delete_message(message)
+        log.error("job %s moved to the poison queue: %s", job.iteration_id, reason)
+        return True
+    stop = threading.Event()
+    heartbeat = threading.Thread(
+        target=_keep_invisible,
+        args=(storage, message, settings.trainer_visibility_seconds, stop),
+        daemon=True,
+    )
+    heartbeat.start()
+    failed = False
+    try:
+        run_job(storage, job)
+    except Exception as error:
+        failed = True
+        final = deliveries >= settings.trainer_max_deliveries
+        record_failure(storage, job, f"{type(error).__name__}: {error}", final=final)
+        log.exception("job %s failed (delivery %d)", job.iteration_id, deliveries)
+    finally:
+        stop.set()
+        heartbeat.join(timeout=30)
+    if failed and deliveries < settings.trainer_max_deliveries:
+        # Let the message reappear soon: the next delivery is the retry.
+        queue.update_message(message, visibility_timeout=RETRY_DELAY_SECONDS)
+        return True
+    if failed:
+        _to_poison(storage, message)
+    queue.delete_message(message)
+    return True
+
+
+def _to_poison(storage: Storage, message: QueueMessage) -> None:
+    poison = storage.clients.queues.get_queue_client(names.QUEUE_TRAINING_POISON)
+    poison.send_message(message.content)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m trainer_job", description=__doc__)
+    parser.add_argument("--watch", action="store_true", help="keep polling the queue")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("azure").setLevel(logging.WARNING)
+    settings = get_settings()
+    storage = Storage.from_settings(settings)
+    storage.clients.ensure_resources()
+    if not args.watch:
+        process_one(storage, settings)
+        return 0
+    while True:
+        if not process_one(storage, settings):
+            time.sleep(settings.trainer_poll_seconds)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

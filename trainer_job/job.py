@@ -1,0 +1,241 @@
+"""One training job: load the data, train, evaluate, export, record the iteration.
+
+On failure the error is recorded on the iteration and re-raised, so the queue delivers the
+message again; the caller gives up after a bounded number of deliveries.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import platform
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from functions.domain import artifacts, catalog, names
+from functions.domain.jobs import TrainingJob
+from functions.domain.metrics import evaluate
+from functions.domain.models import ClassificationType, Iteration, IterationStatus
+from functions.domain.preprocessing import Preprocessing
+from functions.storage.clients import Storage
+from functions.storage.tables import utcnow
+from trainer_job.dataset import TrainingSet, load_training_set
+from trainer_job.feature_cache import FeatureCache
+
+log = logging.getLogger(__name__)
+
+
+class JobCancelled(Exception):
+    """The project or iteration is gone: nothing left to do."""
+
+
+class Progress:
+    """Writes the iteration's stage and fraction done, for the portal to poll."""
+
+    def __init__(self, storage: Storage, project_id: str, iteration: Iteration) -> None:
+        self.storage = storage
+        self.project_id = project_id
+        self.iteration = iteration
+
+    def __call__(self, stage: str, fraction: float) -> None:
+        current = self.storage.iterations.get(self.project_id, self.iteration.id)
+        if current is None or self.storage.projects.get(self.project_id) is None:
+            raise JobCancelled(f"iteration {self.iteration.id} was deleted")
+        self.iteration = replace(
+            current,
+            progress_stage=stage,
+            progress_fraction=round(fraction, 3),
+            last_modified=utcnow(),
+        )
+        self.storage.iterations.save(self.project_id, self.iteration)
+        log.info("iteration %s: %s (%.0f%%)", self.iteration.id, stage, fraction * 100)
+
+
+def run_job(storage: Storage, job: TrainingJob) -> Iteration | None:
+    """Train one iteration. Returns None when there was nothing to do."""
+    project = storage.projects.get(job.project_id)
+    iteration = storage.iterations.get(job.project_id, job.iteration_id)
+    if project is None or iteration is None:
+        log.info("project or iteration of job %s is gone; nothing to do", job.iteration_id)
+        return None
+    if iteration.status is not IterationStatus.TRAINING:
+        return None  # a repeated delivery of a finished job
+    started = time.monotonic()
+    progress = Progress(storage, job.project_id, iteration)
+    try:
+        finished = _train(storage, job, iteration, project.classification_type, progress, started)
+    except JobCancelled:
+        log.info("job %s cancelled: its project or iteration was deleted", job.iteration_id)
+        storage.iterations.unlock(job.project_id, job.iteration_id)
+        return None
+    storage.iterations.save(job.project_id, finished)
+    storage.iterations.unlock(job.project_id, job.iteration_id)
+    return finished
+
+
+def record_failure(storage: Storage, job: TrainingJob, reason: str, final: bool) -> None:
+    """Note why an attempt failed; when `final`, mark the iteration Failed and free the project."""
+    iteration = storage.iterations.get(job.project_id, job.iteration_id)
+    if iteration is None or iteration.status is not IterationStatus.TRAINING:
+        storage.iterations.unlock(job.project_id, job.iteration_id)
+        return
+    updated = replace(iteration, training_error_details=reason[:4000], last_modified=utcnow())
+    if final:
+        updated = replace(updated, status=IterationStatus.FAILED, progress_stage="Failed")
+    storage.iterations.save(job.project_id, updated)
+    if final:
+        storage.iterations.unlock(job.project_id, job.iteration_id)
+
+
+def _train(
+    storage: Storage,
+    job: TrainingJob,
+    iteration: Iteration,
+    classification: ClassificationType,
+    progress: Progress,
+    started: float,
+) -> Iteration:
+    import trainer_job.ml.recipe as recipe  # torch loads here, not when the module loads
+
+    domain = catalog.find_domain(iteration.domain_id) or catalog.DOMAINS[0]
+    preprocessing = Preprocessing.for_size(domain.image_size)
+    progress("Loading images", 0.05)
+    data = load_training_set(storage, job.project_id, classification, job.selected_tag_ids)
+    if len(data.image_ids) < 2 or len(data.tags) < 2:
+        raise ValueError(
+            f"Too few usable images ({len(data.image_ids)}) or tags ({len(data.tags)}) to train."
+        )
+    cache = FeatureCache(storage, job.project_id, domain.backbone)
+    known = cache.load(data.image_ids, recipe.DEFAULT_VIEWS)
+    progress(f"Computing features ({len(data.image_ids) - len(known)} new images)", 0.15)
+    result = recipe.train_regular(
+        data.images,
+        data.labels,
+        multilabel=classification is ClassificationType.MULTILABEL,
+        backbone_name=domain.backbone,
+        image_size=domain.image_size,
+        seed=job.seed,
+        known_features=known,
+    )
+    cache.save({data.image_ids[i]: result.features[i] for i in result.computed_indices})
+    progress("Exporting the model", 0.85)
+    with tempfile.TemporaryDirectory() as folder:
+        model_path = Path(folder) / artifacts.MODEL
+        net = recipe.build_classifier(domain.backbone, result.head)
+        sample = np.stack([preprocessing(image) for image in data.images[:4]])
+        recipe.export_onnx(net, model_path, domain.image_size)
+        difference = recipe.verify_onnx(model_path, net, sample)
+        if difference > 1e-4:
+            raise RuntimeError(f"ONNX and torch disagree by {difference:.2e}")
+        model_bytes = model_path.read_bytes()
+    metrics = evaluate(result.probabilities, data.labels, result.folds, 0.5)
+    elapsed = time.monotonic() - started
+    _write_artifacts(
+        storage, job, data, result, preprocessing, domain, model_bytes, metrics, elapsed, difference
+    )
+    finished = replace(
+        progress.iteration,
+        status=IterationStatus.COMPLETED,
+        trained_at=utcnow(),
+        training_time_in_minutes=max(1, math.ceil(elapsed / 60)),
+        progress_stage="Completed",
+        progress_fraction=1.0,
+        training_error_details=_skipped_note(data),
+        last_modified=utcnow(),
+    )
+    return finished
+
+
+def _skipped_note(data: TrainingSet) -> str | None:
+    notes = []
+    if data.skipped_unreadable:
+        notes.append(f"{len(data.skipped_unreadable)} unreadable images were skipped")
+    if data.skipped_ambiguous:
+        notes.append(
+            f"{len(data.skipped_ambiguous)} images with several tags were skipped (Multiclass)"
+        )
+    return "; ".join(notes) + "." if notes else None
+
+
+def _write_artifacts(
+    storage: Storage,
+    job: TrainingJob,
+    data: TrainingSet,
+    result: Any,
+    preprocessing: Preprocessing,
+    domain: catalog.Domain,
+    model_bytes: bytes,
+    metrics: Any,
+    elapsed: float,
+    difference: float,
+) -> None:
+    import onnxruntime
+    import torch
+
+    def put(name: str, payload: bytes, content_type: str) -> None:
+        path = artifacts.artifact_path(job.project_id, job.iteration_id, name)
+        storage.blobs.put(names.CONTAINER_MODELS, path, payload, content_type)
+
+    labels = [{"id": t.id, "name": t.name, "type": t.type.value} for t in data.tags]
+    evaluation = io.BytesIO()
+    np.savez_compressed(
+        evaluation,
+        image_ids=np.asarray(data.image_ids),
+        labels=data.labels.astype(np.uint8),
+        probabilities=result.probabilities.astype(np.float32),
+        folds=result.folds.astype(np.int16),
+    )
+    manifest = {
+        "backbone": domain.backbone,
+        "domainId": domain.id,
+        "domainName": domain.name,
+        "classificationType": "Multilabel" if result.multilabel else "Multiclass",
+        "trainingType": job.training_type,
+        "preprocessing": preprocessing.to_manifest(),
+        "output": "probabilities (softmax for Multiclass, sigmoid per tag for Multilabel)",
+        "labels": labels,
+        "seed": job.seed,
+        "imageCount": len(data.image_ids),
+        "skippedUnreadable": len(data.skipped_unreadable),
+        "skippedAmbiguous": len(data.skipped_ambiguous),
+        "trainingSeconds": round(elapsed, 2),
+        "timings": result.timings,
+        "onnxMaxAbsDifference": difference,
+        "versions": {
+            "torch": torch.__version__,
+            "onnxruntime": onnxruntime.__version__,
+            "python": platform.python_version(),
+        },
+        "evaluation": "5-fold cross-validation of the linear head on frozen features",
+    }
+    put(artifacts.MODEL, model_bytes, "application/octet-stream")
+    put(artifacts.LABELS, json.dumps(labels).encode(), "application/json")
+    put(artifacts.MANIFEST, json.dumps(manifest, indent=2).encode(), "application/json")
+    put(artifacts.METRICS, json.dumps(_metrics_json(metrics, labels)).encode(), "application/json")
+    put(artifacts.EVALUATION, evaluation.getvalue(), "application/octet-stream")
+
+
+def _metrics_json(metrics: Any, labels: list[dict[str, str]]) -> dict[str, Any]:
+    return {
+        "threshold": 0.5,
+        "precision": metrics.precision,
+        "recall": metrics.recall,
+        "averagePrecision": metrics.average_precision,
+        "perTag": [
+            {
+                "id": label["id"],
+                "name": label["name"],
+                "precision": m.precision,
+                "recall": m.recall,
+                "averagePrecision": m.average_precision,
+            }
+            for label, m in zip(labels, metrics.per_tag, strict=True)
+        ],
+    }

@@ -1,0 +1,74 @@
+"""The served model: backbone, linear head and softmax|sigmoid in one module, exported to ONNX."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import torch
+from torch import nn
+
+from trainer_job.ml.backbone import FeatureExtractor
+from trainer_job.ml.head import LinearHead
+
+OPSET = 17
+INPUT_NAME = "image"
+OUTPUT_NAME = "probabilities"
+
+
+class ClassifierNet(nn.Module):
+    """forward(x: (N, 3, S, S) float32 normalised like Preprocessing) -> probabilities (N, T)."""
+
+    def __init__(self, extractor: FeatureExtractor, head: LinearHead) -> None:
+        super().__init__()
+        weight, bias = head.folded()
+        self.extractor = extractor
+        self.linear = nn.Linear(weight.shape[1], weight.shape[0])
+        with torch.no_grad():
+            self.linear.weight.copy_(torch.from_numpy(weight))
+            self.linear.bias.copy_(torch.from_numpy(bias))
+        self.multilabel = head.multilabel
+        self.image_size = extractor.image_size
+        self.eval()
+        self.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.linear(self.extractor(x))
+        if self.multilabel:
+            return torch.sigmoid(logits)
+        return torch.softmax(logits, dim=1)
+
+
+def export_onnx(net: ClassifierNet, path: str | Path, image_size: int) -> None:
+    """Write `net` as ONNX (opset 17): input "image" (N, 3, S, S), output "probabilities"."""
+    net = net.cpu().eval()
+    sample = torch.zeros((1, 3, image_size, image_size), dtype=torch.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript-based exporter warns it is legacy
+        torch.onnx.export(
+            net,
+            (sample,),
+            str(path),
+            dynamo=False,  # the dynamo exporter needs onnxscript, which is not installed
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            opset_version=OPSET,
+            do_constant_folding=True,
+        )
+
+
+def onnx_session(path: str | Path) -> onnxruntime.InferenceSession:
+    return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def verify_onnx(path: str | Path, net: ClassifierNet, sample: np.ndarray) -> float:
+    """Max abs difference between torch and onnxruntime (CPU) probabilities on `sample`."""
+    batch = np.ascontiguousarray(sample, dtype=np.float32)
+    on = next(net.parameters()).device
+    with torch.inference_mode():
+        expected = net(torch.from_numpy(batch).to(on)).float().cpu().numpy()
+    (actual,) = onnx_session(path).run([OUTPUT_NAME], {INPUT_NAME: batch})
+    return float(np.abs(np.asarray(actual) - expected).max())
