@@ -61,7 +61,7 @@ def process_one(storage: Storage, settings: Settings) -> bool:
     heartbeat.start()
     failed = False
     try:
-        run_job(storage, job)
+        run_job(storage, job, attempt=deliveries)
     except Exception as error:
         failed = True
         final = deliveries >= settings.trainer_max_deliveries

@@ -52,13 +52,14 @@ class Progress:
             current,
             progress_stage=stage,
             progress_fraction=round(fraction, 3),
+            attempt=self.iteration.attempt,
             last_modified=utcnow(),
         )
         self.storage.iterations.save(self.project_id, self.iteration)
         log.info("iteration %s: %s (%.0f%%)", self.iteration.id, stage, fraction * 100)
 
 
-def run_job(storage: Storage, job: TrainingJob) -> Iteration | None:
+def run_job(storage: Storage, job: TrainingJob, attempt: int = 1) -> Iteration | None:
     """Train one iteration. Returns None when there was nothing to do."""
     project = storage.projects.get(job.project_id)
     iteration = storage.iterations.get(job.project_id, job.iteration_id)
@@ -68,6 +69,7 @@ def run_job(storage: Storage, job: TrainingJob) -> Iteration | None:
     if iteration.status is not IterationStatus.TRAINING:
         return None  # a repeated delivery of a finished job
     started = time.monotonic()
+    iteration = replace(iteration, attempt=attempt)
     progress = Progress(storage, job.project_id, iteration)
     try:
         finished = _train(storage, job, iteration, project.classification_type, progress, started)

@@ -135,6 +135,7 @@ class Iteration:
     training_error_details: str | None = None
     progress_stage: str = "Queued"
     progress_fraction: float = 0.0
+    attempt: int = 0  # deliveries of the training job so far
     data_fingerprint: str = ""
     selected_tag_ids: list[str] = field(default_factory=list)
     notification_email: str | None = None

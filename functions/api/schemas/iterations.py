@@ -14,6 +14,7 @@ from functions.services.training import exportable_to
 class Progress(Wire):
     stage: str
     fraction: float
+    attempt: int  # deliveries of the training job so far (retries after a crash)
 
 
 class IterationOut(Wire):
@@ -58,7 +59,9 @@ class IterationOut(Wire):
             publishName=it.publish_name,
             originalPublishResourceId=it.original_publish_resource_id,
             trainingErrorDetails=it.training_error_details,
-            progress=Progress(stage=it.progress_stage, fraction=it.progress_fraction),
+            progress=Progress(
+                stage=it.progress_stage, fraction=it.progress_fraction, attempt=it.attempt
+            ),
         )
 
 
