@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.conftest import TRAINING_KEY, TRAINING_PREFIX
+from tests.conftest import TRAINING_KEY, TRAINING_PREFIX
 
 
 def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:

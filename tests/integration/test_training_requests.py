@@ -88,7 +88,7 @@ def test_queued_job_then_in_progress_then_one_iteration_per_race(
     assert iteration.training_type == "Regular"
     assert iteration.classification_type == "Multiclass"
     raw = http.get(f"/projects/{project_id}/iterations/{iteration.id}").json()
-    assert raw["progress"] == {"stage": "Queued", "fraction": 0.0}
+    assert raw["progress"] == {"stage": "Queued", "fraction": 0.0, "attempt": 0}
 
     jobs = [j for j in _drain(storage) if j["project_id"] == project_id]
     assert len(jobs) == 1
