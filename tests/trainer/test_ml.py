@@ -1,0 +1,328 @@
+"""The trainer's model core on real photos: features, head, cross-validation, ONNX export."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from functions.domain.preprocessing import Preprocessing
+from trainer_job.ml import evaluate, recipe
+from trainer_job.ml.backbone import FeatureExtractor, load_backbone
+from trainer_job.ml.evaluate import assign_folds, cross_validate
+from trainer_job.ml.export import INPUT_NAME, OUTPUT_NAME, onnx_session
+from trainer_job.ml.features import compute_features, run_extractor, view_array
+from trainer_job.ml.head import LinearHead, train_head
+
+DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
+LITE0 = "efficientnet-lite0"
+FLOWERS = ("daisy", "dandelion", "rose", "sunflower", "tulip")
+TRAIN_PER_CLASS = 10
+TEST_PER_CLASS = 10
+
+
+def photos(dataset: str, label: str, start: int, stop: int) -> list[Image.Image]:
+    folder = DATASETS / dataset / label
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is not available")
+    files = sorted(p for p in folder.iterdir() if p.is_file())[start:stop]
+    images = []
+    for path in files:
+        with Image.open(path) as image:
+            images.append(image.convert("RGB"))
+    return images
+
+
+def one_hot(classes: Sequence[int], count: int) -> np.ndarray:
+    return np.eye(count, dtype=np.float32)[list(classes)]
+
+
+class Flowers:
+    """flowers5: the first 10 photos of each class to train on, the next 10 to test on."""
+
+    def __init__(self) -> None:
+        self.preprocessing = Preprocessing.for_size(224)
+        self.extractor: FeatureExtractor = load_backbone(LITE0)
+        self.train: list[Image.Image] = []
+        self.test: list[Image.Image] = []
+        train_classes: list[int] = []
+        test_classes: list[int] = []
+        stop = TRAIN_PER_CLASS + TEST_PER_CLASS
+        for c, name in enumerate(FLOWERS):
+            self.train += photos("flowers5", name, 0, TRAIN_PER_CLASS)
+            self.test += photos("flowers5", name, TRAIN_PER_CLASS, stop)
+            train_classes += [c] * TRAIN_PER_CLASS
+            test_classes += [c] * TEST_PER_CLASS
+        self.train_classes = np.asarray(train_classes)
+        self.test_classes = np.asarray(test_classes)
+        self.train_labels = one_hot(train_classes, len(FLOWERS))
+        self.train_features = compute_features(
+            self.extractor, self.train, self.preprocessing, views=2, seed=0
+        )
+        self.test_features = compute_features(
+            self.extractor, self.test, self.preprocessing, views=1, seed=0
+        )[:, 0]
+
+
+@pytest.fixture(scope="module")
+def flowers() -> Flowers:
+    return Flowers()
+
+
+@pytest.fixture(scope="module")
+def flower_head(flowers: Flowers) -> LinearHead:
+    return train_head(flowers.train_features, flowers.train_labels, multilabel=False, seed=0)
+
+
+# Features
+
+
+def test_view_zero_is_exactly_the_served_input(flowers: Flowers) -> None:
+    images = flowers.test[:3]
+    served = np.stack([flowers.preprocessing(image) for image in images])
+    for image, expected in zip(images, served, strict=True):
+        assert np.array_equal(view_array(image, flowers.preprocessing, 0, 0, 0), expected)
+        mirrored = view_array(image, flowers.preprocessing, 1, 0, 0)
+        assert np.array_equal(mirrored, expected[:, :, ::-1])
+
+    features = compute_features(flowers.extractor, images, flowers.preprocessing, views=2)
+    assert features.shape == (3, 2, 1280) and features.dtype == np.float32
+    # The same batch of served inputs through the extractor: bit for bit the same features.
+    assert np.array_equal(features[:, 0], run_extractor(flowers.extractor, served))
+    # One image at a time: the same up to the convolution algorithm picked for the batch size.
+    single = np.concatenate([run_extractor(flowers.extractor, x[None]) for x in served])
+    np.testing.assert_allclose(features[:, 0], single, atol=1e-5, rtol=0)
+    # The mirror view is a different input, so a different feature vector.
+    assert np.abs(features[:, 0] - features[:, 1]).max() > 1e-2
+
+
+def test_augmented_views_follow_the_seed_and_the_image_index(flowers: Flowers) -> None:
+    image, p = flowers.train[0], flowers.preprocessing
+    first = view_array(image, p, 2, seed=0, index=0)
+    assert first.shape == (3, 224, 224) and first.dtype == np.float32
+    assert np.array_equal(first, view_array(image, p, 2, seed=0, index=0))
+    assert not np.array_equal(first, view_array(image, p, 2, seed=1, index=0))
+    assert not np.array_equal(first, view_array(image, p, 2, seed=0, index=1))
+    assert not np.array_equal(first, view_array(image, p, 3, seed=0, index=0))
+    assert not np.array_equal(first, p(image))
+
+
+# Head and accuracy on real photos
+
+
+def test_head_on_real_photos_beats_chance_clearly(
+    flowers: Flowers, flower_head: LinearHead
+) -> None:
+    probabilities = flower_head.predict(flowers.test_features)
+    accuracy = float((probabilities.argmax(axis=1) == flowers.test_classes).mean())
+    print(f"flowers5 Lite0, 10 per class: held-out accuracy {accuracy:.3f}")
+    assert accuracy > 0.7  # chance is 0.2; about 0.8 is typical at 10 per class
+    assert probabilities.shape == (50, 5)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_cross_validation_on_real_photos(flowers: Flowers) -> None:
+    result = cross_validate(flowers.train_features, flowers.train_labels, False, seed=0)
+    assert result.probabilities.shape == (50, 5)
+    assert result.folds == 5
+    np.testing.assert_allclose(result.probabilities.sum(axis=1), 1.0, atol=1e-5)
+    accuracy = float((result.probabilities.argmax(axis=1) == flowers.train_classes).mean())
+    print(f"flowers5 Lite0, 10 per class: 5-fold CV accuracy {accuracy:.3f}")
+    assert accuracy > 0.6
+    # Two images per class in every fold.
+    for c in range(5):
+        assert np.bincount(result.fold[flowers.train_classes == c], minlength=5).tolist() == [2] * 5
+
+
+def test_head_and_cross_validation_are_deterministic(flowers: Flowers) -> None:
+    features, labels = flowers.train_features, flowers.train_labels
+    a = train_head(features, labels, False, seed=3)
+    b = train_head(features, labels, False, seed=3)
+    assert np.array_equal(a.weight, b.weight) and np.array_equal(a.bias, b.bias)
+    first = cross_validate(features, labels, False, seed=3)
+    again = cross_validate(features, labels, False, seed=3)
+    assert np.array_equal(first.fold, again.fold)
+    assert np.array_equal(first.probabilities, again.probabilities)
+    other = cross_validate(features, labels, False, seed=4)
+    assert not np.array_equal(first.fold, other.fold)
+    assert not np.array_equal(first.probabilities, other.probabilities)
+
+
+def test_recipe_is_deterministic_and_the_seed_changes_the_augmentations() -> None:
+    images = photos("flowers5", "daisy", 20, 23) + photos("flowers5", "rose", 20, 23)
+    labels = one_hot([0, 0, 0, 1, 1, 1], 2)
+
+    def run(seed: int, known: dict[int, np.ndarray] | None = None) -> recipe.RegularResult:
+        return recipe.train_regular(images, labels, False, LITE0, 224, seed, known, views=3)
+
+    first, again, other = run(0), run(0), run(1)
+    assert first.features.shape == (6, 3, 1280)
+    assert first.computed_indices == list(range(6))
+    assert np.array_equal(first.features, again.features)
+    assert np.array_equal(first.head.weight, again.head.weight)
+    assert np.array_equal(first.probabilities, again.probabilities)
+    assert np.array_equal(first.folds, again.folds)
+    # Views 0 (as served) and 1 (mirrored) do not depend on the seed; the random view does.
+    assert np.array_equal(first.features[:, :2], other.features[:, :2])
+    assert not np.allclose(first.features[:, 2], other.features[:, 2])
+    assert not np.array_equal(first.head.weight, other.head.weight)
+    assert not np.array_equal(first.probabilities, other.probabilities)
+    assert set(first.timings) == {"features", "crossValidation", "head"}
+
+    # Every row known: nothing is computed and the result is that of the first run.
+    cached = run(0, {i: first.features[i] for i in range(6)})
+    assert cached.computed_indices == []
+    assert np.array_equal(cached.head.weight, first.head.weight)
+    assert np.array_equal(cached.probabilities, first.probabilities)
+
+
+def test_features_for_computes_only_the_missing_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    images = [Image.new("RGB", (40, 30), (i * 40, 0, 0)) for i in range(5)]
+    calls: list[tuple[list[Image.Image], list[int]]] = []
+
+    def fake_compute(
+        extractor: Any, subset: list[Image.Image], p: Preprocessing, **kwargs: Any
+    ) -> np.ndarray:
+        calls.append((subset, list(kwargs["indices"])))
+        return np.stack([np.full((2, 1280), 100.0 + i) for i in kwargs["indices"]])
+
+    monkeypatch.setattr(recipe, "compute_features", fake_compute)
+    known = {1: np.full((2, 1280), 1.0), 3: np.full((2, 1280), 3.0)}
+    features, computed = recipe.features_for(images, known, LITE0, 224, seed=0)
+    assert computed == [0, 2, 4]
+    assert len(calls) == 1 and calls[0][1] == [0, 2, 4]
+    assert [images.index(image) for image in calls[0][0]] == [0, 2, 4]
+    assert features.shape == (5, 2, 1280) and features.dtype == np.float32
+    assert features[:, :, 0].tolist() == [[100, 100], [1, 1], [102, 102], [3, 3], [104, 104]]
+    with pytest.raises(ValueError):
+        recipe.features_for(images, {0: np.zeros((3, 1280))}, LITE0, 224, seed=0)
+
+
+# Multilabel
+
+
+def test_multilabel_head_gives_independent_sigmoids(flowers: Flowers) -> None:
+    # Tags: "daisy", "yellow" (dandelion, sunflower); roses and tulips have no tag at all.
+    def tags(classes: np.ndarray) -> np.ndarray:
+        return np.stack([classes == 0, np.isin(classes, [1, 3])], axis=1).astype(np.float32)
+
+    labels = tags(flowers.train_classes)
+    assert (labels.sum(axis=1) == 0).sum() == 20
+    head = train_head(flowers.train_features, labels, multilabel=True, seed=0)
+    probabilities = head.predict(flowers.test_features)
+    assert probabilities.shape == (50, 2)
+    assert probabilities.min() >= 0.0 and probabilities.max() <= 1.0
+    assert np.abs(probabilities.sum(axis=1) - 1.0).max() > 0.5  # not a softmax
+    truth = tags(flowers.test_classes) > 0
+    accuracy = float(((probabilities > 0.5) == truth).mean())
+    print(f"flowers5 Lite0 multilabel: held-out per-tag accuracy {accuracy:.3f}")
+    assert accuracy > 0.8
+    cv = cross_validate(flowers.train_features, labels, multilabel=True, seed=0)
+    assert cv.probabilities.shape == (50, 2) and cv.folds == 5
+    for tag in range(2):
+        per_fold = np.bincount(cv.fold[labels[:, tag] > 0], minlength=5)
+        assert per_fold.max() - per_fold.min() <= 1
+
+
+# Cross-validation never scores an image with a head that saw it
+
+
+class SpyHead:
+    def __init__(self, trained_on: set[int], tags: int, scored: list[tuple[set[int], set[int]]]):
+        self.trained_on, self.tags, self.scored = trained_on, tags, scored
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        self.scored.append((self.trained_on, {int(i) for i in features[:, 0]}))
+        return np.full((len(features), self.tags), 1.0 / self.tags, dtype=np.float32)
+
+
+@pytest.mark.parametrize("multilabel", [False, True])
+def test_cross_validation_holds_every_image_out(
+    monkeypatch: pytest.MonkeyPatch, multilabel: bool
+) -> None:
+    rng = np.random.default_rng(7)
+    if multilabel:
+        labels = (rng.random((37, 4)) < [0.5, 0.3, 0.2, 0.15]).astype(np.float32)
+        labels[:5] = 0  # images without any tag
+    else:
+        labels = one_hot([0] * 7 + [1] * 5 + [2] * 12, 3)
+    count = labels.shape[0]
+    # Column 0 of every view of image i holds i, so the spy can tell images apart.
+    features = rng.normal(size=(count, 3, 8)).astype(np.float32)
+    features[:, :, 0] = np.arange(count)[:, None]
+    scored: list[tuple[set[int], set[int]]] = []
+
+    def spy_train(f: np.ndarray, y: np.ndarray, multilabel: bool, seed: int) -> SpyHead:
+        trained_on = {int(i) for i in f[:, :, 0].ravel()}
+        assert np.array_equal(f[:, :, 0], np.repeat(f[:, :1, 0], 3, axis=1))  # all views
+        return SpyHead(trained_on, y.shape[1], scored)
+
+    monkeypatch.setattr(evaluate, "train_head", spy_train)
+    result = cross_validate(features, labels, multilabel, seed=1)
+    counts = labels.sum(axis=0)
+    assert len(scored) == result.folds == min(5, int(counts[counts > 0].min()))
+    seen: list[int] = []
+    for trained_on, held_out in scored:
+        assert not trained_on & held_out
+        assert trained_on | held_out == set(range(count))
+        seen += held_out
+    assert sorted(seen) == list(range(count))
+    for k, (_, held_out) in enumerate(scored):
+        assert held_out == set(np.flatnonzero(result.fold == k).tolist())
+    for tag in range(labels.shape[1]):
+        per_fold = np.bincount(result.fold[labels[:, tag] > 0], minlength=result.folds)
+        assert per_fold.max() - per_fold.min() <= 1, (tag, per_fold)
+    sizes = np.bincount(result.fold, minlength=result.folds)
+    assert sizes.max() - sizes.min() <= 1
+
+
+def test_fewer_folds_when_a_tag_has_few_images() -> None:
+    labels = one_hot([0] * 9 + [1] * 3, 2)
+    fold = assign_folds(labels, multilabel=False, seed=0, folds=5)
+    assert sorted(set(fold.tolist())) == [0, 1, 2]
+    assert np.bincount(fold[:9]).tolist() == [3, 3, 3]
+    assert np.bincount(fold[9:]).tolist() == [1, 1, 1]
+    two = assign_folds(one_hot([0] * 6 + [1], 2), multilabel=False, seed=0, folds=5)
+    assert sorted(set(two.tolist())) == [0, 1]
+
+
+# ONNX export
+
+
+def test_onnx_export_matches_torch_and_keeps_the_label_order(
+    flowers: Flowers, flower_head: LinearHead, tmp_path: Path
+) -> None:
+    net = recipe.build_classifier(LITE0, flower_head)
+    path = tmp_path / "model.onnx"
+    recipe.export_onnx(net, path, 224)
+    indices = [0, 12, 25, 37, 49]  # a test photo of each class
+    batch = np.stack([flowers.preprocessing(flowers.test[i]) for i in indices])
+
+    session = onnx_session(path)
+    assert [i.name for i in session.get_inputs()] == [INPUT_NAME]
+    assert [o.name for o in session.get_outputs()] == [OUTPUT_NAME]
+    (onnx_out,) = session.run([OUTPUT_NAME], {INPUT_NAME: batch})
+    with torch.inference_mode():
+        torch_out = net(torch.from_numpy(batch)).numpy()
+    assert onnx_out.shape == (5, 5)
+    assert np.abs(onnx_out - torch_out).max() < 1e-4
+    assert recipe.verify_onnx(path, net, batch) < 1e-4
+    (single,) = session.run([OUTPUT_NAME], {INPUT_NAME: batch[:1]})  # the batch axis is dynamic
+    assert np.abs(single[0] - onnx_out[0]).max() < 1e-4
+
+    # Column t is tag t: the exported model agrees with the head on the trained features...
+    np.testing.assert_allclose(
+        onnx_out, flower_head.predict(flowers.test_features[indices]), atol=1e-4
+    )
+    # ...and a head trained with the tags in reverse order gives the columns in reverse order.
+    reversed_head = train_head(flowers.train_features, flowers.train_labels[:, ::-1], False)
+    reversed_net = recipe.build_classifier(LITE0, reversed_head)
+    with torch.inference_mode():
+        reversed_out = reversed_net(torch.from_numpy(batch)).numpy()
+    np.testing.assert_allclose(reversed_out, onnx_out[:, ::-1], atol=1e-4)
+    assert (onnx_out.argmax(axis=1) == flowers.test_classes[indices]).sum() >= 4
