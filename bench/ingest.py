@@ -3,52 +3,64 @@
 Run from the repository root:
 
     .venv/bin/python -m bench.ingest [--batches 4] [--sizes 1000,3000] [--repeat 20]
+    .venv/bin/python -m bench.ingest --sizes 1000,10000 --fill direct
 
 It starts its own Azurite (in memory, free ports) and serves the API with uvicorn in a thread,
 as the integration tests do, so every number includes HTTP, JSON and storage. Client, server
 and Azurite share this machine's CPUs. It prints Markdown tables to stdout (progress goes to
 stderr) and, unless --no-json, a JSON copy under bench/results/.
+
+The listing benchmark first fills a project of each size. `--fill api` (the default) uploads
+noise JPEGs through POST …/images/files; `--fill direct` writes synthetic image rows straight
+through the storage layer (`storage.images.create_many`, the call the upload service ends in,
+with no blobs), which is what makes 10,000 images practical: the listing requests measured
+afterwards are the same HTTP requests either way.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
+import hashlib
 import io
 import json
-import math
 import os
 import platform
 import random
 import statistics
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import uvicorn
 from PIL import Image
 
-from functions.api.app import create_app
-from functions.settings import Settings
-from functions.storage.clients import Storage
-from tools.azurite import free_port, start_azurite
+from bench.common import (
+    BATCH,
+    DATASETS,
+    RESULTS_DIR,
+    ROOT,
+    Served,
+    api_client,
+    check_batch,
+    create_project,
+    create_tags,
+    end_line,
+    expect_ok,
+    files_request,
+    log,
+    machine_line,
+    markdown_table,
+    percentile,
+    serve_api,
+)
+from functions.domain import models
+from functions.domain.ids import new_time_ordered_id
 
-ROOT = Path(__file__).resolve().parents[1]
-DATASETS = ROOT.parent / "shared" / "datasets"
 FLOWERS = DATASETS / "flowers5"
-RESULTS_DIR = ROOT / "bench" / "results"
-TRAINING_PREFIX = "/customvision/v3.3/training"
-TRAINING_KEY = "bench-training-key"
-PREDICTION_KEY = "bench-prediction-key"
-BATCH = 64  # Custom Vision's most images per create call
 FILL_WORKERS = 4
 FILL_RETRIES = 5
 FILL_TAGS = 5
@@ -57,102 +69,10 @@ NOISE_SIDE = 64
 # every point read and query, and each image costs several (counter reads, duplicate check and a
 # transaction that looks up each of its rows). On 2 shared cores 1,000 images took ~100 s and
 # the 5,000 fill ran at ~2.7 images/s past 2,500 images, so 10,000 would take over an hour.
-# The default stays near 10 minutes; --sizes 1000,10000 still works.
+# The default stays near 10 minutes; for 10,000 use --fill direct (rows written through the
+# storage layer; still ~20 minutes, as create_many slows while the table grows).
 DEFAULT_SIZES = "1000,3000"
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def percentile(samples: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile (p in 0..100)."""
-    ordered = sorted(samples)
-    rank = max(1, math.ceil(p / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-# ------------------------------------------------------------------ environment
-
-
-@contextmanager
-def serve_api() -> Iterator[str]:
-    """Azurite in memory plus the API on uvicorn in a thread; yields the base URL."""
-    azurite = start_azurite(None, free_port(), free_port(), free_port())
-    try:
-        settings = Settings(
-            storage_connection_string=azurite.connection_string,
-            training_key=TRAINING_KEY,
-            prediction_key=PREDICTION_KEY,
-        )
-        storage = Storage.from_settings(settings)
-        storage.clients.ensure_resources()
-        port = free_port()
-        config = uvicorn.Config(
-            create_app(settings, storage), host="127.0.0.1", port=port, log_level="warning"
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                raise RuntimeError("the API server did not start")
-            time.sleep(0.05)
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
-    finally:
-        azurite.stop()
-
-
-def api_client(endpoint: str) -> httpx.Client:
-    return httpx.Client(
-        base_url=endpoint + TRAINING_PREFIX,
-        headers={"Training-Key": TRAINING_KEY},
-        timeout=300,
-    )
-
-
-def expect_ok(response: httpx.Response, what: str) -> Any:
-    if response.status_code != 200:
-        raise RuntimeError(f"{what}: HTTP {response.status_code}: {response.text[:500]}")
-    return response.json()
-
-
-def create_project(client: httpx.Client, name: str) -> str:
-    project = expect_ok(client.post("/projects", params={"name": name}), "create project")
-    return str(project["id"])
-
-
-def create_tags(client: httpx.Client, project_id: str, names: Sequence[str]) -> list[str]:
-    ids = []
-    for name in names:
-        tag = expect_ok(
-            client.post(f"/projects/{project_id}/tags", params={"name": name}), "create tag"
-        )
-        ids.append(str(tag["id"]))
-    return ids
-
-
-def check_batch(response: httpx.Response, expected: int, what: str) -> None:
-    """Fail loudly unless the batch came back 200 with every image OK."""
-    summary = expect_ok(response, what)
-    statuses = [entry["status"] for entry in summary["images"]]
-    bad = [s for s in statuses if s != "OK"]
-    if not summary["isBatchSuccessful"] or bad or len(statuses) != expected:
-        raise RuntimeError(
-            f"{what}: {len(statuses)} results for {expected} images, not all OK: "
-            f"{sorted(set(bad))}; first: {summary['images'][:1]}"
-        )
+FILL_MODES = ("api", "direct")
 
 
 # ------------------------------------------------------------------ upload throughput
@@ -215,23 +135,6 @@ def multipart_request(
     files = [("imageData", (p.name, p.data, "image/jpeg")) for p in batch]
     return client.build_request(
         "POST", f"/projects/{project_id}/images", params={"tagIds": tag_id}, files=files
-    )
-
-
-def files_request(
-    client: httpx.Client, project_id: str, batch: Sequence[tuple[str, bytes, str | None]]
-) -> httpx.Request:
-    # ImageFileCreateBatch, as the Python SDK sends it: base64 contents in JSON.
-    images = [
-        {
-            "name": name,
-            "contents": base64.b64encode(data).decode("ascii"),
-            "tagIds": [tag_id] if tag_id else [],
-        }
-        for name, data, tag_id in batch
-    ]
-    return client.build_request(
-        "POST", f"/projects/{project_id}/images/files", json={"images": images}
     )
 
 
@@ -540,30 +443,6 @@ def listing_latency(
 
 
 # ------------------------------------------------------------------ report
-
-
-def machine_line(argv: Sequence[str]) -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    command = " ".join([".venv/bin/python -m bench.ingest", *argv])
-    return (
-        f"Machine: os.cpu_count()={os.cpu_count()} ({cpu}), {platform.platform()}, "
-        f"Python {platform.python_version()}, load average {load_average()} at start; "
-        f"command: `{command}`"
-    )
-
-
-def load_average() -> str:
-    try:
-        return "/".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "unknown"
 
 
 def upload_table(results: Sequence[UploadResult]) -> str:

@@ -10,6 +10,7 @@ from functions.domain.errors import BadRequest, project_not_found
 from functions.domain.ids import new_id
 from functions.domain.limits import MAX_DESCRIPTION_LENGTH, MAX_PROJECT_NAME_LENGTH
 from functions.domain.models import ClassificationType, Project, ProjectState
+from functions.domain.validation import choice, optional_text, required_text
 from functions.storage.clients import Storage
 from functions.storage.tables import utcnow
 
@@ -23,24 +24,6 @@ class ProjectChanges:
     domain_id: str | None = None
     classification_type: str | None = None
     target_export_platforms: list[str] | None = None
-
-
-def _valid_name(name: str | None) -> str:
-    if name is None or not name.strip() or len(name) > MAX_PROJECT_NAME_LENGTH:
-        raise BadRequest(
-            "BadRequestProjectName",
-            f"A project name is required, at most {MAX_PROJECT_NAME_LENGTH} characters.",
-        )
-    return name.strip()
-
-
-def _valid_description(description: str | None) -> str:
-    if description and len(description) > MAX_DESCRIPTION_LENGTH:
-        raise BadRequest(
-            "BadRequestProjectDescription",
-            f"A project description is at most {MAX_DESCRIPTION_LENGTH} characters.",
-        )
-    return description or ""
 
 
 def _valid_domain(domain_id: str | None) -> catalog.Domain:
@@ -60,16 +43,9 @@ def _valid_domain(domain_id: str | None) -> catalog.Domain:
     return domain
 
 
-def _valid_classification(value: str | None) -> ClassificationType:
-    if value is None:
-        return ClassificationType.MULTICLASS
-    for option in ClassificationType:
-        if option.value.lower() == value.lower():
-            return option
-    raise BadRequest(
-        "BadRequestProjectUnknownClassification",
-        f"Unknown classification type '{value}'; use Multiclass or Multilabel.",
-    )
+def _classification(value: str | None, default: ClassificationType) -> ClassificationType:
+    code = "BadRequestProjectUnknownClassification"
+    return choice(ClassificationType, value, default, code, "classification type")
 
 
 def _valid_platforms(platforms: list[str] | None, domain: catalog.Domain) -> list[str]:
@@ -116,10 +92,14 @@ class ProjectService:
         now = utcnow()
         project = Project(
             id=new_id(),
-            name=_valid_name(name),
-            description=_valid_description(description),
+            name=required_text(
+                name, MAX_PROJECT_NAME_LENGTH, "BadRequestProjectName", "A project name"
+            ),
+            description=optional_text(
+                description, MAX_DESCRIPTION_LENGTH, "BadRequestProjectDescription", "A description"
+            ),
             domain_id=domain.id,
-            classification_type=_valid_classification(classification_type),
+            classification_type=_classification(classification_type, ClassificationType.MULTICLASS),
             target_export_platforms=_valid_platforms(target_export_platforms, domain),
             created=now,
             last_modified=now,
@@ -137,17 +117,26 @@ class ProjectService:
         )
         after = replace(
             before,
-            name=_valid_name(changes.name) if changes.name is not None else before.name,
+            name=(
+                required_text(
+                    changes.name, MAX_PROJECT_NAME_LENGTH, "BadRequestProjectName", "A project name"
+                )
+                if changes.name is not None
+                else before.name
+            ),
             description=(
-                _valid_description(changes.description)
+                optional_text(
+                    changes.description,
+                    MAX_DESCRIPTION_LENGTH,
+                    "BadRequestProjectDescription",
+                    "A description",
+                )
                 if changes.description is not None
                 else before.description
             ),
             domain_id=domain.id,
             classification_type=(
-                _valid_classification(changes.classification_type)
-                if changes.classification_type is not None
-                else before.classification_type
+                _classification(changes.classification_type, before.classification_type)
             ),
             target_export_platforms=_valid_platforms(platforms, domain),
             last_modified=utcnow(),

@@ -13,6 +13,7 @@ from functions.domain.limits import (
     MAX_TAGS_PER_PROJECT,
 )
 from functions.domain.models import Tag, TagType
+from functions.domain.validation import choice, optional_text, required_text
 from functions.storage.clients import Storage
 from functions.storage.image_index import view_tag
 
@@ -24,31 +25,12 @@ class TagChanges:
     type: str | None = None
 
 
-def _valid_name(name: str | None) -> str:
-    if name is None or not name.strip() or len(name.strip()) > MAX_TAG_NAME_LENGTH:
-        raise BadRequest(
-            "BadRequestTagName",
-            f"A tag name is required, at most {MAX_TAG_NAME_LENGTH} characters.",
-        )
-    return name.strip()
+def _name(value: str | None) -> str:
+    return required_text(value, MAX_TAG_NAME_LENGTH, "BadRequestTagName", "A tag name")
 
 
-def _valid_description(description: str | None) -> str:
-    if description and len(description) > MAX_DESCRIPTION_LENGTH:
-        raise BadRequest(
-            "BadRequestTagDescription",
-            f"A tag description is at most {MAX_DESCRIPTION_LENGTH} characters.",
-        )
-    return description or ""
-
-
-def _valid_type(value: str | None) -> TagType:
-    if value is None:
-        return TagType.REGULAR
-    for option in TagType:
-        if option.value.lower() == value.lower():
-            return option
-    raise BadRequest("BadRequestTagType", f"Unknown tag type '{value}'; use Regular or Negative.")
+def _description(value: str | None) -> str:
+    return optional_text(value, MAX_DESCRIPTION_LENGTH, "BadRequestTagDescription", "A description")
 
 
 class TagService:
@@ -78,7 +60,12 @@ class TagService:
         description: str | None = None,
         type_: str | None = None,
     ) -> Tag:
-        tag = Tag(new_id(), _valid_name(name), _valid_description(description), _valid_type(type_))
+        tag = Tag(
+            new_id(),
+            _name(name),
+            _description(description),
+            choice(TagType, type_, TagType.REGULAR, "BadRequestTagType", "tag type"),
+        )
         existing = self.storage.tags.list(project_id)
         if len(existing) >= MAX_TAGS_PER_PROJECT:
             raise BadRequest(
@@ -96,13 +83,13 @@ class TagService:
         before = self.get(project_id, tag_id)
         after = replace(
             before,
-            name=_valid_name(changes.name) if changes.name is not None else before.name,
+            name=_name(changes.name) if changes.name is not None else before.name,
             description=(
-                _valid_description(changes.description)
+                _description(changes.description)
                 if changes.description is not None
                 else before.description
             ),
-            type=_valid_type(changes.type) if changes.type is not None else before.type,
+            type=choice(TagType, changes.type, before.type, "BadRequestTagType", "tag type"),
         )
         if after.type is TagType.NEGATIVE and before.type is not TagType.NEGATIVE:
             others = self.storage.tags.list(project_id)

@@ -21,6 +21,7 @@ from functions.domain.models import (
     TagType,
     TrainingType,
 )
+from functions.domain.validation import choice
 from functions.storage.clients import Storage
 from functions.storage.image_index import view_tagged
 from functions.storage.tables import utcnow
@@ -40,17 +41,6 @@ class TrainingRequest:
     force_train: bool = False
     notification_email: str | None = None
     selected_tag_ids: list[str] | None = None
-
-
-def _training_type(value: str | None) -> TrainingType:
-    if not value:
-        return TrainingType.REGULAR
-    for option in TrainingType:
-        if option.value.lower() == value.lower():
-            return option
-    raise BadRequest(
-        "BadRequestInvalid", f"Unknown trainingType '{value}'; use Regular or Advanced."
-    )
 
 
 def _budget(training_type: TrainingType, hours: int) -> int:
@@ -75,7 +65,13 @@ class TrainingService:
         self.storage = storage
 
     def request(self, project: Project, request: TrainingRequest) -> Iteration:
-        training_type = _training_type(request.training_type)
+        training_type = choice(
+            TrainingType,
+            request.training_type,
+            TrainingType.REGULAR,
+            "BadRequestInvalid",
+            "trainingType",
+        )
         budget = _budget(training_type, request.reserved_budget_in_hours)
         if request.notification_email and not _EMAIL.match(request.notification_email):
             raise BadRequest(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -21,29 +21,19 @@ from functions.domain.errors import BadRequest
 from functions.domain.ids import parse_id, parse_id_list
 from functions.domain.limits import DEFAULT_TAKE, MAX_IMAGE_IDS_PER_CALL, MAX_TAGS_PER_ENTRY
 from functions.domain.models import Image, OrderBy, TaggingStatus
+from functions.domain.validation import choice
 from functions.services.image_queries import ImageQuery
 
 router = APIRouter(tags=["images"])
 
 TagIdsQuery = Annotated[str | None, Query(alias="tagIds")]
 FilterQuery = Annotated[str | None, Query(alias="$filter")]
-E = TypeVar("E", TaggingStatus, OrderBy)
 
 
 def image_mapper(services: Services, request: Request, project_id: str) -> ImageMapper:
     names = {t.id: t.name for t in services.storage.tags.list(project_id)}
     root = base_url(request)
     return ImageMapper(project_id, names, lambda p, i, v: services.links.link(root, p, i, v))
-
-
-def _enum(kind: type[E], value: str | None, default: E) -> E:
-    if value is None or value == "":
-        return default
-    for option in kind:
-        if option.value.lower() == value.lower():
-            return option
-    allowed = ", ".join(o.value for o in kind)
-    raise BadRequest("BadRequestInvalid", f"'{value}' is not one of {allowed}.")
 
 
 def _query(
@@ -58,7 +48,7 @@ def _query(
         tag_ids=parse_id_list(tag_ids, "tagId", MAX_TAGS_PER_ENTRY),
         tagging_status=tagging_status,
         metadata_filter=metadata_filter,
-        order_by=_enum(OrderBy, order_by, OrderBy.NEWEST),
+        order_by=choice(OrderBy, order_by, OrderBy.NEWEST, "BadRequestInvalid", "orderBy"),
         take=take,
         skip=skip,
     )
@@ -85,7 +75,9 @@ def get_images(
     skip: int = 0,
     iterationId: str | None = None,
 ) -> list[ImageOut]:
-    status = _enum(TaggingStatus, taggingStatus, TaggingStatus.ALL)
+    status = choice(
+        TaggingStatus, taggingStatus, TaggingStatus.ALL, "BadRequestInvalid", "taggingStatus"
+    )
     query = _query(tagIds, status, filter, orderBy, take, skip)
     return _page(services, request, project.id, query)
 
@@ -99,7 +91,9 @@ def get_image_count(
     filter: FilterQuery = None,
     iterationId: str | None = None,
 ) -> int:
-    status = _enum(TaggingStatus, taggingStatus, TaggingStatus.ALL)
+    status = choice(
+        TaggingStatus, taggingStatus, TaggingStatus.ALL, "BadRequestInvalid", "taggingStatus"
+    )
     return services.queries.count(project.id, _query(tagIds, status, filter, None, 0, 0))
 
 
