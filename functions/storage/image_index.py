@@ -46,12 +46,6 @@ COUNTER_SHARDS = 16
 MAX_RETRIES = 30
 
 
-class DuplicateImage(Exception):
-    def __init__(self, existing_id: str) -> None:
-        super().__init__(existing_id)
-        self.existing_id = existing_id
-
-
 @dataclass(frozen=True)
 class CreateManyResult:
     duplicates: dict[str, str]  # new image id -> id of the image already holding its bytes
@@ -201,17 +195,10 @@ class ImageTable:
 
     # ------------------------------------------------------------ writes
 
-    def change(self, project_id: str, before: Image | None, after: Image | None) -> None:
-        """Store one image change (create, update or delete) with its index rows and counters.
-
-        Raises DuplicateImage when creating an image whose bytes the project already holds.
-        """
-        try:
-            self._apply(project_id, [(before, after)])
-        except _HashTaken:
-            assert after is not None
-            existing = self.find_by_hash(project_id, after.sha256)
-            raise DuplicateImage(existing or "") from None
+    def change(self, project_id: str, before: Image, after: Image | None) -> None:
+        """Store an update (or, with `after` None, the deletion) of one image, with its index
+        rows and counters in one transaction. Creations go through `create_many`."""
+        self._apply(project_id, [(before, after)])
 
     def create_many(self, project_id: str, images: list[Image]) -> CreateManyResult:
         """Create new images in as few transactions as fit; duplicates are not stored."""
