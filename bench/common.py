@@ -27,6 +27,8 @@ import httpx
 import uvicorn
 
 from functions.api.app import create_app
+from functions.domain import artifacts
+from functions.domain import names as storage_names
 from functions.settings import Settings
 from functions.storage.clients import Storage
 from tools.azurite import Azurite, free_port, start_azurite
@@ -194,8 +196,8 @@ def create_project(client: httpx.Client, name: str, domain_id: str | None = None
     if domain_id:
         params["domainId"] = domain_id
     project = expect_ok(client.post("/projects", params=params), "create project")
-    if domain_id and project.get("settings", {}).get("domainId") not in (None, domain_id):
-        raise RuntimeError(f"project created with domain {project['settings']['domainId']}")
+    if domain_id and project["settings"]["domainId"] != domain_id:
+        raise RuntimeError(f"asked for domain {domain_id}, got {project['settings']['domainId']}")
     return str(project["id"])
 
 
@@ -269,3 +271,52 @@ def dataset_files(name: str) -> dict[str, list[Path]]:
     if not classes:
         raise SystemExit(f"no class folders with images under {folder}")
     return classes
+
+
+# ------------------------------------------------------------------ training
+
+
+def request_training(
+    client: httpx.Client,
+    project_id: str,
+    training_type: str | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
+    """POST …/train; the new iteration's JSON."""
+    params: dict[str, Any] = {}
+    if training_type:
+        params["trainingType"] = training_type
+    if force:
+        params["forceTrain"] = "true"
+    iteration: dict[str, Any] = expect_ok(
+        client.post(f"/projects/{project_id}/train", params=params), "train"
+    )
+    return iteration
+
+
+def get_iteration(client: httpx.Client, project_id: str, iteration_id: str) -> dict[str, Any]:
+    iteration: dict[str, Any] = expect_ok(
+        client.get(f"/projects/{project_id}/iterations/{iteration_id}"), "get iteration"
+    )
+    return iteration
+
+
+def read_artifact(served: Served, project_id: str, iteration_id: str, name: str) -> bytes:
+    """One file of a trained iteration, from models/{projectId}/{iterationId}/{name}."""
+    path = artifacts.artifact_path(project_id, iteration_id, name)
+    data = served.storage.blobs.get(storage_names.CONTAINER_MODELS, path)
+    if data is None:
+        raise RuntimeError(f"models/{path} does not exist")
+    return data
+
+
+def find_thread_count(manifest: Any) -> int | None:
+    """A torch thread count the trainer recorded in its manifest, if it records one."""
+    if isinstance(manifest, dict):
+        for key, value in manifest.items():
+            if "thread" in str(key).lower() and isinstance(value, int):
+                return value
+            found = find_thread_count(value)
+            if found is not None:
+                return found
+    return None

@@ -22,7 +22,12 @@ import numpy as np
 from functions.domain import artifacts, catalog, names
 from functions.domain.jobs import TrainingJob
 from functions.domain.metrics import evaluate
-from functions.domain.models import ClassificationType, Iteration, IterationStatus
+from functions.domain.models import (
+    ClassificationType,
+    Iteration,
+    IterationStatus,
+    TrainingType,
+)
 from functions.domain.preprocessing import Preprocessing
 from functions.storage.clients import Storage
 from functions.storage.tables import utcnow
@@ -117,20 +122,37 @@ def _train(
     cache = FeatureCache(storage, job.project_id, domain.backbone)
     known = cache.load(data.image_ids, recipe.DEFAULT_VIEWS)
     progress(f"Computing features ({len(data.image_ids) - len(known)} new images)", 0.15)
-    result = recipe.train_regular(
-        data.images,
-        data.labels,
-        multilabel=classification is ClassificationType.MULTILABEL,
-        backbone_name=domain.backbone,
-        image_size=domain.image_size,
-        seed=job.seed,
-        known_features=known,
-    )
+    multilabel = classification is ClassificationType.MULTILABEL
+    advanced_summary: dict[str, Any] | None = None
+    if job.training_type == TrainingType.ADVANCED.value:
+        result, advanced = recipe.train_advanced(
+            data.images,
+            data.labels,
+            multilabel,
+            domain.backbone,
+            domain.image_size,
+            job.seed,
+            budget_seconds=job.reserved_budget_in_hours * 3600,
+            known_features=known,
+            progress=lambda stage, done: progress(stage, 0.15 + 0.7 * done),
+        )
+        net = advanced.net
+        advanced_summary = _advanced_summary(advanced)
+    else:
+        result = recipe.train_regular(
+            data.images,
+            data.labels,
+            multilabel=multilabel,
+            backbone_name=domain.backbone,
+            image_size=domain.image_size,
+            seed=job.seed,
+            known_features=known,
+        )
+        net = recipe.build_classifier(domain.backbone, result.head)
     cache.save({data.image_ids[i]: result.features[i] for i in result.computed_indices})
     progress("Exporting the model", 0.85)
     with tempfile.TemporaryDirectory() as folder:
         model_path = Path(folder) / artifacts.MODEL
-        net = recipe.build_classifier(domain.backbone, result.head)
         sample = np.stack([preprocessing(image) for image in data.images[:4]])
         recipe.export_onnx(net, model_path, domain.image_size)
         difference = recipe.verify_onnx(model_path, net, sample)
@@ -140,7 +162,17 @@ def _train(
     metrics = evaluate(result.probabilities, data.labels, result.folds, 0.5)
     elapsed = time.monotonic() - started
     _write_artifacts(
-        storage, job, data, result, preprocessing, domain, model_bytes, metrics, elapsed, difference
+        storage,
+        job,
+        data,
+        result,
+        preprocessing,
+        domain,
+        model_bytes,
+        metrics,
+        elapsed,
+        difference,
+        advanced_summary,
     )
     finished = replace(
         progress.iteration,
@@ -153,6 +185,21 @@ def _train(
         last_modified=utcnow(),
     )
     return finished
+
+
+def _advanced_summary(advanced: Any) -> dict[str, Any]:
+    """What fine-tuning did, for the manifest: which model was kept and why."""
+    return {
+        "kept": advanced.kept,
+        "heldOutMetric": advanced.metric,
+        "heldOutImages": len(advanced.held_out),
+        "regularHeldOutScore": advanced.regular_score,
+        "fineTunedHeldOutScore": advanced.fine_tuned_score,
+        "epochs": advanced.epochs,
+        "bestEpoch": advanced.best_epoch,
+        "stoppedBy": advanced.stopped_by,
+        "seconds": round(advanced.seconds_used, 2),
+    }
 
 
 def _skipped_note(data: TrainingSet) -> str | None:
@@ -177,6 +224,7 @@ def _write_artifacts(
     metrics: Any,
     elapsed: float,
     difference: float,
+    advanced: dict[str, Any] | None,
 ) -> None:
     import onnxruntime
     import torch
@@ -216,6 +264,7 @@ def _write_artifacts(
             "python": platform.python_version(),
         },
         "evaluation": "5-fold cross-validation of the linear head on frozen features",
+        "advanced": advanced,
     }
     put(artifacts.MODEL, model_bytes, "application/octet-stream")
     put(artifacts.LABELS, json.dumps(labels).encode(), "application/json")

@@ -151,3 +151,29 @@ def test_unreadable_images_are_skipped_and_counted(
 
 
 assert Path(ROOT).is_dir()
+
+
+def test_advanced_training_records_what_it_kept(
+    trainer: CustomVisionTrainingClient, settings: Settings, storage: Storage
+) -> None:
+    import json
+
+    from functions.domain import artifacts
+
+    project_id = _project(trainer, per_tag=6)
+    iteration = trainer.train_project(project_id, training_type="Advanced")
+    assert iteration.training_type == "Advanced"
+    assert iteration.reserved_budget_in_hours == 1  # the default budget
+    while process_one(storage, settings):
+        pass
+    finished = trainer.get_iteration(project_id, iteration.id)
+    assert finished.status == "Completed", finished.training_error_details
+    raw = storage.blobs.get(
+        names.CONTAINER_MODELS,
+        artifacts.artifact_path(project_id, iteration.id, artifacts.MANIFEST),
+    )
+    assert raw is not None
+    advanced = json.loads(raw)["advanced"]
+    assert advanced["kept"] in ("Regular", "FineTuned")
+    assert advanced["heldOutImages"] >= 2
+    assert trainer.get_iteration_performance(project_id, iteration.id).precision >= 0.0

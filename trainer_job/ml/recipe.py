@@ -123,3 +123,48 @@ def train_regular(
 def build_classifier(backbone_name: str, head: LinearHead) -> ClassifierNet:
     """The served model on the CPU: a private copy of the backbone with `head` on top."""
     return ClassifierNet(build_backbone(backbone_name), head)
+
+
+# Advanced training: Regular first, then fine-tuning in the time left (trainer_job/ml/finetune.py)
+
+from trainer_job.ml.finetune import AdvancedResult, FineTuneConfig, Progress, fine_tune  # noqa: E402
+
+
+def train_advanced(
+    images: Sequence[Image.Image],
+    labels: np.ndarray,
+    multilabel: bool,
+    backbone_name: str,
+    image_size: int,
+    seed: int,
+    budget_seconds: float,
+    known_features: Mapping[int, np.ndarray] | None = None,
+    views: int = DEFAULT_VIEWS,
+    progress: Progress | None = None,
+    config: FineTuneConfig = FineTuneConfig(),
+) -> tuple[RegularResult, AdvancedResult]:
+    """`train_regular` (reusing `known_features`), then `fine_tune` for the rest of
+    `budget_seconds` (which counts the Regular part too).
+
+    Serve `advanced.net` (the fine-tuned network, or the Regular one when fine-tuning did not
+    beat it on held-out images); report metrics from `regular.probabilities` / `regular.folds`
+    (the Regular cross-validation) and the held-out comparison from `advanced`.
+    """
+    started = time.perf_counter()
+    regular = train_regular(
+        images, labels, multilabel, backbone_name, image_size, seed, known_features, views
+    )
+    left = budget_seconds - (time.perf_counter() - started)
+    advanced = fine_tune(
+        images,
+        labels,
+        multilabel,
+        backbone_name,
+        image_size,
+        seed,
+        regular,
+        max(0.0, left),
+        progress,
+        config,
+    )
+    return regular, advanced

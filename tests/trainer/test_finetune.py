@@ -1,0 +1,247 @@
+"""Advanced training (fine-tuning) on a few real photos: the split, the budget, determinism,
+the keep-Regular rule and the ONNX export of the fine-tuned network.
+
+Kept small for a loaded CPU: 3 flowers5 classes x 8 photos, Lite0, one or two epochs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from functions.domain.preprocessing import Preprocessing
+from trainer_job.ml import finetune, recipe
+from trainer_job.ml.backbone import build_backbone
+from trainer_job.ml.export import export_onnx, verify_onnx
+from trainer_job.ml.finetune import AdvancedResult, FineTuneConfig, fine_tune
+
+DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
+LITE0 = "efficientnet-lite0"
+SIZE = 224
+CLASSES = ("daisy", "rose", "sunflower")
+PER_CLASS = 8
+ONE_EPOCH = FineTuneConfig(max_epochs=1)
+
+
+@dataclass(frozen=True)
+class Flowers:
+    images: list[Image.Image]
+    labels: np.ndarray
+    regular: recipe.RegularResult
+
+
+@pytest.fixture(scope="module")
+def flowers() -> Flowers:
+    images: list[Image.Image] = []
+    classes: list[int] = []
+    for c, name in enumerate(CLASSES):
+        folder = DATASETS / "flowers5" / name
+        if not folder.is_dir():
+            pytest.skip(f"{folder} is not available")
+        for path in sorted(p for p in folder.iterdir() if p.is_file())[:PER_CLASS]:
+            with Image.open(path) as image:
+                images.append(image.convert("RGB"))
+            classes.append(c)
+    labels = np.eye(len(CLASSES), dtype=np.float32)[classes]
+    regular = recipe.train_regular(images, labels, False, LITE0, SIZE, seed=0)
+    return Flowers(images, labels, regular)
+
+
+def run(flowers: Flowers, budget: float, config: FineTuneConfig = ONE_EPOCH) -> AdvancedResult:
+    return fine_tune(
+        flowers.images,
+        flowers.labels,
+        False,
+        LITE0,
+        SIZE,
+        seed=0,
+        regular=flowers.regular,
+        budget_seconds=budget,
+        config=config,
+    )
+
+
+@pytest.fixture(scope="module")
+def tuned(flowers: Flowers) -> AdvancedResult:
+    return run(flowers, budget=300)
+
+
+# The split and the rule, no network
+
+
+def test_held_out_split_is_stratified_and_follows_the_seed() -> None:
+    classes = [0] * 10 + [1] * 5 + [2] * 2 + [3]
+    labels = np.eye(4, dtype=np.float32)[classes]
+    train, held = finetune.held_out_split(labels, False, seed=0)
+    assert sorted([*train, *held]) == list(range(18))
+    assert np.all(np.diff(train) > 0) and np.all(np.diff(held) > 0)
+    held_per_class = labels[held].sum(axis=0).tolist()
+    assert held_per_class == [2, 1, 1, 0]  # 20%, at least one, never a tag's only image
+    assert np.all(labels[train].sum(axis=0) >= 1)
+    again = finetune.held_out_split(labels, False, seed=0)
+    assert np.array_equal(again[1], held)
+    others = [finetune.held_out_split(labels, False, seed=s)[1] for s in range(1, 6)]
+    assert any(not np.array_equal(other, held) for other in others)
+
+    rng = np.random.default_rng(0)
+    multilabel = (rng.random((40, 5)) < [0.5, 0.3, 0.1, 0.05, 0.0]).astype(np.float32)
+    multilabel[:2, 4] = 1  # a tag with exactly two images
+    train, held = finetune.held_out_split(multilabel, True, seed=0)
+    counts = multilabel.sum(axis=0)
+    for tag in range(5):
+        if counts[tag] >= 2:
+            assert multilabel[held, tag].sum() >= 1 and multilabel[train, tag].sum() >= 1
+    assert 0.1 * 40 <= len(held) <= 0.4 * 40
+
+
+def test_ties_go_to_regular() -> None:
+    assert not finetune.keep_fine_tuned(0.8, 0.8)
+    assert not finetune.keep_fine_tuned(0.8, 0.75)
+    assert not finetune.keep_fine_tuned(0.8, None)
+    assert finetune.keep_fine_tuned(0.8, 0.81)
+
+
+# Fine-tuning real photos
+
+
+def test_fine_tuning_is_deterministic_for_a_seed(flowers: Flowers, tuned: AdvancedResult) -> None:
+    again = run(flowers, budget=300)
+    assert tuned.steps == again.steps > 0 and tuned.epochs == again.epochs == 1
+    assert tuned.stopped_by == "max-epochs"
+    assert tuned.kept == again.kept and tuned.best_epoch == again.best_epoch
+    assert tuned.fine_tuned is not None and again.fine_tuned is not None
+    first, second = tuned.fine_tuned.state_dict(), again.fine_tuned.state_dict()
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert [h.held_out_loss for h in tuned.history] == [h.held_out_loss for h in again.history]
+    assert tuned.history[1].train_loss == again.history[1].train_loss
+    assert tuned.fine_tuned_probabilities is not None
+    assert again.fine_tuned_probabilities is not None
+    assert np.array_equal(tuned.fine_tuned_probabilities, again.fine_tuned_probabilities)
+    # Training moved the weights of the last stages and of the head, not the frozen trunk.
+    fresh = build_backbone(LITE0).state_dict()
+    moved = {
+        k
+        for k, v in fresh.items()
+        if not torch.allclose(first[f"extractor.{k}"], v, atol=0, rtol=0)
+    }
+    assert moved, "fine-tuning changed nothing"
+    split = finetune.stage_starts(tuned.fine_tuned.extractor.network)[-2]
+    assert all(k.startswith(("network._conv_head.", "network._blocks.")) for k in moved)
+    assert all(int(k.split(".")[2]) >= split for k in moved if k.startswith("network._blocks."))
+
+
+def test_the_split_head_is_the_starting_point_and_a_tie_keeps_regular(
+    flowers: Flowers,
+) -> None:
+    frozen = FineTuneConfig(max_epochs=1, backbone_lr=0.0, head_lr=0.0)
+    result = run(flowers, budget=300, config=frozen)
+    assert result.steps > 0 and result.best_epoch == 1
+    assert result.fine_tuned is not None and result.fine_tuned_probabilities is not None
+    # Before training, the network predicts what the Regular head trained on the same split
+    # predicts from the cached features; with a zero learning rate nothing moves, so the head
+    # refitted on the "tuned" features scores the same: a tie, and ties go to Regular.
+    assert result.history[0].held_out_score == result.regular_score
+    np.testing.assert_allclose(
+        result.fine_tuned_probabilities, result.regular_probabilities, atol=1e-4, rtol=0
+    )
+    assert result.fine_tuned_score == result.regular_score
+    assert result.kept == "Regular"
+    fresh = build_backbone(LITE0).state_dict()
+    tuned = result.fine_tuned.state_dict()
+    assert all(torch.equal(tuned[f"extractor.{k}"], v) for k, v in fresh.items())
+    # The served model is Regular's: its head was trained on every image.
+    regular_weight, regular_bias = flowers.regular.head.folded()
+    assert np.array_equal(result.net.linear.weight.numpy(), regular_weight)
+    assert np.array_equal(result.net.linear.bias.numpy(), regular_bias)
+    assert len(result.train) + len(result.held_out) == len(flowers.images)
+
+
+def test_zero_budget_returns_regular_at_once(flowers: Flowers) -> None:
+    result = run(flowers, budget=0)
+    assert result.kept == "Regular" and result.stopped_by == "budget"
+    assert result.epochs == 0 and result.steps == 0 and result.fine_tuned is None
+    assert 0 < result.seconds_used < 10  # the split head and a Regular network, no training
+    assert 0.0 <= result.regular_score <= 1.0
+    assert result.regular_probabilities.shape == (len(result.held_out), len(CLASSES))
+    assert result.probabilities is result.regular_probabilities
+
+
+def test_a_small_budget_stops_training_in_time(flowers: Flowers) -> None:
+    budget = 20.0
+    endless = FineTuneConfig(max_epochs=100, patience=100)
+    result = run(flowers, budget=budget, config=endless)
+    assert result.stopped_by == "budget"
+    assert result.epochs < 100
+    assert result.seconds_used <= budget + 5.0
+    assert len(result.history) >= 1
+    assert all(h.seconds <= result.seconds_used for h in result.history)
+
+
+def test_the_kept_network_exports_to_onnx(
+    flowers: Flowers, tuned: AdvancedResult, tmp_path: Path
+) -> None:
+    assert tuned.fine_tuned is not None and tuned.fine_tuned_probabilities is not None
+    if tuned.kept == "FineTuned":
+        assert tuned.net is tuned.fine_tuned
+    else:
+        regular_weight, _ = flowers.regular.head.folded()
+        assert np.array_equal(tuned.net.linear.weight.numpy(), regular_weight)
+    preprocessing = Preprocessing.for_size(SIZE)
+    held = np.stack([preprocessing(flowers.images[i]) for i in tuned.held_out])
+    for name, net in (("fine_tuned", tuned.fine_tuned), ("kept", tuned.net)):
+        assert not net.training and next(net.parameters()).device.type == "cpu"
+        path = tmp_path / f"{name}.onnx"
+        export_onnx(net, path, SIZE)
+        assert verify_onnx(path, net, held) < 1e-4
+    with torch.inference_mode():
+        served = tuned.fine_tuned(torch.from_numpy(held)).numpy()
+    assert served.shape == (len(tuned.held_out), len(CLASSES))
+    np.testing.assert_allclose(served.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_multilabel_fine_tuning_scores_mean_average_precision(flowers: Flowers) -> None:
+    # Two overlapping tags on the same photos ("daisy or rose", "rose or sunflower"): the
+    # features do not depend on the labels, so Regular reuses them.
+    classes = flowers.labels.argmax(axis=1)
+    labels = np.stack([classes <= 1, classes >= 1], axis=1).astype(np.float32)
+    known = {i: flowers.regular.features[i] for i in range(len(flowers.images))}
+    regular = recipe.train_regular(
+        flowers.images, labels, True, LITE0, SIZE, seed=0, known_features=known
+    )
+    result = fine_tune(flowers.images, labels, True, LITE0, SIZE, 0, regular, 300, config=ONE_EPOCH)
+    assert result.metric == "meanAveragePrecision" and result.steps > 0
+    assert result.fine_tuned is not None and result.fine_tuned.multilabel
+    assert result.fine_tuned_probabilities is not None and result.fine_tuned_score is not None
+    for probabilities in (result.regular_probabilities, result.fine_tuned_probabilities):
+        assert probabilities.shape == (len(result.held_out), 2)
+        assert np.all((probabilities >= 0) & (probabilities <= 1))
+    assert result.regular_score == finetune.score(
+        result.regular_probabilities, labels[result.held_out], True
+    )
+    assert 0.0 <= result.fine_tuned_score <= 1.0
+    assert (result.kept == "FineTuned") == (result.fine_tuned_score > result.regular_score)
+    held_labels = labels[result.held_out]
+    assert np.all(held_labels.sum(axis=0) >= 1)  # every tag is represented in the held-out
+
+
+def test_train_advanced_reuses_known_features(flowers: Flowers) -> None:
+    known = {i: flowers.regular.features[i] for i in range(len(flowers.images))}
+    regular, advanced = recipe.train_advanced(
+        flowers.images,
+        flowers.labels,
+        False,
+        LITE0,
+        SIZE,
+        seed=0,
+        budget_seconds=0,
+        known_features=known,
+    )
+    assert regular.computed_indices == []
+    assert np.array_equal(regular.features, flowers.regular.features)
+    assert advanced.kept == "Regular" and advanced.steps == 0
