@@ -178,7 +178,6 @@ def test_a_small_budget_stops_training_in_time(flowers: Flowers) -> None:
     result = run(flowers, budget=budget, config=endless)
     assert result.stopped_by == "budget"
     assert result.epochs < 100
-    assert len(result.history) >= 1
     assert all(h.seconds <= result.seconds_used for h in result.history)
 
 
