@@ -13,8 +13,9 @@ stderr) and, unless --no-json, a JSON copy under bench/results/.
 The listing benchmark first fills a project of each size. `--fill api` (the default) uploads
 noise JPEGs through POST …/images/files; `--fill direct` writes synthetic image rows straight
 through the storage layer (`storage.images.create_many`, the call the upload service ends in,
-with no blobs), which is what makes 10,000 images practical: the listing requests measured
-afterwards are the same HTTP requests either way.
+with no blobs), which is what makes 10,000 images practical (the 10,000 direct fill took
+1,300 s here, create_many slowing from 22 to 4.6 images/s as the table grew): the listing
+requests measured afterwards are the same HTTP requests either way.
 """
 
 from __future__ import annotations

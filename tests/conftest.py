@@ -112,3 +112,16 @@ def http(endpoint: str) -> Iterator[httpx.Client]:
     headers = {"Training-Key": TRAINING_KEY}
     with httpx.Client(base_url=endpoint + TRAINING_PREFIX, headers=headers, timeout=60) as client:
         yield client
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The response is exactly Custom Vision's error body, with this status and code."""
+    assert response.status_code == status, (response.status_code, response.text)
+    assert response.headers["content-type"].startswith("application/json"), response.headers
+    body = response.json()
+    assert isinstance(body, dict), body
+    assert set(body) == {"code", "message"}, body
+    assert body["code"] == code, body
+    assert isinstance(body["message"], str) and body["message"].strip(), body
+    assert "Traceback" not in response.text and 'File "' not in response.text, response.text
+    return body

@@ -4,25 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import TRAINING_KEY, TRAINING_PREFIX
-
-
-def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    """The response is exactly Custom Vision's error body, with this status and code."""
-    assert response.status_code == status, (response.status_code, response.text)
-    assert response.headers["content-type"].startswith("application/json"), response.headers
-    body = response.json()
-    assert isinstance(body, dict), body
-    assert set(body) == {"code", "message"}, body
-    assert body["code"] == code, body
-    assert isinstance(body["message"], str) and body["message"].strip(), body
-    assert "Traceback" not in response.text and 'File "' not in response.text, response.text
-    return body
+from tests.conftest import TRAINING_KEY, TRAINING_PREFIX, assert_error
 
 
 def new_project(http: httpx.Client, prefix: str) -> str:

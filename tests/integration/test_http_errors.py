@@ -18,22 +18,9 @@ import pytest
 from PIL import Image
 
 from functions.domain.limits import MAX_TRAINING_IMAGE_BYTES
-from tests.conftest import jpeg_bytes, real_photos
+from tests.conftest import assert_error, jpeg_bytes, real_photos
 
 # ------------------------------------------------------------------ helpers
-
-
-def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    """The response is exactly Custom Vision's error body, with this status and code."""
-    assert response.status_code == status, (response.status_code, response.text)
-    assert response.headers["content-type"].startswith("application/json"), response.headers
-    body = response.json()
-    assert isinstance(body, dict), body
-    assert set(body) == {"code", "message"}, body
-    assert body["code"] == code, body
-    assert isinstance(body["message"], str) and body["message"].strip(), body
-    assert "Traceback" not in response.text and 'File "' not in response.text, response.text
-    return body
 
 
 def new_project(http: httpx.Client, prefix: str = "errors") -> str:
