@@ -15,8 +15,6 @@ import platform
 import shlex
 import statistics
 import sys
-import threading
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 
 from functions.api.app import create_app
 from functions.domain import artifacts
@@ -32,6 +29,7 @@ from functions.domain import names as storage_names
 from functions.settings import Settings
 from functions.storage.clients import Storage
 from tools.azurite import Azurite, free_port, start_azurite
+from tools.serve import serve_in_thread
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT.parent / "shared" / "datasets"
@@ -155,23 +153,8 @@ def serve_api() -> Iterator[Served]:
         )
         storage = Storage.from_settings(settings)
         storage.clients.ensure_resources()
-        port = free_port()
-        config = uvicorn.Config(
-            create_app(settings, storage), host="127.0.0.1", port=port, log_level="warning"
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                raise RuntimeError("the API server did not start")
-            time.sleep(0.05)
-        try:
-            yield Served(f"http://127.0.0.1:{port}", settings, storage, azurite)
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
+        with serve_in_thread(create_app(settings, storage)) as url:
+            yield Served(url, settings, storage, azurite)
     finally:
         azurite.stop()
 

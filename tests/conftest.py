@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import functools
 import io
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from azure.cognitiveservices.vision.customvision.training import CustomVisionTrainingClient
 from msrest.authentication import ApiKeyCredentials
 from PIL import Image
@@ -22,6 +19,7 @@ from functions.api.app import create_app
 from functions.settings import Settings
 from functions.storage.clients import Storage
 from tools.azurite import Azurite, free_port, start_azurite
+from tools.serve import serve_in_thread
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT.parent / "shared" / "datasets"
@@ -84,21 +82,8 @@ def storage(settings: Settings) -> Storage:
 @pytest.fixture(scope="session")
 def endpoint(settings: Settings, storage: Storage) -> Iterator[str]:
     """The API served over real HTTP, as the SDK and browsers reach it."""
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(settings, storage), host="127.0.0.1", port=port, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the API server did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_in_thread(create_app(settings, storage)) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
