@@ -11,11 +11,12 @@ import hashlib
 import io
 import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-MAX_TRAINING_IMAGE_BYTES = 6 * 1024 * 1024
+from functions.domain.limits import MAX_TRAINING_IMAGE_BYTES
 
 # Decompression-bomb guard. A tiny, highly compressed file (a PNG of one colour, say) can
 # declare enormous dimensions and expand to gigabytes once decoded. The width and height
@@ -105,12 +106,25 @@ def thumbnail_size(width: int, height: int) -> tuple[int, int]:
     return _scaled(width, height, min(THUMBNAIL_BOX / width, THUMBNAIL_BOX / height))
 
 
-def process_image(data: bytes, max_bytes: int = MAX_TRAINING_IMAGE_BYTES) -> ProcessedImage:
-    """Validate ``data`` and derive the resized copy and thumbnail.
+@dataclass(frozen=True)
+class DecodedImage:
+    """Validated pixels: 8-bit RGB with the EXIF orientation applied."""
 
-    Raises :class:`ImageRejected` with status ``ErrorImageSize`` (empty, too many bytes or
-    too many pixels), ``ErrorImageFormat`` (unknown, unsupported, truncated or corrupt) or
-    ``ErrorImageDimensions`` (a side too short or too long).
+    rgb: Image.Image  # at full size, or smaller when decoded with a draft size
+    width: int  # of the full image, after orientation
+    height: int
+    format: str  # "JPEG" | "PNG" | "BMP" | "GIF" | "WEBP"
+    content_type: str
+
+
+DraftSize = Callable[[int, int], tuple[int, int]]
+
+
+def decode_image(data: bytes, max_bytes: int, draft: DraftSize | None = None) -> DecodedImage:
+    """Validate and decode ``data`` (the checks of :func:`process_image`).
+
+    ``draft(width, height)`` may name the smallest size the caller needs: a JPEG is then
+    decoded at 1/2, 1/4 or 1/8 scale when that still covers it (libjpeg's DCT scaling).
     """
     _check_byte_size(len(data), max_bytes)
     with _open(data) as img:
@@ -118,25 +132,46 @@ def process_image(data: bytes, max_bytes: int = MAX_TRAINING_IMAGE_BYTES) -> Pro
         raw_w, raw_h = img.size
         _check_pixels(raw_w, raw_h)
         _check_dimensions(raw_w, raw_h)
-        if fmt == "JPEG":
-            # Let libjpeg decode at 1/2, 1/4 or 1/8 scale when the target is much smaller.
-            # resized_size is symmetric, so the raw (unrotated) size gives the right target.
-            target_w, target_h = resized_size(raw_w, raw_h)
-            img.draft(None, (target_w * 2, target_h * 2))
+        if fmt == "JPEG" and draft is not None:
+            img.draft(None, draft(raw_w, raw_h))
         _load(img, fmt)
         oriented, swapped = _orient(img)
         rgb = _to_rgb(oriented)  # a new image: still valid once the file is closed
     width, height = (raw_h, raw_w) if swapped else (raw_w, raw_h)
-    resized = _resize(rgb, resized_size(width, height))
+    return DecodedImage(rgb, width, height, fmt, _CONTENT_TYPES[fmt])
+
+
+def _resized_draft(width: int, height: int) -> tuple[int, int]:
+    # resized_size is symmetric, so the raw (unrotated) size gives the right target.
+    target_w, target_h = resized_size(width, height)
+    return target_w * 2, target_h * 2
+
+
+def derived_copies(decoded: DecodedImage) -> tuple[bytes, bytes]:
+    """The resized copy and the thumbnail of a decoded image, as JPEG bytes."""
+    width, height = decoded.width, decoded.height
+    resized = _resize(decoded.rgb, resized_size(width, height))
     thumbnail = _resize(resized, thumbnail_size(width, height))
+    return _encode_jpeg(resized, RESIZED_QUALITY), _encode_jpeg(thumbnail, THUMBNAIL_QUALITY)
+
+
+def process_image(data: bytes, max_bytes: int = MAX_TRAINING_IMAGE_BYTES) -> ProcessedImage:
+    """Validate ``data`` and derive the resized copy and thumbnail.
+
+    Raises :class:`ImageRejected` with status ``ErrorImageSize`` (empty, too many bytes or
+    too many pixels), ``ErrorImageFormat`` (unknown, unsupported, truncated or corrupt) or
+    ``ErrorImageDimensions`` (a side too short or too long).
+    """
+    decoded = decode_image(data, max_bytes, _resized_draft)
+    resized, thumbnail = derived_copies(decoded)
     return ProcessedImage(
-        width=width,
-        height=height,
-        format=fmt,
-        content_type=_CONTENT_TYPES[fmt],
+        width=decoded.width,
+        height=decoded.height,
+        format=decoded.format,
+        content_type=decoded.content_type,
         sha256=hashlib.sha256(data).hexdigest(),
-        resized=_encode_jpeg(resized, RESIZED_QUALITY),
-        thumbnail=_encode_jpeg(thumbnail, THUMBNAIL_QUALITY),
+        resized=resized,
+        thumbnail=thumbnail,
     )
 
 

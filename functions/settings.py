@@ -46,6 +46,15 @@ class Settings(BaseSettings):
     trainer_max_deliveries: int = Field(default=3, ge=1)
     trainer_poll_seconds: float = 2.0
 
+    # Prediction: the most memory (MB of model files) kept as loaded onnxruntime sessions;
+    # onnxruntime threads per session (0: all cores); how long a published name is trusted
+    # before it is looked up again (other instances see publish changes within this time);
+    # how many days stored predictions are kept (Custom Vision keeps them 30 days).
+    model_cache_mb: int = Field(default=1024, ge=1)
+    onnx_threads: int = Field(default=0, ge=0)
+    publish_name_ttl_seconds: float = Field(default=10.0, ge=0)
+    prediction_retention_days: float = Field(default=30.0, gt=0)
+
     @model_validator(mode="before")
     @classmethod
     def _split_lists(cls, values: dict[str, object]) -> dict[str, object]:

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import functools
 import io
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from azure.cognitiveservices.vision.customvision.prediction import CustomVisionPredictionClient
 from azure.cognitiveservices.vision.customvision.training import CustomVisionTrainingClient
 from msrest.authentication import ApiKeyCredentials
 from PIL import Image
@@ -110,3 +113,65 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, 
     assert isinstance(body["message"], str) and body["message"].strip(), body
     assert "Traceback" not in response.text and 'File "' not in response.text, response.text
     return body
+
+
+GENERAL_COMPACT = "0732100f-1a38-4e49-a514-c9b44c697ab5"
+FLOWERS = ("daisy", "sunflower", "tulip")
+TRAIN_PER_FLOWER = 10
+PUBLISH_NAME = "flowers-live"
+
+
+@dataclass(frozen=True)
+class PublishedModel:
+    """A project trained on real photos (10 per flower) whose iteration is published."""
+
+    project_id: str
+    iteration_id: str
+    publish_name: str
+    tags: dict[str, str]  # flower -> tag id
+
+
+def held_out_flowers(per_flower: int) -> list[tuple[str, bytes]]:
+    """Photos of each flower that the published model was not trained on."""
+    photos = []
+    for flower in FLOWERS:
+        folder = real_photos("flowers5", flower, TRAIN_PER_FLOWER + per_flower)
+        photos += [(flower, data) for data in folder[TRAIN_PER_FLOWER:]]
+    return photos
+
+
+@pytest.fixture(scope="session")
+def published_model(
+    trainer: CustomVisionTrainingClient, storage: Storage, settings: Settings
+) -> PublishedModel:
+    from azure.cognitiveservices.vision.customvision.training.models import (
+        ImageFileCreateBatch,
+        ImageFileCreateEntry,
+    )
+
+    from trainer_job.__main__ import process_one
+
+    project = trainer.create_project(f"predict-{uuid.uuid4().hex[:8]}", domain_id=GENERAL_COMPACT)
+    tags = {}
+    for flower in FLOWERS:
+        tag = trainer.create_tag(project.id, flower)
+        tags[flower] = tag.id
+        entries = [
+            ImageFileCreateEntry(name=f"{flower}{i}.jpg", contents=photo, tag_ids=[tag.id])
+            for i, photo in enumerate(real_photos("flowers5", flower, TRAIN_PER_FLOWER))
+        ]
+        summary = trainer.create_images_from_files(project.id, ImageFileCreateBatch(images=entries))
+        assert summary.is_batch_successful
+    iteration = trainer.train_project(project.id)
+    while process_one(storage, settings):
+        pass
+    iteration = trainer.get_iteration(project.id, iteration.id)
+    assert iteration.status == "Completed", iteration.training_error_details
+    trainer.publish_iteration(project.id, iteration.id, PUBLISH_NAME, "local-prediction-resource")
+    return PublishedModel(project.id, iteration.id, PUBLISH_NAME, tags)
+
+
+@pytest.fixture(scope="session")
+def predictor(endpoint: str) -> CustomVisionPredictionClient:
+    credentials = ApiKeyCredentials(in_headers={"Prediction-key": PREDICTION_KEY})
+    return CustomVisionPredictionClient(endpoint, credentials)

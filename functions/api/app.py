@@ -18,7 +18,10 @@ from functions.api.routes import (
     image_uploads,
     images,
     iterations,
+    prediction,
+    predictions,
     projects,
+    suggestions,
     tags,
 )
 from functions.settings import Settings, get_settings
@@ -27,6 +30,7 @@ from functions.storage.clients import Storage
 log = logging.getLogger(__name__)
 
 TRAINING_PREFIXES = ("/customvision/v3.3/training", "/customvision/v3.4-preview/training")
+PREDICTION_PREFIXES = ("/customvision/v3.0/prediction", "/customvision/v3.1/prediction")
 
 
 def prepare_storage(services: Services) -> None:
@@ -53,18 +57,38 @@ def create_app(settings: Settings | None = None, storage: Storage | None = None)
         version="0.1.0",
     )
     install_error_handlers(app)
-    routers = (domains, projects, tags, images, image_uploads, iterations)
+    # Suggestions before images: /images/suggested must not be read as /images/{imageId}.
+    routers = (
+        domains,
+        projects,
+        tags,
+        suggestions,
+        predictions,
+        images,
+        image_uploads,
+        iterations,
+    )
     for prefix in TRAINING_PREFIXES:
         for module in routers:
             app.include_router(module.router, prefix=prefix)
+    for prefix in PREDICTION_PREFIXES:
+        app.include_router(prediction.router, prefix=prefix)
     app.include_router(blobs.router)
     app.state.services = services
 
-    paths = [*TRAINING_PREFIXES, *(r.path for m in routers for r in m.router.routes)]
+    modules = (*routers, prediction)
+    prefixes = (*TRAINING_PREFIXES, *PREDICTION_PREFIXES)
+    paths = [*prefixes, *(r.path for m in modules for r in m.router.routes)]
     literals = {s.lower() for p in paths for s in p.split("/") if s and not s.startswith("{")}
     # Added last runs first: paths are normalised, then the key is checked.
     app.add_middleware(
         KeyGate, prefixes=TRAINING_PREFIXES, header="Training-Key", key=settings.training_key
+    )
+    app.add_middleware(
+        KeyGate,
+        prefixes=PREDICTION_PREFIXES,
+        header="Prediction-Key",
+        key=settings.prediction_key,
     )
     app.add_middleware(CaseInsensitivePaths, literals=literals)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
@@ -13,7 +14,11 @@ from functions.domain.models import Project
 from functions.services.image_queries import ImageQueries
 from functions.services.images import ImageService
 from functions.services.iterations import IterationService
+from functions.services.model_cache import ModelCache
+from functions.services.prediction import PredictionService
 from functions.services.projects import ProjectService
+from functions.services.stored_predictions import StoredPredictions
+from functions.services.suggestions import SuggestionService
 from functions.services.tags import TagService
 from functions.services.training import TrainingService
 from functions.services.url_fetch import UrlPolicy
@@ -31,20 +36,37 @@ class Services:
     queries: ImageQueries
     training: TrainingService
     iterations: IterationService
+    models: ModelCache
+    prediction: PredictionService
+    stored_predictions: StoredPredictions
+    suggestions: SuggestionService
     links: LinkSigner
     url_policy: UrlPolicy
 
     @classmethod
     def build(cls, settings: Settings, storage: Storage) -> Services:
+        models = ModelCache(
+            storage,
+            max_bytes=settings.model_cache_mb * 1024 * 1024,
+            name_ttl_seconds=settings.publish_name_ttl_seconds,
+            threads=settings.onnx_threads,
+        )
+        images = ImageService(storage)
         return cls(
             settings=settings,
             storage=storage,
             projects=ProjectService(storage),
             tags=TagService(storage),
-            images=ImageService(storage),
+            images=images,
             queries=ImageQueries(storage),
             training=TrainingService(storage),
-            iterations=IterationService(storage),
+            iterations=IterationService(storage, models),
+            models=models,
+            prediction=PredictionService(storage, models),
+            stored_predictions=StoredPredictions(
+                storage, images, timedelta(days=settings.prediction_retention_days)
+            ),
+            suggestions=SuggestionService(storage, models),
             links=LinkSigner(settings.training_key, settings.image_link_ttl_seconds),
             url_policy=UrlPolicy(
                 timeout_seconds=settings.url_timeout_seconds,

@@ -7,9 +7,12 @@ import hmac
 import time
 from urllib.parse import urlencode
 
+from functions.domain import names
 from functions.domain.errors import NotFound
 
-LINK_PREFIX = "/blobs/images"
+LINK_ROOT = "/blobs"
+# Link kinds and the containers they read: training images, images of stored predictions.
+LINK_CONTAINERS = {"images": names.CONTAINER_IMAGES, "predictions": names.CONTAINER_PREDICTIONS}
 
 
 class LinkSigner:
@@ -21,8 +24,10 @@ class LinkSigner:
         message = f"{path}\n{expires}".encode()
         return hmac.new(self._key, message, hashlib.sha256).hexdigest()
 
-    def link(self, base_url: str, project_id: str, image_id: str, variant: str) -> str:
-        path = f"{LINK_PREFIX}/{project_id}/{image_id}/{variant}"
+    def link(
+        self, base_url: str, project_id: str, image_id: str, variant: str, kind: str = "images"
+    ) -> str:
+        path = f"{LINK_ROOT}/{kind}/{project_id}/{image_id}/{variant}"
         # Round the expiry so repeated listings give identical, cacheable URLs.
         expires = (int(time.time()) // 600 + 1) * 600 + self.ttl_seconds
         query = urlencode({"se": expires, "sig": self._signature(path, expires)})

@@ -6,6 +6,7 @@ import os
 import threading
 import time
 import uuid
+from datetime import UTC, datetime
 
 from functions.domain.errors import BadRequest
 
@@ -54,3 +55,25 @@ def parse_id_list(raw: str | None, what: str, max_items: int) -> list[str]:
             "BadRequestExceededBatchSize", f"At most {max_items} {what}s may be given at once."
         )
     return ids
+
+
+def id_time(time_ordered_id: str) -> datetime:
+    """When a UUIDv7 was made (its 48-bit millisecond timestamp), in UTC."""
+    ms = uuid.UUID(time_ordered_id).int >> 80
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def time_prefix(moment: datetime) -> str:
+    """The leading characters shared by every UUIDv7 made in `moment`'s millisecond, so that
+    string ranges over time-ordered ids select a span of time."""
+    ms = int(moment.timestamp() * 1000)
+    digits = f"{ms & ((1 << 48) - 1):012x}"
+    return f"{digits[:8]}-{digits[8:]}-"
+
+
+_COMPLEMENT = str.maketrans("0123456789abcdef", "fedcba9876543210")
+
+
+def inverted(key: str) -> str:
+    """Each hex digit d replaced by f - d: ids (and their prefixes) sort in reverse order."""
+    return key.translate(_COMPLEMENT)

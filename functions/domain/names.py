@@ -7,15 +7,26 @@ TABLE_PROJECTS = "projects"
 TABLE_TAGS = "tags"
 TABLE_IMAGES = "images"
 TABLE_ITERATIONS = "iterations"
-TABLES = (TABLE_PROJECTS, TABLE_TAGS, TABLE_IMAGES, TABLE_ITERATIONS)
+TABLE_PREDICTIONS = "predictions"
+TABLE_SUGGESTIONS = "suggestions"
+TABLES = (
+    TABLE_PROJECTS,
+    TABLE_TAGS,
+    TABLE_IMAGES,
+    TABLE_ITERATIONS,
+    TABLE_PREDICTIONS,
+    TABLE_SUGGESTIONS,
+)
 
 CONTAINER_IMAGES = "images"
 CONTAINER_MODELS = "models"
 CONTAINER_EXPORTS = "exports"
 CONTAINER_INGEST = "ingest"
 CONTAINER_INGEST_REJECTED = "ingest-rejected"
+CONTAINER_PREDICTIONS = "predictions"
 CONTAINERS = (
     CONTAINER_IMAGES,
+    CONTAINER_PREDICTIONS,
     CONTAINER_MODELS,
     CONTAINER_EXPORTS,
     CONTAINER_INGEST,
@@ -34,7 +45,8 @@ def project_image_prefix(project_id: str) -> str:
 
 
 def image_blob_path(project_id: str, image_id: str, variant: str) -> str:
-    """Where one variant (original, resized, thumbnail) of a training image lives."""
+    """Where one variant (original, resized, thumbnail) of an image lives: a training image in
+    CONTAINER_IMAGES, or the image of a stored prediction in CONTAINER_PREDICTIONS."""
     if variant not in IMAGE_VARIANTS:
         raise ValueError(f"unknown image variant {variant!r}")
     return f"{project_id}/{image_id}/{variant}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
@@ -14,6 +13,8 @@ from functions.domain import artifacts, names
 from functions.domain.errors import BadRequest, NotFound
 from functions.domain.metrics import Metrics, evaluate
 from functions.domain.models import Iteration, IterationStatus
+from functions.domain.predictions import Label, parse_labels
+from functions.services.model_cache import ModelCache
 from functions.storage.clients import Storage
 from functions.storage.tables import utcnow
 
@@ -22,13 +23,6 @@ MAX_PUBLISH_NAME_LENGTH = 256
 
 def iteration_not_found(iteration_id: str) -> NotFound:
     return NotFound("NotFoundIteration", f"Iteration {iteration_id} was not found.")
-
-
-@dataclass(frozen=True)
-class Label:
-    id: str
-    name: str
-    type: str
 
 
 @dataclass(frozen=True)
@@ -66,8 +60,9 @@ class _EvaluationCache:
 
 
 class IterationService:
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, models: ModelCache) -> None:
         self.storage = storage
+        self.models = models  # told when a model stops being served under a name
         self._evaluations = _EvaluationCache()
 
     def all(self, project_id: str) -> list[Iteration]:
@@ -104,7 +99,9 @@ class IterationService:
             )
         prefix = artifacts.iteration_prefix(project_id, iteration_id)
         self.storage.blobs.delete_prefix(names.CONTAINER_MODELS, prefix)
+        self.storage.suggestions.delete_iteration(project_id, iteration_id)
         self.storage.iterations.delete(project_id, iteration_id)
+        self.models.forget(project_id, iteration_id)
 
     def publish(
         self, project_id: str, iteration_id: str, publish_name: str, prediction_id: str
@@ -132,6 +129,7 @@ class IterationService:
             )
         if iteration.publish_name and iteration.publish_name != publish_name:
             iterations.release_publish_name(project_id, iteration.publish_name)
+            self.models.forget_name(project_id, iteration.publish_name)
         published = replace(
             iteration,
             publish_name=publish_name,
@@ -139,6 +137,7 @@ class IterationService:
             last_modified=utcnow(),
         )
         iterations.save(project_id, published)
+        self.models.forget_name(project_id, publish_name)
         return published
 
     def unpublish(self, project_id: str, iteration_id: str) -> None:
@@ -146,6 +145,7 @@ class IterationService:
         if not iteration.publish_name:
             raise BadRequest("BadRequestIterationNotPublished", "This iteration is not published.")
         self.storage.iterations.release_publish_name(project_id, iteration.publish_name)
+        self.models.forget(project_id, iteration_id)
         unpublished = replace(
             iteration, publish_name=None, original_publish_resource_id=None, last_modified=utcnow()
         )
@@ -181,7 +181,7 @@ class IterationService:
                 "NotFoundIterationPerformance", "This iteration's evaluation is missing."
             )
         data = np.load(io.BytesIO(raw), allow_pickle=False)
-        tags = [Label(t["id"], t["name"], t["type"]) for t in json.loads(labels_json)]
+        tags = parse_labels(labels_json)
         return Evaluation(
             image_ids=[str(i) for i in data["image_ids"]],
             labels=data["labels"].astype(np.float32),

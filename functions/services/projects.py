@@ -165,8 +165,16 @@ class ProjectService:
 
     def _purge(self, project: Project) -> None:
         # Data first, the project row last: an interrupted purge is found and resumed.
-        for container in (names.CONTAINER_IMAGES, names.CONTAINER_MODELS, names.CONTAINER_EXPORTS):
+        containers = (
+            names.CONTAINER_IMAGES,
+            names.CONTAINER_PREDICTIONS,
+            names.CONTAINER_MODELS,
+            names.CONTAINER_EXPORTS,
+        )
+        for container in containers:
             self.storage.blobs.delete_prefix(container, names.project_image_prefix(project.id))
+        self.storage.predictions.delete_project(project.id)
+        self.storage.suggestions.delete_project(project.id)
         self.storage.images.delete_project(project.id)
         self.storage.tags.delete_project(project.id)
         self.storage.iterations.delete_project(project.id)

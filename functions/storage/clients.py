@@ -14,6 +14,8 @@ from functions.settings import Settings
 from functions.storage.blobs import BlobStore
 from functions.storage.image_index import ImageTable
 from functions.storage.iterations import IterationTable
+from functions.storage.predictions import PredictionTable
+from functions.storage.suggestions import SuggestionTable
 from functions.storage.tables import ProjectTable, TagTable
 
 
@@ -67,6 +69,8 @@ class Storage:
         self.tags = TagTable(clients.tables.get_table_client(names.TABLE_TAGS))
         self.images = ImageTable(clients.tables.get_table_client(names.TABLE_IMAGES))
         self.iterations = IterationTable(clients.tables.get_table_client(names.TABLE_ITERATIONS))
+        self.predictions = PredictionTable(clients.tables.get_table_client(names.TABLE_PREDICTIONS))
+        self.suggestions = SuggestionTable(clients.tables.get_table_client(names.TABLE_SUGGESTIONS))
         self.blobs = BlobStore(clients.blobs)
         self.training_queue = clients.queues.get_queue_client(names.QUEUE_TRAINING)
 

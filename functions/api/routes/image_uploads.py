@@ -26,7 +26,7 @@ from functions.services.images import NewImage
 router = APIRouter(tags=["images"])
 
 
-def _summary(
+def summary_response(
     services: ServicesDep, request: Request, project_id: str, outcomes: list[ImageCreateOutcome]
 ) -> JSONResponse:
     mapper = image_mapper(services, request, project_id)
@@ -58,7 +58,7 @@ async def create_images_from_data(
     if not entries:
         raise BadRequest("BadRequestImageBatch", "The request holds no image data.")
     outcomes = await run_in_threadpool(services.images.create, project.id, entries)
-    return _summary(services, request, project.id, outcomes)
+    return summary_response(services, request, project.id, outcomes)
 
 
 @router.post("/projects/{projectId}/images/files", response_model=ImageCreateSummaryOut)
@@ -76,7 +76,7 @@ def create_images_from_files(
             continue
         entries.append(NewImage(data, tag_ids, source_url=item.name))
     outcomes = services.images.create(project.id, entries, batch.metadata)
-    return _summary(services, request, project.id, outcomes)
+    return summary_response(services, request, project.id, outcomes)
 
 
 @router.post("/projects/{projectId}/images/urls", response_model=ImageCreateSummaryOut)
@@ -88,4 +88,4 @@ def create_images_from_urls(
     outcomes = services.images.create_from_urls(
         project.id, sources, batch.metadata, services.url_policy
     )
-    return _summary(services, request, project.id, outcomes)
+    return summary_response(services, request, project.id, outcomes)

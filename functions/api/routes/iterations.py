@@ -13,8 +13,8 @@ from functions.api.schemas.iterations import (
     IterationOut,
     IterationPatch,
     IterationPerformanceOut,
-    PredictionOut,
 )
+from functions.api.schemas.predictions import PredictionOut
 from functions.api.schemas.training import ImageTagOut
 from functions.domain.errors import BadRequest
 from functions.domain.ids import parse_id, parse_id_list

@@ -71,4 +71,5 @@ def update_project(
 @router.delete("/projects/{projectId}", status_code=204)
 def delete_project(services: ServicesDep, project: ProjectDep) -> Response:
     services.projects.delete(project.id)
+    services.models.forget(project.id)
     return Response(status_code=204)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from functions.api.schemas.predictions import PredictionOut
 from functions.api.schemas.training import ImageTagOut, Wire
 from functions.domain.metrics import Metrics
 from functions.domain.models import Iteration
-from functions.services.iterations import Label
+from functions.domain.predictions import Label
 from functions.services.training import exportable_to
 
 
@@ -108,14 +109,6 @@ class IterationPerformanceOut(Wire):
             recallStdDeviation=metrics.recall_std,
             averagePrecision=metrics.average_precision,
         )
-
-
-class PredictionOut(Wire):
-    probability: float
-    tagId: str
-    tagName: str
-    boundingBox: None = None
-    tagType: str
 
 
 class ImagePerformanceOut(Wire):

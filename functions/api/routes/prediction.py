@@ -1,0 +1,142 @@
+"""The Prediction API (/customvision/v3.x/prediction): classify an image or an image URL with
+a published iteration, storing the prediction or not. `detect` answers that this service is
+classification only."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from functions.api.deps import Services, ServicesDep
+from functions.api.multipart import image_from_body
+from functions.api.schemas.predictions import ImagePredictionOut, ImageUrlIn
+from functions.domain.errors import BadRequest, project_not_found
+from functions.domain.ids import parse_id
+from functions.domain.limits import MAX_PREDICTION_IMAGE_BYTES
+from functions.domain.models import ProjectState
+from functions.domain.predictions import Prediction
+from functions.services.url_fetch import UrlFetchError, fetch_url
+
+router = APIRouter(tags=["prediction"])
+
+ProjectId = Annotated[str, Path(alias="projectId")]
+PublishedName = Annotated[str, Path(alias="publishedName")]
+Application = Annotated[str | None, Query()]
+BASE = "/{projectId}/classify/iterations/{publishedName}"
+DETECT = "/{projectId}/detect/iterations/{publishedName}"
+
+
+def _response(prediction: Prediction) -> JSONResponse:
+    return JSONResponse(ImagePredictionOut.of(prediction).model_dump(mode="json"))
+
+
+def fetch_image(services: Services, url: str | None) -> bytes:
+    """An image URL's bytes under the SSRF guard, at most the prediction size limit."""
+    if not url:
+        raise BadRequest("BadRequestImageUrl", "The body needs a url.")
+    policy = replace(services.url_policy, max_bytes=MAX_PREDICTION_IMAGE_BYTES)
+    try:
+        return fetch_url(url, policy)
+    except UrlFetchError as error:
+        raise BadRequest("BadRequestImageUrl", str(error)) from None
+
+
+async def _classify_body(
+    services: Services,
+    request: Request,
+    project_id: str,
+    published_name: str,
+    application: str | None,
+    store: bool,
+) -> JSONResponse:
+    project_id = parse_id(project_id, "projectId")
+    data = image_from_body(request.headers.get("content-type", ""), await request.body())
+    prediction = await run_in_threadpool(
+        services.prediction.classify_published,
+        project_id,
+        published_name,
+        data,
+        store,
+        application,
+    )
+    return _response(prediction)
+
+
+def _classify_url(
+    services: Services,
+    project_id: str,
+    published_name: str,
+    body: ImageUrlIn,
+    application: str | None,
+    store: bool,
+) -> JSONResponse:
+    project_id = parse_id(project_id, "projectId")
+    data = fetch_image(services, body.url)
+    prediction = services.prediction.classify_published(
+        project_id, published_name, data, store, application
+    )
+    return _response(prediction)
+
+
+@router.post(BASE + "/image")
+async def classify_image(
+    services: ServicesDep,
+    request: Request,
+    project_id: ProjectId,
+    published_name: PublishedName,
+    application: Application = None,
+) -> JSONResponse:
+    return await _classify_body(services, request, project_id, published_name, application, True)
+
+
+@router.post(BASE + "/image/nostore")
+async def classify_image_with_no_store(
+    services: ServicesDep,
+    request: Request,
+    project_id: ProjectId,
+    published_name: PublishedName,
+    application: Application = None,
+) -> JSONResponse:
+    return await _classify_body(services, request, project_id, published_name, application, False)
+
+
+@router.post(BASE + "/url")
+def classify_image_url(
+    services: ServicesDep,
+    project_id: ProjectId,
+    published_name: PublishedName,
+    body: ImageUrlIn,
+    application: Application = None,
+) -> JSONResponse:
+    return _classify_url(services, project_id, published_name, body, application, True)
+
+
+@router.post(BASE + "/url/nostore")
+def classify_image_url_with_no_store(
+    services: ServicesDep,
+    project_id: ProjectId,
+    published_name: PublishedName,
+    body: ImageUrlIn,
+    application: Application = None,
+) -> JSONResponse:
+    return _classify_url(services, project_id, published_name, body, application, False)
+
+
+@router.post(DETECT + "/image")
+@router.post(DETECT + "/image/nostore")
+@router.post(DETECT + "/url")
+@router.post(DETECT + "/url/nostore")
+def detect(services: ServicesDep, project_id: ProjectId, published_name: PublishedName) -> None:
+    project_id = parse_id(project_id, "projectId")
+    project = services.storage.projects.get(project_id)
+    if project is None or project.state is not ProjectState.ACTIVE:
+        raise project_not_found(project_id)
+    raise BadRequest(
+        "BadRequestNotSupported",
+        f"Project {project_id} is a classification project: use classify, not detect "
+        "(this service does not do object detection).",
+    )

@@ -1,0 +1,165 @@
+"""Classifying one image with a published (or, for quick tests, any completed) iteration, and
+storing the prediction with its image so that it can be reviewed and added to training."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from functions.domain import names
+from functions.domain.errors import BadRequest, NotFound, project_not_found
+from functions.domain.ids import id_time, new_time_ordered_id
+from functions.domain.limits import MAX_PREDICTION_IMAGE_BYTES
+from functions.domain.models import Iteration, IterationStatus, ProjectState
+from functions.domain.predictions import Prediction, scores_of, uncertainty
+from functions.imaging import DecodedImage, ImageRejected, decode_image, derived_copies
+from functions.services.model_cache import LoadedModel, ModelCache
+from functions.storage.clients import Storage
+
+log = logging.getLogger(__name__)
+
+MAX_APPLICATION_LENGTH = 64
+
+_IMAGE_CODES = {
+    "ErrorImageSize": "BadRequestImageSizeBytes",
+    "ErrorImageFormat": "BadRequestImageFormat",
+    "ErrorImageDimensions": "BadRequestImageDimensions",
+}
+
+
+def invalid_iteration(project_id: str, publish_name: str) -> NotFound:
+    return NotFound(
+        "NotFound",
+        f"Invalid iteration: no iteration of project {project_id} is published as "
+        f"'{publish_name}'.",
+    )
+
+
+def validate_application(application: str | None) -> str | None:
+    if application is None or application == "":
+        return None
+    if len(application) > MAX_APPLICATION_LENGTH or not application.isprintable():
+        raise BadRequest(
+            "BadRequestPredictionInvalidApplicationName",
+            f"application is at most {MAX_APPLICATION_LENGTH} printable characters.",
+        )
+    return application
+
+
+def decode_for(model: LoadedModel, data: bytes) -> DecodedImage:
+    """Validate and decode an image for `model`; JPEGs decode at a reduced scale that still
+    leaves twice the pixels the model's resize step needs (as training images were)."""
+    need = 2 * model.preprocessing.resize_to
+
+    def draft(width: int, height: int) -> tuple[int, int]:
+        scale = min(1.0, need / min(width, height))
+        return max(1, round(width * scale)), max(1, round(height * scale))
+
+    try:
+        return decode_image(data, MAX_PREDICTION_IMAGE_BYTES, draft)
+    except ImageRejected as rejected:
+        code = _IMAGE_CODES.get(rejected.status, "BadRequestImageFormat")
+        raise BadRequest(code, rejected.message) from None
+
+
+@dataclass
+class PredictionService:
+    storage: Storage
+    models: ModelCache
+
+    def classify_published(
+        self,
+        project_id: str,
+        publish_name: str,
+        data: bytes,
+        store: bool,
+        application: str | None = None,
+    ) -> Prediction:
+        """The prediction API: the iteration published as `publish_name` scores the image."""
+        application = validate_application(application)
+        iteration_id = self.models.published(project_id, publish_name)
+        if iteration_id is None:
+            project = self.storage.projects.get(project_id)
+            if project is None or project.state is not ProjectState.ACTIVE:
+                raise project_not_found(project_id)
+            raise invalid_iteration(project_id, publish_name)
+        return self._classify(project_id, iteration_id, data, store, application)
+
+    def quick_test(
+        self, project_id: str, iteration_id: str | None, data: bytes, store: bool
+    ) -> Prediction:
+        """The Training API's quick test: any completed iteration, the latest by default."""
+        iteration = self._trained_iteration(project_id, iteration_id)
+        return self._classify(project_id, iteration.id, data, store, None)
+
+    def _trained_iteration(self, project_id: str, iteration_id: str | None) -> Iteration:
+        if iteration_id is None:
+            completed = [
+                i
+                for i in self.storage.iterations.list(project_id)
+                if i.status is IterationStatus.COMPLETED
+            ]
+            if not completed:
+                raise NotFound(
+                    "NotFoundProjectDefaultIteration", "This project has no trained iteration yet."
+                )
+            return max(completed, key=lambda i: (i.trained_at or i.created, i.created))
+        iteration = self.storage.iterations.get(project_id, iteration_id)
+        if iteration is None:
+            raise NotFound("NotFoundIteration", f"Iteration {iteration_id} was not found.")
+        if iteration.status is not IterationStatus.COMPLETED:
+            raise BadRequest(
+                "BadRequestIterationIsNotTrained",
+                f"Iteration '{iteration.name}' is {iteration.status}, not Completed.",
+            )
+        return iteration
+
+    def _classify(
+        self,
+        project_id: str,
+        iteration_id: str,
+        data: bytes,
+        store: bool,
+        application: str | None,
+    ) -> Prediction:
+        model = self.models.model(project_id, iteration_id)
+        decoded = decode_for(model, data)
+        probabilities = model.run(model.input_array(decoded.rgb)[np.newaxis])[0]
+        prediction_id = new_time_ordered_id()
+        prediction = Prediction(
+            id=prediction_id,
+            project_id=project_id,
+            iteration_id=iteration_id,
+            created=id_time(prediction_id),
+            scores=scores_of(model.labels, probabilities),
+            uncertainty=uncertainty(probabilities, model.multilabel),
+            application=application,
+            domain_id=model.domain_id,
+            width=decoded.width,
+            height=decoded.height,
+        )
+        if store:
+            self._store(prediction, data, decoded)
+        return prediction
+
+    def _store(self, prediction: Prediction, data: bytes, decoded: DecodedImage) -> None:
+        """The image's blobs first, then the rows that point at them."""
+        blobs = self.storage.blobs
+        resized, thumbnail = derived_copies(decoded)
+        variants = (
+            ("original", data, decoded.content_type),
+            ("resized", resized, "image/jpeg"),
+            ("thumbnail", thumbnail, "image/jpeg"),
+        )
+        prefix = f"{prediction.project_id}/{prediction.id}/"
+        try:
+            for variant, payload, content_type in variants:
+                path = names.image_blob_path(prediction.project_id, prediction.id, variant)
+                blobs.put(names.CONTAINER_PREDICTIONS, path, payload, content_type)
+            self.storage.predictions.add(prediction)
+        except Exception:
+            log.exception("storing prediction %s failed", prediction.id)
+            blobs.delete_prefix(names.CONTAINER_PREDICTIONS, prefix)
+            raise

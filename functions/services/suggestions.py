@@ -1,0 +1,175 @@
+"""The smart labeler: what a trained iteration suggests for the project's untagged images.
+
+An iteration's model scores a training image from the same "resized" copy training used;
+the scores are kept in the suggestions table, so each image is scored once per iteration.
+"""
+
+from __future__ import annotations
+
+import io
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+from PIL import Image as PILImage
+
+from functions.domain import names
+from functions.domain.errors import BadRequest, NotFound, image_not_found
+from functions.domain.limits import MAX_PREDICTION_IDS_PER_CALL, MAX_PREDICTION_QUERY_COUNT
+from functions.domain.models import Image, IterationStatus
+from functions.domain.predictions import (
+    TagScore,
+    encode_continuation,
+    offset_of,
+    scores_of,
+    uncertainty,
+)
+from functions.services.model_cache import LoadedModel, ModelCache
+from functions.storage.clients import Storage
+from functions.storage.image_index import view_untagged
+from functions.storage.tables import utcnow
+
+BATCH = 32
+SORTS = ("UncertaintyAscending", "UncertaintyDescending")
+_READERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="suggest-read")
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    image: Image
+    iteration_id: str
+    created: datetime
+    scores: list[TagScore]  # highest probability first
+    uncertainty: float
+
+
+@dataclass(frozen=True)
+class SuggestionQuery:
+    tag_ids: list[str]
+    threshold: float = 0.0
+    max_count: int = 50
+    sort_by: str = "UncertaintyDescending"
+    continuation: str | None = None
+    session: str | None = None
+
+
+def _suggested(scores: list[TagScore], tag_ids: list[str], threshold: float) -> bool:
+    """Some wanted tag scores at least `threshold` (any tag when none is named)."""
+    wanted = set(tag_ids)
+    return any(s.probability >= threshold for s in scores if not wanted or s.tag_id in wanted)
+
+
+@dataclass
+class SuggestionService:
+    storage: Storage
+    models: ModelCache
+
+    def suggest(self, project_id: str, iteration_id: str, image_ids: list[str]) -> list[Suggestion]:
+        if not image_ids:
+            raise BadRequest("BadRequestImageBatch", "Give the ids of the images to suggest for.")
+        if len(image_ids) > MAX_PREDICTION_IDS_PER_CALL:
+            raise BadRequest(
+                "BadRequestExceededBatchSize",
+                f"Suggestions are made for at most {MAX_PREDICTION_IDS_PER_CALL} images at once.",
+            )
+        model = self._model(project_id, iteration_id)
+        images = []
+        for image_id in image_ids:
+            image = self.storage.images.get(project_id, image_id)
+            if image is None:
+                raise image_not_found(image_id)
+            images.append(image)
+        return self._suggestions(model, images)
+
+    def query(
+        self, project_id: str, iteration_id: str, query: SuggestionQuery
+    ) -> tuple[list[Suggestion], str | None]:
+        """Untagged images with a suggested tag among `tag_ids` at `threshold` or above,
+        most uncertain first (or least, with UncertaintyAscending)."""
+        if query.sort_by not in SORTS:
+            raise BadRequest("BadRequestInvalid", f"sortBy is one of {', '.join(SORTS)}.")
+        if not 1 <= query.max_count <= MAX_PREDICTION_QUERY_COUNT:
+            raise BadRequest(
+                "BadRequestPredictionResultsExceededCount",
+                f"maxCount is 1 to {MAX_PREDICTION_QUERY_COUNT}; got {query.max_count}.",
+            )
+        offset = offset_of(query.continuation, query.sort_by)
+        model = self._model(project_id, iteration_id)
+        untagged = list(self.storage.images.iter_view(project_id, view_untagged()))
+        matching = [
+            s
+            for s in self._suggestions(model, untagged)
+            if _suggested(s.scores, query.tag_ids, query.threshold)
+        ]
+        sign = 1.0 if query.sort_by == "UncertaintyAscending" else -1.0
+        matching.sort(key=lambda s: (sign * s.uncertainty, s.image.id))
+        end = offset + query.max_count
+        more = end < len(matching)
+        token = encode_continuation(query.sort_by, str(end)) if more else None
+        return matching[offset:end], token
+
+    def count(
+        self, project_id: str, iteration_id: str, tag_ids: list[str], threshold: float
+    ) -> dict[str, int]:
+        """For each tag, how many untagged images have it suggested at `threshold` or above."""
+        model = self._model(project_id, iteration_id)
+        untagged = list(self.storage.images.iter_view(project_id, view_untagged()))
+        counts = dict.fromkeys(tag_ids or [label.id for label in model.labels], 0)
+        for suggestion in self._suggestions(model, untagged):
+            for score in suggestion.scores:
+                if score.tag_id in counts and score.probability >= threshold:
+                    counts[score.tag_id] += 1
+        return counts
+
+    def _model(self, project_id: str, iteration_id: str) -> LoadedModel:
+        iteration = self.storage.iterations.get(project_id, iteration_id)
+        if iteration is None:
+            raise NotFound("NotFoundIteration", f"Iteration {iteration_id} was not found.")
+        if iteration.status is not IterationStatus.COMPLETED:
+            raise BadRequest(
+                "BadRequestIterationIsNotTrained",
+                f"Iteration '{iteration.name}' is {iteration.status}, not Completed.",
+            )
+        return self.models.model(project_id, iteration_id)
+
+    def _suggestions(self, model: LoadedModel, images: list[Image]) -> list[Suggestion]:
+        known = dict(self.storage.suggestions.for_iteration(model.project_id, model.iteration_id))
+        missing = [i.id for i in images if i.id not in known]
+        for start in range(0, len(missing), BATCH):
+            scored = self._score(model, missing[start : start + BATCH])
+            self.storage.suggestions.put_many(model.project_id, model.iteration_id, scored.items())
+            known.update(scored)
+        now = utcnow()
+        return [
+            Suggestion(
+                image=image,
+                iteration_id=model.iteration_id,
+                created=now,
+                scores=known[image.id],
+                uncertainty=uncertainty(
+                    np.array([s.probability for s in known[image.id]]), model.multilabel
+                ),
+            )
+            for image in images
+            if image.id in known
+        ]
+
+    def _score(self, model: LoadedModel, image_ids: list[str]) -> dict[str, list[TagScore]]:
+        def read(image_id: str) -> np.ndarray | None:
+            path = names.image_blob_path(model.project_id, image_id, "resized")
+            data = self.storage.blobs.get(names.CONTAINER_IMAGES, path)
+            if data is None:
+                return None
+            with PILImage.open(io.BytesIO(data)) as image:
+                return model.input_array(image)
+
+        arrays = list(_READERS.map(read, image_ids))
+        present = [(i, a) for i, a in zip(image_ids, arrays, strict=True) if a is not None]
+        if not present:
+            return {}
+        probabilities = model.run(np.stack([a for _, a in present]))
+        return {
+            image_id: scores_of(model.labels, row)
+            for (image_id, _), row in zip(present, probabilities, strict=True)
+        }
