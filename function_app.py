@@ -1,7 +1,8 @@
 """Azure Functions entry point (Python v2 model): wiring only.
 
 The HTTP function serves the FastAPI app of `functions/`; the blob trigger ingests images
-dropped into the `ingest` container (Event Grid source).
+dropped into the `ingest` container (Event Grid source); the timer deletes stored predictions
+older than the retention period (CV_PREDICTION_RETENTION_DAYS, 30 by default).
 """
 
 from __future__ import annotations
@@ -18,9 +19,8 @@ from functions.storage.clients import Storage
 
 _storage = Storage.from_settings(get_settings())
 
-app = func.AsgiFunctionApp(
-    app=create_app(get_settings(), _storage), http_auth_level=func.AuthLevel.ANONYMOUS
-)
+_api = create_app(get_settings(), _storage)
+app = func.AsgiFunctionApp(app=_api, http_auth_level=func.AuthLevel.ANONYMOUS)
 
 
 @app.function_name("ingest_blob")
@@ -34,3 +34,10 @@ def ingest_blob(blob: func.InputStream) -> None:
     name = (blob.name or "").removeprefix(names.CONTAINER_INGEST + "/")
     result = IngestService(_storage).handle(name, blob.read())
     logging.info("ingest %s: %s", name, result.status)
+
+
+@app.function_name("purge_predictions")
+@app.timer_trigger(arg_name="timer", schedule="0 17 * * * *", run_on_startup=False)
+def purge_predictions(timer: func.TimerRequest) -> None:
+    deleted = _api.state.services.stored_predictions.purge_expired()
+    logging.info("retention: deleted %d stored predictions", deleted)

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     trainer_visibility_seconds: int = Field(default=300, ge=5)
     trainer_max_deliveries: int = Field(default=3, ge=1)
     trainer_poll_seconds: float = 2.0
+    # The random seed of every training (sampling, augmentation, initialisation): set it to
+    # reproduce a training exactly; unset, each iteration draws its own (kept in its manifest).
+    training_seed: int | None = None
 
     # Prediction: the most memory (MB of model files) kept as loaded onnxruntime sessions;
     # onnxruntime threads per session (0: all cores); how long a published name is trusted

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
@@ -18,6 +19,7 @@ from tools.azurite import ROOT, start_azurite
 
 log = logging.getLogger("run")
 INGEST_POLL_SECONDS = 2.0
+PURGE_EVERY_SECONDS = 3600.0  # stored predictions past retention (the Functions timer's job)
 
 
 def _ingest_loop(stop: threading.Event) -> None:
@@ -32,6 +34,16 @@ def _ingest_loop(stop: threading.Event) -> None:
                 log.info("ingest %s: %s %s", result.blob_name, result.status, result.message or "")
         except Exception:
             log.exception("ingest poll failed; retrying")
+
+
+def _purge_loop(purge: Callable[[], int], stop: threading.Event) -> None:
+    while True:
+        try:
+            log.info("retention: deleted %d stored predictions", purge())
+        except Exception:
+            log.exception("retention purge failed; retrying later")
+        if stop.wait(PURGE_EVERY_SECONDS):
+            return
 
 
 def main() -> None:
@@ -52,6 +64,8 @@ def main() -> None:
 
         app = create_app(settings)
         poller.start()
+        purge = app.state.services.stored_predictions.purge_expired
+        threading.Thread(target=_purge_loop, args=(purge, stop), daemon=True).start()
         trainer = subprocess.Popen([sys.executable, "-m", "trainer_job", "--watch"], cwd=ROOT)
         print(
             f"\n  Open Custom Vision is running on http://localhost:{port}\n"

@@ -59,7 +59,7 @@ class Services:
             tags=TagService(storage),
             images=images,
             queries=ImageQueries(storage),
-            training=TrainingService(storage),
+            training=TrainingService(storage, settings.training_seed),
             iterations=IterationService(storage, models),
             models=models,
             prediction=PredictionService(storage, models),

@@ -61,8 +61,9 @@ def _validation_code(project: Project) -> str:
 
 
 class TrainingService:
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, seed: int | None = None) -> None:
         self.storage = storage
+        self.seed = seed  # every iteration's seed when set; a random one per iteration if not
 
     def request(self, project: Project, request: TrainingRequest) -> Iteration:
         training_type = choice(
@@ -110,7 +111,7 @@ class TrainingService:
             data_fingerprint=fingerprint,
             selected_tag_ids=[t.id for t in tags] if request.selected_tag_ids else [],
             notification_email=request.notification_email,
-            seed=random.randrange(2**31),
+            seed=random.randrange(2**31) if self.seed is None else self.seed,
         )
         # The lock row makes two racing requests create one iteration.
         if not self.storage.iterations.try_lock(project.id, iteration.id):

@@ -1,4 +1,4 @@
-"""What the Functions host reads: the HTTP function, the blob trigger, and no torch."""
+"""What the Functions host reads: the HTTP function, the blob and timer triggers, no torch."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_functions_and_bindings() -> None:
     functions = registered_functions()
-    assert set(functions) == {"http_app_func", "ingest_blob"}
+    assert set(functions) == {"http_app_func", "ingest_blob", "purge_predictions"}
 
     http = json.loads(functions["http_app_func"].get_function_json())["bindings"]
     trigger = next(b for b in http if b["type"] == "httpTrigger")
@@ -33,6 +33,10 @@ def test_functions_and_bindings() -> None:
             "source": "EventGrid",
         }
     ]
+
+    timer = json.loads(functions["purge_predictions"].get_function_json())["bindings"]
+    assert [b["type"] for b in timer] == ["timerTrigger"]
+    assert timer[0]["schedule"] == "0 17 * * * *"  # hourly
 
 
 def test_host_json_serves_routes_without_prefix() -> None:
