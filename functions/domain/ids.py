@@ -28,10 +28,11 @@ def new_time_ordered_id(now_ms: int | None = None) -> str:
     ms = int(time.time() * 1000) if now_ms is None else now_ms
     rand = int.from_bytes(os.urandom(10), "big") >> 8  # leave room to count upwards
     value = (ms & ((1 << 48) - 1)) << 80 | rand
-    with _ordered_lock:
-        if now_ms is None and value <= _last_ordered:
-            value = _last_ordered + 1
-        _last_ordered = max(_last_ordered, value)
+    if now_ms is None:  # ids for an explicit time stay out of the process's sequence
+        with _ordered_lock:
+            if value <= _last_ordered:
+                value = _last_ordered + 1
+            _last_ordered = value
     value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
     value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
     return str(uuid.UUID(int=value))

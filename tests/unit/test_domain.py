@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from functions.api.links import LinkSigner
 from functions.domain import catalog
 from functions.domain.errors import BadRequest, NotFound
-from functions.domain.ids import new_time_ordered_id, parse_id, parse_id_list
+from functions.domain.ids import (
+    id_time,
+    inverted,
+    new_time_ordered_id,
+    parse_id,
+    parse_id_list,
+    time_prefix,
+)
 from functions.domain.metadata_filter import parse_metadata_filter
 from functions.settings import Settings
 
@@ -19,6 +27,16 @@ def test_time_ordered_ids_sort_by_creation_and_are_guids() -> None:
     ids = [new_time_ordered_id(now_ms=ms) for ms in (1_000, 2_000, 3_000_000_000_000)]
     assert ids == sorted(ids)
     assert all(uuid.UUID(i).version == 7 for i in ids)
+
+
+def test_explicit_times_do_not_move_the_sequence_and_ids_tell_their_time() -> None:
+    new_time_ordered_id(now_ms=4_000_000_000_000)  # far in the future
+    before = datetime.now(UTC)
+    made = new_time_ordered_id()
+    assert before - timedelta(milliseconds=1) <= id_time(made) <= datetime.now(UTC)
+    assert made.startswith(time_prefix(id_time(made)))
+    later = new_time_ordered_id()
+    assert made < later and inverted(later) < inverted(made)
 
 
 def test_parse_id_normalises_and_refuses() -> None:
