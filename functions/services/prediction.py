@@ -4,6 +4,7 @@ storing the prediction with its image so that it can be reviewed and added to tr
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,7 @@ from functions.storage.clients import Storage
 log = logging.getLogger(__name__)
 
 MAX_APPLICATION_LENGTH = 64
+_UPLOADS = ThreadPoolExecutor(max_workers=12, thread_name_prefix="prediction-store")
 
 _IMAGE_CODES = {
     "ErrorImageSize": "BadRequestImageSizeBytes",
@@ -154,10 +156,12 @@ class PredictionService:
             ("thumbnail", thumbnail, "image/jpeg"),
         )
         prefix = f"{prediction.project_id}/{prediction.id}/"
+        def put(variant: str, payload: bytes, content_type: str) -> None:
+            path = names.image_blob_path(prediction.project_id, prediction.id, variant)
+            blobs.put(names.CONTAINER_PREDICTIONS, path, payload, content_type)
+
         try:
-            for variant, payload, content_type in variants:
-                path = names.image_blob_path(prediction.project_id, prediction.id, variant)
-                blobs.put(names.CONTAINER_PREDICTIONS, path, payload, content_type)
+            list(_UPLOADS.map(lambda v: put(*v), variants))  # list(): re-raise any failure
             self.storage.predictions.add(prediction)
         except Exception:
             log.exception("storing prediction %s failed", prediction.id)
