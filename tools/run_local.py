@@ -20,6 +20,7 @@ from tools.azurite import ROOT, start_azurite
 log = logging.getLogger("run")
 INGEST_POLL_SECONDS = 2.0
 PURGE_EVERY_SECONDS = 3600.0  # stored predictions past retention (the Functions timer's job)
+PURGE_FIRST_SECONDS = 60.0
 
 
 def _ingest_loop(stop: threading.Event) -> None:
@@ -37,13 +38,13 @@ def _ingest_loop(stop: threading.Event) -> None:
 
 
 def _purge_loop(purge: Callable[[], int], stop: threading.Event) -> None:
-    while True:
+    delay = PURGE_FIRST_SECONDS  # after the API's start-up has created the tables
+    while not stop.wait(delay):
         try:
             log.info("retention: deleted %d stored predictions", purge())
         except Exception:
             log.exception("retention purge failed; retrying later")
-        if stop.wait(PURGE_EVERY_SECONDS):
-            return
+        delay = PURGE_EVERY_SECONDS
 
 
 def main() -> None:
