@@ -50,11 +50,13 @@ class Settings(BaseSettings):
     training_seed: int | None = None
 
     # Prediction: the most memory (MB of model files) kept as loaded onnxruntime sessions;
-    # onnxruntime threads per session (0: all cores); how long a published name is trusted
+    # onnxruntime intra-op threads per session (1: each request runs on one core and
+    # concurrent requests fill the others, the fastest on 2 cores, see bench/predict.py;
+    # 0: onnxruntime's default, all cores per request); how long a published name is trusted
     # before it is looked up again (other instances see publish changes within this time);
     # how many days stored predictions are kept (Custom Vision keeps them 30 days).
     model_cache_mb: int = Field(default=1024, ge=1)
-    onnx_threads: int = Field(default=0, ge=0)
+    onnx_threads: int = Field(default=1, ge=0)
     publish_name_ttl_seconds: float = Field(default=10.0, ge=0)
     prediction_retention_days: float = Field(default=30.0, gt=0)
 

@@ -109,7 +109,7 @@ class ModelCache:
     storage: Storage
     max_bytes: int
     name_ttl_seconds: float = 10.0
-    threads: int = 0  # onnxruntime intra-op threads per session; 0: its default (all cores)
+    threads: int = 1  # onnxruntime intra-op threads per session; 0: its default (all cores)
     _models: OrderedDict[tuple[str, str], LoadedModel] = field(default_factory=OrderedDict)
     _names: dict[tuple[str, str], _Published] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
