@@ -25,6 +25,19 @@ def iteration_not_found(iteration_id: str) -> NotFound:
     return NotFound("NotFoundIteration", f"Iteration {iteration_id} was not found.")
 
 
+def completed_iteration(storage: Storage, project_id: str, iteration_id: str) -> Iteration:
+    """An iteration whose model exists, or Custom Vision's error saying why not."""
+    iteration = storage.iterations.get(project_id, iteration_id)
+    if iteration is None:
+        raise iteration_not_found(iteration_id)
+    if iteration.status is not IterationStatus.COMPLETED:
+        raise BadRequest(
+            "BadRequestIterationIsNotTrained",
+            f"Iteration '{iteration.name}' is {iteration.status}, not Completed.",
+        )
+    return iteration
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """Out-of-sample scores of every training image of an iteration."""

@@ -16,6 +16,7 @@ from functions.domain.limits import MAX_PREDICTION_IMAGE_BYTES
 from functions.domain.models import Iteration, IterationStatus, ProjectState
 from functions.domain.predictions import Prediction, scores_of, uncertainty
 from functions.imaging import DecodedImage, ImageRejected, decode_image, derived_copies
+from functions.services.iterations import completed_iteration
 from functions.services.model_cache import LoadedModel, ModelCache
 from functions.storage.clients import Storage
 
@@ -108,15 +109,7 @@ class PredictionService:
                     "NotFoundProjectDefaultIteration", "This project has no trained iteration yet."
                 )
             return max(completed, key=lambda i: (i.trained_at or i.created, i.created))
-        iteration = self.storage.iterations.get(project_id, iteration_id)
-        if iteration is None:
-            raise NotFound("NotFoundIteration", f"Iteration {iteration_id} was not found.")
-        if iteration.status is not IterationStatus.COMPLETED:
-            raise BadRequest(
-                "BadRequestIterationIsNotTrained",
-                f"Iteration '{iteration.name}' is {iteration.status}, not Completed.",
-            )
-        return iteration
+        return completed_iteration(self.storage, project_id, iteration_id)
 
     def _classify(
         self,
@@ -156,6 +149,7 @@ class PredictionService:
             ("thumbnail", thumbnail, "image/jpeg"),
         )
         prefix = f"{prediction.project_id}/{prediction.id}/"
+
         def put(variant: str, payload: bytes, content_type: str) -> None:
             path = names.image_blob_path(prediction.project_id, prediction.id, variant)
             blobs.put(names.CONTAINER_PREDICTIONS, path, payload, content_type)

@@ -15,9 +15,9 @@ import numpy as np
 from PIL import Image as PILImage
 
 from functions.domain import names
-from functions.domain.errors import BadRequest, NotFound, image_not_found
+from functions.domain.errors import BadRequest, image_not_found
 from functions.domain.limits import MAX_PREDICTION_IDS_PER_CALL, MAX_PREDICTION_QUERY_COUNT
-from functions.domain.models import Image, IterationStatus
+from functions.domain.models import Image
 from functions.domain.predictions import (
     TagScore,
     encode_continuation,
@@ -25,6 +25,7 @@ from functions.domain.predictions import (
     scores_of,
     uncertainty,
 )
+from functions.services.iterations import completed_iteration
 from functions.services.model_cache import LoadedModel, ModelCache
 from functions.storage.clients import Storage
 from functions.storage.image_index import view_untagged
@@ -123,14 +124,7 @@ class SuggestionService:
         return counts
 
     def _model(self, project_id: str, iteration_id: str) -> LoadedModel:
-        iteration = self.storage.iterations.get(project_id, iteration_id)
-        if iteration is None:
-            raise NotFound("NotFoundIteration", f"Iteration {iteration_id} was not found.")
-        if iteration.status is not IterationStatus.COMPLETED:
-            raise BadRequest(
-                "BadRequestIterationIsNotTrained",
-                f"Iteration '{iteration.name}' is {iteration.status}, not Completed.",
-            )
+        completed_iteration(self.storage, project_id, iteration_id)
         return self.models.model(project_id, iteration_id)
 
     def _suggestions(self, model: LoadedModel, images: list[Image]) -> list[Suggestion]:
