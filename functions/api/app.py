@@ -18,6 +18,7 @@ from functions.api.routes import (
     image_uploads,
     images,
     iterations,
+    portal,
     prediction,
     predictions,
     projects,
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None, storage: Storage | None = None)
     for prefix in PREDICTION_PREFIXES:
         app.include_router(prediction.router, prefix=prefix)
     app.include_router(blobs.router)
+    app.include_router(portal.router)
     app.state.services = services
 
     modules = (*routers, prediction)

@@ -1,0 +1,51 @@
+"""The web portal: index.html at / and its static files under /portal/, public (no key)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse
+
+from functions.domain.errors import NotFound
+
+router = APIRouter(tags=["portal"], include_in_schema=False)
+
+WEB_ROOT = Path(__file__).resolve().parents[2] / "web"
+MEDIA_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
+# The portal changes with the app: browsers revalidate instead of running stale scripts.
+HEADERS = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+
+
+def _web_files() -> dict[str, Path]:
+    """The servable files, listed once: a request can only name one of these, never a path."""
+    return {
+        p.relative_to(WEB_ROOT).as_posix(): p
+        for p in WEB_ROOT.rglob("*")
+        if p.is_file() and p.suffix in MEDIA_TYPES
+    }
+
+
+FILES = _web_files()
+
+
+def _serve(name: str) -> FileResponse:
+    path = FILES.get(name)
+    if path is None:
+        raise NotFound("NotFound", f"The portal has no file '{name}'.")
+    return FileResponse(path, media_type=MEDIA_TYPES[path.suffix], headers=HEADERS)
+
+
+@router.get("/")
+def portal_index() -> FileResponse:
+    return _serve("index.html")
+
+
+@router.get("/portal/{name:path}")
+def portal_file(name: str) -> FileResponse:
+    return _serve("portal/" + name)

@@ -1,0 +1,150 @@
+// Projects: cards with cover thumbnail and counts; create, edit, delete.
+
+import { training } from "./api.js";
+import {
+  clear, confirmDialog, dialog, emptyState, field, h, showError, spinner, toast,
+} from "./ui.js";
+
+let domainsCache = null;
+
+const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+async function domains() {
+  if (!domainsCache) domainsCache = await training("GET", "/domains");
+  return domainsCache;
+}
+
+/** The create/edit form; resolves with the saved project, or null. */
+async function projectDialog(project) {
+  const available = await domains();
+  const title = project ? `Edit ${project.name}` : "New project";
+  return dialog(title, (body, close) => {
+    const name = h("input", { name: "name", required: true, maxlength: "256",
+      value: project ? project.name : "" });
+    const description = h("textarea", { name: "description", rows: "2",
+      text: project ? project.description : "" });
+    const current = project ? project.settings.domainId : available[0] && available[0].id;
+    const domain = h("select", { name: "domain" }, available.map((d) =>
+      h("option", { value: d.id, text: d.name, selected: d.id === current })));
+    const domainHelp = h("p.hint");
+    const describe = () => {
+      const d = available.find((x) => x.id === domain.value);
+      domainHelp.textContent = d ? d.modelInformation.description : "";
+    };
+    domain.addEventListener("change", describe);
+    describe();
+    const type = project ? project.settings.classificationType : "Multiclass";
+    const radio = (value, label, hint) => h("label.radio", {},
+      h("input", { type: "radio", name: "classificationType", value, checked: type === value }),
+      h("span", {}, h("strong", { text: label }), h("span.hint", { text: ` ${hint}` })));
+    const status = h("div.form-status");
+    const form = h("form", {
+      onsubmit: async (event) => {
+        event.preventDefault();
+        const classificationType = form.querySelector("input[name=classificationType]:checked").value;
+        try {
+          const saved = project
+            ? await training("PATCH", `/projects/${project.id}`, { json: {
+              name: name.value.trim(), description: description.value,
+              settings: { domainId: domain.value, classificationType },
+            } })
+            : await training("POST", "/projects", { query: {
+              name: name.value.trim(), description: description.value,
+              domainId: domain.value, classificationType,
+            } });
+          close(saved);
+        } catch (error) {
+          showError(status, error, project ? "Saving the project" : "Creating the project");
+        }
+      },
+    },
+    field("Name", name),
+    field("Description", description),
+    h("fieldset", {}, h("legend", { text: "Classification type" }),
+      radio("Multiclass", "Multiclass", "one tag per image"),
+      radio("Multilabel", "Multilabel", "any number of tags per image")),
+    field("Domain", domain),
+    domainHelp,
+    status,
+    h("div.actions", {},
+      h("button", { type: "button", text: "Cancel", onclick: () => close() }),
+      h("button.primary", { type: "submit", text: project ? "Save" : "Create project" })));
+    body.append(form);
+  });
+}
+
+function projectCard(project, counts, refresh) {
+  const cover = project.thumbnailUri
+    ? h("img.cover", { src: project.thumbnailUri, alt: "", loading: "lazy" })
+    : h("div.cover.placeholder", { "aria-hidden": "true", text: project.name.slice(0, 1).toUpperCase() });
+  const edit = async () => {
+    const saved = await projectDialog(project);
+    if (saved) { toast(`Saved ${saved.name}.`); refresh(); }
+  };
+  const remove = async () => {
+    const ok = await confirmDialog(`Delete ${project.name}?`,
+      "The project, its images, tags, iterations and stored predictions are deleted for good.");
+    if (!ok) return;
+    try {
+      await training("DELETE", `/projects/${project.id}`);
+      toast(`Deleted ${project.name}.`);
+      refresh();
+    } catch (error) {
+      toast(`Deleting failed: ${error.message}`, "error");
+    }
+  };
+  return h("article.project-card", { "aria-label": project.name },
+    h("a.cover-link", { href: `#/projects/${project.id}/images`, tabindex: "-1", "aria-hidden": "true" }, cover),
+    h("div.project-body", {},
+      h("h2", {}, h("a", { href: `#/projects/${project.id}/images`, text: project.name })),
+      project.description ? h("p.description", { text: project.description }) : null,
+      h("p.meta", {},
+        h("span.badge", { text: project.settings.classificationType }),
+        h("span.count", { text: counts ? `${plural(counts.images, "image")} · ${plural(counts.tags, "tag")}` : "" }))),
+    h("div.card-actions", {},
+      h("button.small", { type: "button", text: "Edit", "aria-label": `Edit ${project.name}`, onclick: edit }),
+      h("button.small.danger-outline", { type: "button", text: "Delete",
+        "aria-label": `Delete ${project.name}`, onclick: remove })));
+}
+
+export async function renderProjects(main, ctx) {
+  const list = h("div.project-grid", { "aria-live": "polite" }, spinner());
+  const status = h("div");
+  const refresh = () => load();
+  const create = async () => {
+    try {
+      const saved = await projectDialog(null);
+      if (saved) location.hash = `#/projects/${saved.id}/images`;
+    } catch (error) {
+      showError(status, error, "Loading the domains");
+    }
+  };
+  main.append(
+    h("div.page-head", {}, h("h1", { text: "Projects" }),
+      h("button.primary", { type: "button", text: "New project", onclick: create })),
+    status, list);
+
+  async function load() {
+    try {
+      const projects = await training("GET", "/projects", { signal: ctx.signal });
+      if (!projects.length) {
+        clear(list, emptyState("No projects yet",
+          "Create a project, upload a few photos of each thing to recognise, tag them and train.",
+          h("button.primary", { type: "button", text: "Create your first project", onclick: create })));
+        return;
+      }
+      projects.sort((a, b) => b.created.localeCompare(a.created));
+      const counts = await Promise.all(projects.map(async (p) => {
+        const [images, tags] = await Promise.all([
+          training("GET", `/projects/${p.id}/images/count`, { signal: ctx.signal }),
+          training("GET", `/projects/${p.id}/tags`, { signal: ctx.signal }),
+        ]);
+        return { images, tags: tags.length };
+      }));
+      clear(list, projects.map((p, i) => projectCard(p, counts[i], refresh)));
+    } catch (error) {
+      showError(list, error, "Loading the projects");
+    }
+  }
+  await load();
+}

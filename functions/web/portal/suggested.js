@@ -1,0 +1,117 @@
+// Suggested tags: the smart labeler's suggestions for untagged images, confirmed in bulk.
+
+import { training } from "./api.js";
+import { clear, emptyState, h, percent, showError, spinner, toast } from "./ui.js";
+
+const BATCH = 64; // images per suggestions request
+
+export async function renderSuggested(view, ctx) {
+  const { project } = ctx;
+  const multiclass = project.settings.classificationType === "Multiclass";
+  view.append(spinner());
+  const [iterations, untaggedCount] = await Promise.all([
+    training("GET", `/projects/${project.id}/iterations`, { signal: ctx.signal }),
+    training("GET", `/projects/${project.id}/images/untagged/count`, { signal: ctx.signal }),
+  ]);
+  const completed = iterations.filter((i) => i.status === "Completed").sort((a, b) => b.created.localeCompare(a.created));
+  if (!untaggedCount) {
+    clear(view, emptyState("No untagged images",
+      "Upload photos without tags; once the project is trained, suggestions for them appear here.",
+      h("a.button", { href: `#/projects/${project.id}/images`, text: "Go to training images" })));
+    return;
+  }
+  if (!completed.length) {
+    clear(view, emptyState("Train first",
+      `There are ${untaggedCount} untagged images. Suggestions come from a trained iteration: tag a few images per tag and train.`,
+      h("a.button.primary", { href: `#/projects/${project.id}/train`, text: "Train" })));
+    return;
+  }
+  const iteration = h("select", { id: "sg-iteration" }, completed.map((i) => h("option", { value: i.id, text: i.name })));
+  const threshold = h("input", { type: "range", min: "0", max: "100", value: "50", id: "sg-threshold" });
+  const thresholdOut = h("output", { for: "sg-threshold", text: "50%" });
+  const message = h("div");
+  const grid = h("div.image-grid.suggestions", { "aria-live": "polite" });
+  const confirm = h("button.primary", { type: "button", text: "Confirm suggestions" });
+  let cards = []; // {image, suggestion, chosen: Set}
+
+  clear(view,
+    h("div.filters-bar", {},
+      h("div.field", {}, h("label", { for: "sg-iteration", text: "Suggestions from" }), iteration),
+      h("div.field", {}, h("label", { for: "sg-threshold", text: "Preselect suggestions at least" }),
+        h("div.inline", {}, threshold, thresholdOut)),
+      h("div.field.end", {}, confirm)),
+    h("p.hint", { text: "Each untagged image with the tags the model suggests. Toggle a tag to accept or " +
+      "reject it; Confirm applies the accepted tags. Images with none accepted stay untagged." }),
+    untaggedCount > BATCH
+      ? h("p.hint", { text: `${untaggedCount} untagged images: ${BATCH} at a time, the next ones after you confirm.` })
+      : null,
+    message, grid);
+
+  const preselect = () => {
+    const t = Number(threshold.value) / 100;
+    for (const card of cards) {
+      const top = card.suggestion.predictions;
+      card.chosen = new Set((multiclass ? top.slice(0, 1) : top).filter((p) => p.probability >= t).map((p) => p.tagId));
+    }
+  };
+
+  async function load() {
+    clear(message);
+    clear(grid, spinner("Scoring the untagged images…"));
+    try {
+      const images = await training("GET", `/projects/${project.id}/images/untagged`,
+        { query: { take: BATCH }, signal: ctx.signal });
+      const suggestions = images.length ? await training("POST", `/projects/${project.id}/tagsandregions/suggestions`,
+        { query: { iterationId: iteration.value, imageIds: images.map((i) => i.id) }, signal: ctx.signal }) : [];
+      const byId = new Map(suggestions.map((s) => [s.id, s]));
+      cards = images.filter((i) => byId.has(i.id)).map((image) => ({ image, suggestion: byId.get(image.id), chosen: new Set() }));
+      preselect();
+      draw();
+    } catch (error) {
+      if (error.name === "AbortError") return;
+      clear(grid);
+      showError(message, error, "Getting suggestions");
+    }
+  }
+
+  function draw() {
+    if (!cards.length) {
+      clear(grid, emptyState("All images are tagged", "Nothing left to confirm."));
+      confirm.disabled = true;
+      return;
+    }
+    confirm.disabled = false;
+    clear(grid, cards.map((card, i) => h("div.thumb.suggestion", {},
+      h("img", { src: card.image.thumbnailUri, alt: `Untagged image ${i + 1}` }),
+      h("div.chips", { role: "group", "aria-label": `Suggested tags for image ${i + 1}` },
+        card.suggestion.predictions.slice(0, 3).map((p) => h("button.chip-toggle", {
+          type: "button", "aria-pressed": String(card.chosen.has(p.tagId)),
+          text: `${p.tagName} ${percent(p.probability)}`,
+          onclick: (e) => {
+            if (card.chosen.has(p.tagId)) card.chosen.delete(p.tagId);
+            else { if (multiclass) card.chosen.clear(); card.chosen.add(p.tagId); }
+            draw();
+            grid.querySelectorAll(".thumb")[i]?.querySelectorAll("button")[[...e.target.parentElement.children].indexOf(e.target)]?.focus();
+          } }))))));
+  }
+
+  confirm.addEventListener("click", async () => {
+    const pairs = cards.flatMap((c) => [...c.chosen].map((tagId) => ({ imageId: c.image.id, tagId })));
+    if (!pairs.length) { toast("No suggestion is accepted.", "warn"); return; }
+    confirm.disabled = true;
+    try {
+      for (let i = 0; i < pairs.length; i += 128) {
+        await training("POST", `/projects/${project.id}/images/tags`, { json: { tags: pairs.slice(i, i + 128) } });
+      }
+      const images = new Set(pairs.map((p) => p.imageId)).size;
+      toast(`Tagged ${images} image${images === 1 ? "" : "s"}.`);
+      await load();
+    } catch (error) {
+      showError(message, error, "Applying the tags");
+      confirm.disabled = false;
+    }
+  });
+  iteration.addEventListener("change", load);
+  threshold.addEventListener("input", () => { thresholdOut.textContent = `${threshold.value}%`; preselect(); draw(); });
+  await load();
+}

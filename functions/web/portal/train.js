@@ -1,0 +1,132 @@
+// Training: readiness of the tags, Quick (Regular) or Advanced, then live progress until done.
+
+import { training } from "./api.js";
+import { clear, emptyState, field, formatDate, h, progressBar, showError, spinner } from "./ui.js";
+
+const MIN_IMAGES_PER_TAG = 5;
+const POLL_MS = 1000;
+// The trainer writes readable stages ("Loading images", "Computing features (12 new images)").
+const stageText = (stage) => (!stage || stage === "Queued" ? "Queued: waiting for a trainer" : stage);
+
+/** Poll one iteration until it is Completed or Failed, drawing into `slot`. */
+export function watchIteration(project, iterationId, slot, ctx, onFinished = () => {}) {
+  let timer = null;
+  ctx.onLeave(() => clearTimeout(timer));
+  const tick = async () => {
+    try {
+      const it = await training("GET", `/projects/${project.id}/iterations/${iterationId}`, { signal: ctx.signal });
+      if (!ctx.active()) return;
+      drawIteration(project, it, slot);
+      if (it.status === "Training") timer = setTimeout(tick, POLL_MS);
+      else onFinished(it);
+    } catch (error) {
+      if (!ctx.active()) return;
+      showError(slot, error, "Checking the training");
+      timer = setTimeout(tick, POLL_MS * 3);
+    }
+  };
+  tick();
+}
+
+function drawIteration(project, it, slot) {
+  const progress = it.progress || { stage: "", fraction: 0, attempt: 0 };
+  if (it.status === "Training") {
+    clear(slot, h("div.card.training", { "aria-busy": "true" },
+      h("h2", { text: `Training ${it.name}…` }),
+      h("p", {}, h("strong.stage", { text: stageText(progress.stage) }),
+        ` · ${Math.round(progress.fraction * 100)}%`,
+        progress.attempt > 1 ? h("span.badge.warn", { text: ` attempt ${progress.attempt}` }) : null),
+      progressBar(progress.fraction, "Training progress"),
+      h("p.hint", { text: `${it.trainingType} training started ${formatDate(it.created)}. ` +
+        "You can leave this page; training goes on." })));
+  } else if (it.status === "Completed") {
+    clear(slot, h("div.card.success", { role: "status" },
+      h("h2", { text: `${it.name} is trained` }),
+      h("p", { text: `Finished ${formatDate(it.trainedAt)} (${it.trainingType}).` +
+        (it.trainingErrorDetails ? ` Note: ${it.trainingErrorDetails}` : "") }),
+      h("div.actions.left", {},
+        h("a.button.primary", { href: `#/projects/${project.id}/performance/${it.id}`, text: "See performance" }),
+        h("a.button", { href: `#/projects/${project.id}/quicktest`, text: "Quick test" }))));
+  } else {
+    clear(slot, h("div.alert", { role: "alert" },
+      h("strong", { text: `${it.name} failed` }),
+      h("span", { text: ` — ${it.trainingErrorDetails || "The trainer gave no reason."}` }),
+      h("code.code", { text: it.status })));
+  }
+}
+
+export async function renderTrain(view, ctx) {
+  const { project } = ctx;
+  view.append(spinner());
+  const [tags, iterations, untagged] = await Promise.all([
+    training("GET", `/projects/${project.id}/tags`, { signal: ctx.signal }),
+    training("GET", `/projects/${project.id}/iterations`, { signal: ctx.signal }),
+    training("GET", `/projects/${project.id}/images/untagged/count`, { signal: ctx.signal }),
+  ]);
+  const short = tags.filter((t) => t.imageCount < MIN_IMAGES_PER_TAG);
+  const ready = tags.length >= 2 && !short.length;
+  const running = iterations.find((it) => it.status === "Training");
+  const latest = iterations.slice().sort((a, b) => b.created.localeCompare(a.created))[0];
+  const progress = h("div.train-status");
+  const status = h("div");
+
+  const readiness = h("section.card", { "aria-labelledby": "ready-h" },
+    h("h2#ready-h", { text: "Your data" }),
+    tags.length ? h("table.data", {},
+      h("thead", {}, h("tr", {}, h("th", { text: "Tag" }), h("th.num", { text: "Images" }), h("th", { text: "" }))),
+      h("tbody", {}, tags.map((t) => h("tr", {},
+        h("td", { text: t.name }), h("td.num", { text: String(t.imageCount) }),
+        h("td", {}, t.imageCount < MIN_IMAGES_PER_TAG
+          ? h("span.badge.warn", { text: `needs ${MIN_IMAGES_PER_TAG - t.imageCount} more` })
+          : h("span.badge.ok", { text: "ready" }))))))
+      : emptyState("No tags yet", "Add images with at least two tags before training.",
+        h("a.button", { href: `#/projects/${project.id}/images`, text: "Go to training images" })),
+    tags.length === 1 ? h("p.hint", { text: "Training needs at least two tags." }) : null,
+    untagged ? h("p.hint", {}, `${untagged} untagged images are not used. `,
+      h("a", { href: `#/projects/${project.id}/suggested`, text: "Tag them with suggestions" })) : null);
+
+  const budget = h("input", { type: "number", min: "1", max: "24", value: "1", name: "budget" });
+  const force = h("input", { type: "checkbox", name: "force" });
+  const radio = (value, label, hint, checked) => h("label.radio", {},
+    h("input", { type: "radio", name: "trainingType", value, checked }),
+    h("span", {}, h("strong", { text: label }), h("span.hint", { text: ` ${hint}` })));
+  const submit = h("button.primary", { type: "submit", text: "Train", disabled: !ready || Boolean(running) });
+  const finished = () => { submit.disabled = !ready; };
+  const syncBudget = () => {
+    budget.disabled = form.querySelector("input[name=trainingType]:checked").value !== "Advanced";
+  };
+  const form = h("form.card", { "aria-labelledby": "train-h", onsubmit: async (e) => {
+    e.preventDefault();
+    const type = form.querySelector("input[name=trainingType]:checked").value;
+    submit.disabled = true;
+    clear(status);
+    try {
+      const it = await training("POST", `/projects/${project.id}/train`, { query: {
+        trainingType: type, reservedBudgetInHours: type === "Advanced" ? budget.value : undefined,
+        forceTrain: force.checked ? "true" : undefined,
+      } });
+      watchIteration(project, it.id, progress, ctx, finished);
+    } catch (error) {
+      showError(status, error, "Starting the training");
+      submit.disabled = false;
+    }
+  } },
+  h("h2#train-h", { text: "Train" }),
+  h("fieldset", {}, h("legend", { text: "Training type" }),
+    radio("Regular", "Quick training", "a few seconds to minutes: a classifier on frozen features.", true),
+    radio("Advanced", "Advanced training", "also fine-tunes the network within a time budget; kept only if it does better.", false)),
+  field("Time budget for Advanced training (hours)", budget),
+  h("label.check", {}, force, h("span", { text: "Train even if nothing changed since the last iteration" })),
+  status,
+  h("div.actions.left", {}, submit));
+
+  form.addEventListener("change", syncBudget);
+  syncBudget();
+  clear(view, h("div.two-col", {}, readiness, form), progress);
+  if (running) watchIteration(project, running.id, progress, ctx, finished);
+  else if (latest) {
+    clear(progress, h("p.hint", {}, `Latest: ${latest.name}, ${latest.status.toLowerCase()} ` +
+      `${formatDate(latest.trainedAt || latest.created)}. `,
+    h("a", { href: `#/projects/${project.id}/performance/${latest.id}`, text: "See its performance" })));
+  }
+}
