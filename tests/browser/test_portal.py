@@ -9,139 +9,31 @@ from __future__ import annotations
 import re
 import threading
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import pytest
 
-from functions.settings import Settings
-from functions.storage.clients import Storage
-from tests.conftest import DATASETS, PREDICTION_KEY, ROOT, TRAINING_KEY, TRAINING_PREFIX
+from tests.browser.portal_helpers import (
+    GENERAL_COMPACT,
+    Tab,
+    api,
+    browser_fixture,  # noqa: F401 (a fixture: browser)
+    close_upload,
+    expect,
+    needs_chromium,
+    photo_paths,
+    shot,
+    sign_in,
+    tab_fixture,  # noqa: F401 (a fixture: tab)
+    trainer_worker_fixture,  # noqa: F401 (a fixture: trainer_worker)
+    upload,
+)
+from tests.conftest import PREDICTION_KEY, TRAINING_KEY
 
-sync_api = pytest.importorskip("playwright.sync_api")
-Page = sync_api.Page
-expect = sync_api.expect
-
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = ROOT / ".artifacts" / "screenshots"
-DESKTOP = {"width": 1280, "height": 800}
-TABLET = {"width": 768, "height": 1024}
-GENERAL_COMPACT = "0732100f-1a38-4e49-a514-c9b44c697ab5"
 FLOWERS = ("daisy", "sunflower", "tulip")
 PER_FLOWER = 6
-TIMEOUT_MS = 20_000
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="chromium is not installed")
-
-
-def photo_paths(flower: str, start: int, count: int) -> list[Path]:
-    folder = DATASETS / "flowers5" / flower
-    if not folder.is_dir():
-        pytest.skip(f"{folder} is not available")
-    return sorted(p for p in folder.iterdir() if p.is_file())[start : start + count]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=["--no-sandbox"], headless=True
-        )
-        yield launched
-        launched.close()
-
-
-@dataclass
-class Tab:
-    """A browser tab, the console errors and uncaught exceptions it met, and the expected ones."""
-
-    page: Page
-    problems: list[str] = field(default_factory=list)
-    expected: list[str] = field(default_factory=list)  # substrings of problems a test expects
-
-    def unexpected(self) -> list[str]:
-        return [p for p in self.problems if not any(e in p for e in self.expected)]
-
-
-@pytest.fixture()
-def tab(browser: sync_api.Browser, endpoint: str) -> Iterator[Tab]:
-    """A fresh tab; any console error, page error or request off the server fails the test."""
-    context = browser.new_context(viewport=DESKTOP)
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    opened = Tab(page)
-    local = (endpoint + "/", "data:", "blob:")
-    page.on(
-        "request",
-        lambda r: None if r.url.startswith(local) else opened.problems.append(f"request: {r.url}"),
-    )
-    page.on(
-        "console",
-        lambda m: opened.problems.append(f"console: {m.text}") if m.type == "error" else None,
-    )
-    page.on("pageerror", lambda e: opened.problems.append(f"page error: {e}"))
-    yield opened
-    context.close()
-    assert not opened.unexpected(), opened.problems
-
-
-@pytest.fixture()
-def trainer_worker(storage: Storage, settings: Settings) -> Iterator[threading.Event]:
-    """The trainer, as `python -m trainer_job --watch` runs it, in a background thread. It
-    starts working the queue when the test sets the event it yields."""
-    from trainer_job.__main__ import process_one
-
-    go = threading.Event()
-    stop = threading.Event()
-
-    def work() -> None:
-        go.wait()
-        while not stop.is_set():
-            if not process_one(storage, settings):
-                stop.wait(0.3)
-
-    thread = threading.Thread(target=work, daemon=True)
-    thread.start()
-    yield go
-    stop.set()
-    go.set()
-    thread.join(timeout=120)
-
-
-def shot(page: Page, name: str) -> None:
-    """Screenshots of what is on screen, at the laptop and the tablet width."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.wait_for_load_state("networkidle")
-    page.evaluate("document.getElementById('toasts').replaceChildren()")
-    page.screenshot(path=SCREENSHOTS / f"{name}-desktop.png", full_page=True)
-    page.set_viewport_size(TABLET)
-    page.screenshot(path=SCREENSHOTS / f"{name}-tablet.png", full_page=True)
-    page.set_viewport_size(DESKTOP)
-
-
-def upload(page: Page, files: list[Path], new_tag: str | None, added: int) -> None:
-    page.get_by_role("button", name="Add images").first.click()
-    dialog = page.get_by_role("dialog", name="Add images")
-    dialog.locator("input[type=file]").set_input_files(files)
-    expect(dialog.get_by_text(re.compile(rf"^{len(files)} files? chosen"))).to_be_visible()
-    if new_tag:
-        dialog.get_by_label("New tags (comma-separated)").fill(new_tag)
-    dialog.get_by_role("button", name="Upload").click()
-    expect(dialog.get_by_text(re.compile(rf"^Done: {added} added"))).to_be_visible()
-
-
-def close_upload(page: Page) -> None:
-    page.get_by_role("dialog", name="Add images").get_by_role(
-        "button", name="Close", exact=True
-    ).click()
-
-
-def api(endpoint: str) -> httpx.Client:
-    return httpx.Client(
-        base_url=endpoint + TRAINING_PREFIX, headers={"Training-Key": TRAINING_KEY}, timeout=60
-    )
+pytestmark = needs_chromium
 
 
 def test_sign_in_refuses_a_wrong_key(tab: Tab, endpoint: str) -> None:
@@ -170,15 +62,6 @@ def test_static_files_are_public_and_listed(endpoint: str) -> None:
             answer = client.get(missing)
             assert answer.status_code == 404, missing
             assert answer.json()["code"] == "NotFound"
-
-
-def sign_in(page: Page, endpoint: str) -> None:
-    page.goto(endpoint + "/")
-    shot(page, "01-sign-in")
-    page.get_by_label("Training key").fill(TRAINING_KEY)
-    page.get_by_label("Prediction key (optional)").fill(PREDICTION_KEY)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Projects", exact=True)).to_be_visible()
 
 
 def test_portal_end_to_end(

@@ -125,8 +125,14 @@ export async function renderTrain(view, ctx) {
   clear(view, h("div.two-col", {}, readiness, form), progress);
   if (running) watchIteration(project, running.id, progress, ctx, finished);
   else if (latest) {
-    clear(progress, h("p.hint", {}, `Latest: ${latest.name}, ${latest.status.toLowerCase()} ` +
+    const summary = h("p.hint", {}, `Latest: ${latest.name}, ${latest.status.toLowerCase()} ` +
       `${formatDate(latest.trainedAt || latest.created)}. `,
-    h("a", { href: `#/projects/${project.id}/performance/${latest.id}`, text: "See its performance" })));
+    h("a", { href: `#/projects/${project.id}/performance/${latest.id}`, text: "See its performance" }));
+    if (latest.status === "Completed") clear(progress, summary);
+    else {
+      // A failed latest training keeps showing why it failed, not only that it did.
+      drawIteration(project, latest, progress);
+      progress.append(summary);
+    }
   }
 }
