@@ -1,5 +1,5 @@
-"""`python -m trainer_job`: process one queued training request and exit (what a Container
-Apps Job started by KEDA runs); `--watch` keeps polling (what `make run` starts)."""
+"""`python -m trainer_job`: process one queued job (a training or an export) and exit (what a
+Container Apps Job started by KEDA runs); `--watch` keeps polling (what `make run` starts)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from functions.domain import names
 from functions.domain.jobs import TrainingJob
 from functions.settings import Settings, get_settings
 from functions.storage.clients import Storage
+from trainer_job.export_job import record_export_failure, run_export_job
 from trainer_job.job import record_failure, run_job
 
 log = logging.getLogger("trainer_job")
@@ -35,19 +36,23 @@ def _keep_invisible(
 
 
 def process_one(storage: Storage, settings: Settings) -> bool:
-    """Take one message, train, delete it. Returns False when the queue was empty."""
+    """Take one message, train or export, delete it. Returns False when the queue was empty."""
     queue = storage.training_queue
     message = queue.receive_message(visibility_timeout=settings.trainer_visibility_seconds)
     if message is None:
         return False
     job = TrainingJob.decode(message.content)
+    exporting = job.kind == "export"
+    run_job_ = run_export_job if exporting else run_job
+    record_failure_ = record_export_failure if exporting else record_failure
     deliveries = message.dequeue_count or 1
     if deliveries > settings.trainer_max_deliveries:
         reason = (
-            f"Training stopped {settings.trainer_max_deliveries} times without finishing "
+            f"{'The export' if exporting else 'Training'} stopped "
+            f"{settings.trainer_max_deliveries} times without finishing "
             "(the job was killed, ran out of memory or kept failing)."
         )
-        record_failure(storage, job, reason, final=True)
+        record_failure_(storage, job, reason, final=True)
         _to_poison(storage, message)
         queue.delete_message(message)
         log.error("job %s moved to the poison queue: %s", job.iteration_id, reason)
@@ -61,11 +66,11 @@ def process_one(storage: Storage, settings: Settings) -> bool:
     heartbeat.start()
     failed = False
     try:
-        run_job(storage, job, attempt=deliveries)
+        run_job_(storage, job, attempt=deliveries)
     except Exception as error:
         failed = True
         final = deliveries >= settings.trainer_max_deliveries
-        record_failure(storage, job, f"{type(error).__name__}: {error}", final=final)
+        record_failure_(storage, job, f"{type(error).__name__}: {error}", final=final)
         log.exception("job %s failed (delivery %d)", job.iteration_id, deliveries)
     finally:
         stop.set()

@@ -15,6 +15,7 @@ from functions.api.middleware import CaseInsensitivePaths, KeyGate
 from functions.api.routes import (
     blobs,
     domains,
+    exports,
     image_uploads,
     images,
     iterations,
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None, storage: Storage | None = None)
         images,
         image_uploads,
         iterations,
+        exports,
     )
     for prefix in TRAINING_PREFIXES:
         for module in routers:

@@ -11,6 +11,7 @@ from fastapi import Depends, Path, Request
 from functions.api.links import LinkSigner
 from functions.domain.ids import parse_id
 from functions.domain.models import Project
+from functions.services.exports import ExportService
 from functions.services.image_queries import ImageQueries
 from functions.services.images import ImageService
 from functions.services.iterations import IterationService
@@ -37,6 +38,7 @@ class Services:
     training: TrainingService
     iterations: IterationService
     models: ModelCache
+    exports: ExportService
     prediction: PredictionService
     stored_predictions: StoredPredictions
     suggestions: SuggestionService
@@ -62,6 +64,7 @@ class Services:
             training=TrainingService(storage, settings.training_seed),
             iterations=IterationService(storage, models),
             models=models,
+            exports=ExportService(storage),
             prediction=PredictionService(storage, models),
             stored_predictions=StoredPredictions(
                 storage, images, timedelta(days=settings.prediction_retention_days)

@@ -11,8 +11,13 @@ from functions.domain import names
 from functions.domain.errors import NotFound
 
 LINK_ROOT = "/blobs"
-# Link kinds and the containers they read: training images, images of stored predictions.
-LINK_CONTAINERS = {"images": names.CONTAINER_IMAGES, "predictions": names.CONTAINER_PREDICTIONS}
+# Link kinds and the containers they read: training images, images of stored predictions,
+# and export packages.
+LINK_CONTAINERS = {
+    "images": names.CONTAINER_IMAGES,
+    "predictions": names.CONTAINER_PREDICTIONS,
+    "exports": names.CONTAINER_EXPORTS,
+}
 
 
 class LinkSigner:

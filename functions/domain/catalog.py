@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-EXPORT_PLATFORMS = ("CoreML", "TensorFlow", "DockerFile", "ONNX", "OpenVino")
+from functions.domain.exports import EXPORT_FLAVORS
+
+# Every iteration of every domain exports (Custom Vision exports compact domains only).
+EXPORT_PLATFORMS = tuple(EXPORT_FLAVORS)
 
 LITE0 = "efficientnet-lite0"
 LITE2 = "efficientnet-lite2"
@@ -27,12 +30,8 @@ class Domain:
     image_size: int
 
     @property
-    def exportable(self) -> bool:
-        return self.backbone == LITE0
-
-    @property
     def exportable_platforms(self) -> list[str]:
-        return list(EXPORT_PLATFORMS) if self.exportable else []
+        return list(EXPORT_PLATFORMS)
 
 
 def _general(domain_id: str, name: str, note: str = "") -> Domain:
@@ -49,8 +48,7 @@ def _compact(domain_id: str, name: str, note: str = "") -> Domain:
     return Domain(
         domain_id,
         name,
-        "EfficientNet-Lite0 (ImageNet) at 224 px: small and fast, exportable to run offline."
-        + note,
+        "EfficientNet-Lite0 (ImageNet) at 224 px: small and fast." + note,
         LITE0,
         224,
     )

@@ -1,4 +1,5 @@
-"""The training queue's message contract, shared by the function app and the trainer job.
+"""The training queue's message contract (trainings and exports), shared by the function app
+and the trainer job.
 
 Messages are base64-encoded JSON, as the Functions host and KEDA's azure-queue scaler expect.
 """
@@ -19,7 +20,9 @@ class TrainingJob:
     reserved_budget_in_hours: int
     selected_tag_ids: list[str] = field(default_factory=list)  # empty: every tag
     seed: int = 0
-    kind: str = "train"
+    kind: str = "train"  # train | export
+    platform: str = ""  # export jobs: what to build
+    flavor: str = ""
 
     def encode(self) -> str:
         return base64.b64encode(json.dumps(asdict(self)).encode()).decode()
@@ -38,4 +41,6 @@ class TrainingJob:
             selected_tag_ids=[str(t) for t in data.get("selected_tag_ids", [])],
             seed=int(data.get("seed", 0)),
             kind=str(data.get("kind", "train")),
+            platform=str(data.get("platform", "")),
+            flavor=str(data.get("flavor", "")),
         )

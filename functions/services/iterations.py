@@ -112,6 +112,8 @@ class IterationService:
             )
         prefix = artifacts.iteration_prefix(project_id, iteration_id)
         self.storage.blobs.delete_prefix(names.CONTAINER_MODELS, prefix)
+        self.storage.blobs.delete_prefix(names.CONTAINER_EXPORTS, prefix)
+        self.storage.exports.delete_iteration(project_id, iteration_id)
         self.storage.suggestions.delete_iteration(project_id, iteration_id)
         self.storage.iterations.delete(project_id, iteration_id)
         self.models.forget(project_id, iteration_id)

@@ -48,7 +48,7 @@ def _classification(value: str | None, default: ClassificationType) -> Classific
     return choice(ClassificationType, value, default, code, "classification type")
 
 
-def _valid_platforms(platforms: list[str] | None, domain: catalog.Domain) -> list[str]:
+def _valid_platforms(platforms: list[str] | None) -> list[str]:
     chosen: list[str] = []
     for platform in platforms or []:
         match = next((p for p in catalog.EXPORT_PLATFORMS if p.lower() == platform.lower()), None)
@@ -59,11 +59,6 @@ def _valid_platforms(platforms: list[str] | None, domain: catalog.Domain) -> lis
                 f"{', '.join(catalog.EXPORT_PLATFORMS)}.",
             )
         chosen.append(match)
-    if chosen and not domain.exportable:
-        raise BadRequest(
-            "BadRequestProjectUnsupportedExportPlatform",
-            f"Domain '{domain.name}' is not exportable; choose a compact domain to export.",
-        )
     return list(dict.fromkeys(chosen))
 
 
@@ -100,7 +95,7 @@ class ProjectService:
             ),
             domain_id=domain.id,
             classification_type=_classification(classification_type, ClassificationType.MULTICLASS),
-            target_export_platforms=_valid_platforms(target_export_platforms, domain),
+            target_export_platforms=_valid_platforms(target_export_platforms),
             created=now,
             last_modified=now,
         )
@@ -113,7 +108,7 @@ class ProjectService:
         platforms = (
             changes.target_export_platforms
             if changes.target_export_platforms is not None
-            else (before.target_export_platforms if domain.exportable else [])
+            else before.target_export_platforms
         )
         after = replace(
             before,
@@ -138,7 +133,7 @@ class ProjectService:
             classification_type=(
                 _classification(changes.classification_type, before.classification_type)
             ),
-            target_export_platforms=_valid_platforms(platforms, domain),
+            target_export_platforms=_valid_platforms(platforms),
             last_modified=utcnow(),
         )
         self.storage.projects.update(before, after)

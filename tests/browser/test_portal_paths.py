@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import threading
 import uuid
+import zipfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -407,3 +408,32 @@ def test_advanced_training_request(tab: Tab, endpoint: str) -> None:
     expect(card).to_have_count(0)
     with api(endpoint) as client:
         assert client.get(f"/projects/{project_id}").status_code == 404
+
+
+def test_export_view_requests_follows_and_downloads(
+    tab: Tab, endpoint: str, trained: Trained, trainer_worker: threading.Event
+) -> None:
+    """The Export tab starts an ONNX export, follows it to Done (the trainer builds it) and
+    offers the zip, which holds the model and its description."""
+    page = tab.page
+    open_project(page, endpoint, trained.project_id, "export")
+    row = page.locator("tr", has=page.get_by_role("rowheader", name="ONNX, float32", exact=True))
+    expect(row.get_by_role("button", name="Export")).to_be_visible()
+    shot(page, "36-export")
+    with page.expect_request(lambda r: "/export?" in r.url and r.method == "POST") as sent:
+        row.get_by_role("button", name="Export").click()
+    assert "platform=ONNX" in sent.value.url, sent.value.url
+    expect(row.get_by_role("status")).to_have_text("Exporting…")
+    trainer_worker.set()
+    download_link = row.get_by_role("link", name="Download")
+    expect(download_link).to_be_visible(timeout=120_000)
+    shot(page, "37-export-done")
+    with page.expect_download() as downloading:
+        download_link.click()
+    path = downloading.value.path()
+    with zipfile.ZipFile(path) as archive:
+        names = set(archive.namelist())
+    assert {"labels.txt", "preprocessing.json", "MODEL_CARD.md", "predict.py"} <= names
+    assert any(n.endswith(".onnx") for n in names), names
+    others = page.locator("tbody tr").filter(has_not=page.get_by_role("link", name="Download"))
+    expect(others).to_have_count(8)  # every other format still offers Export

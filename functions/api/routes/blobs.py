@@ -1,6 +1,9 @@
-"""Signed, short-lived links to image blobs (what originalImageUri and friends point to)."""
+"""Signed, short-lived links to blobs: images (what originalImageUri and friends point to) and
+export packages (downloadUri)."""
 
 from __future__ import annotations
+
+import re
 
 from fastapi import APIRouter, Response
 
@@ -8,7 +11,10 @@ from functions.api.deps import ServicesDep
 from functions.api.links import LINK_CONTAINERS, LINK_ROOT
 from functions.domain import names
 from functions.domain.errors import NotFound
+from functions.domain.exports import export_blob_path
 from functions.domain.ids import parse_id
+
+_EXPORT_FILE = re.compile(r"^[A-Za-z0-9]+(-[A-Za-z0-9]+)?\.zip$")
 
 router = APIRouter(tags=["image links"])
 
@@ -25,13 +31,17 @@ def get_image_blob(
 ) -> Response:
     path = f"{LINK_ROOT}/{kind}/{projectId}/{imageId}/{variant}"
     services.links.verify(path, se, sig)
-    if variant not in names.IMAGE_VARIANTS or kind not in LINK_CONTAINERS:
-        raise NotFound("NotFound", f"Unknown image '{kind}/{variant}'.")
-    blob_path = names.image_blob_path(parse_id(projectId), parse_id(imageId), variant)
+    project_id, item_id = parse_id(projectId), parse_id(imageId)
+    headers = {"Cache-Control": "private, max-age=3600"}
+    if kind == "exports" and _EXPORT_FILE.match(variant):
+        blob_path = export_blob_path(project_id, item_id, variant)
+        headers["Content-Disposition"] = f'attachment; filename="{variant}"'
+    elif kind in LINK_CONTAINERS and variant in names.IMAGE_VARIANTS:
+        blob_path = names.image_blob_path(project_id, item_id, variant)
+    else:
+        raise NotFound("NotFound", f"Unknown file '{kind}/{variant}'.")
     found = services.storage.blobs.get_with_type(LINK_CONTAINERS[kind], blob_path)
     if found is None:
-        raise NotFound("NotFoundImage", "The image no longer exists.")
+        raise NotFound("NotFound", "The file no longer exists.")
     data, content_type = found
-    return Response(
-        data, media_type=content_type, headers={"Cache-Control": "private, max-age=3600"}
-    )
+    return Response(data, media_type=content_type, headers=headers)

@@ -121,3 +121,12 @@ class ImagePerformanceOut(Wire):
     thumbnailUri: str
     tags: list[ImageTagOut]
     regions: None = None
+
+
+class ExportOut(Wire):
+    platform: str
+    status: str  # Exporting | Done | Failed
+    downloadUri: str | None
+    flavor: str | None
+    newerVersionAvailable: bool
+    error: str | None = None  # our addition: why a Failed export failed

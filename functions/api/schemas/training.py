@@ -7,6 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
+from functions.domain.catalog import LITE0
 from functions.domain.catalog import Domain as DomainInfo
 from functions.domain.models import Image, ImageCreateOutcome, Project, Tag
 
@@ -33,11 +34,11 @@ class Domain(Wire):
 
     @classmethod
     def of(cls, d: DomainInfo) -> Domain:
-        size = 14 if d.exportable else 24  # float32 ONNX of the backbone plus a linear head
+        size = 14 if d.backbone == LITE0 else 24  # float32 ONNX: the backbone plus a linear head
         return cls(
             id=d.id,
             name=d.name,
-            exportable=d.exportable,
+            exportable=True,
             exportablePlatforms=d.exportable_platforms,
             modelInformation=ModelInformation(
                 estimatedModelSizeInMegabytes=size, description=d.description

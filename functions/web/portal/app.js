@@ -10,6 +10,7 @@ import { renderTrain } from "./train.js";
 import { renderPerformance } from "./performance.js";
 import { renderQuickTest } from "./quicktest.js";
 import { renderPredictions } from "./predictions.js";
+import { renderExports } from "./exports.js";
 
 const TABS = [
   ["images", "Training images", renderImages],
@@ -18,6 +19,7 @@ const TABS = [
   ["performance", "Performance", renderPerformance],
   ["quicktest", "Quick test", renderQuickTest],
   ["predictions", "Predictions", renderPredictions],
+  ["export", "Export", renderExports],
 ];
 
 let current = null; // {controller, cleanups} of the view on screen

