@@ -99,6 +99,29 @@ def test_held_out_split_is_stratified_and_follows_the_seed() -> None:
     assert 0.1 * 40 <= len(held) <= 0.4 * 40
 
 
+def test_training_views_are_the_served_input_its_mirror_and_seeded_crops(
+    flowers: Flowers,
+) -> None:
+    preprocessing = Preprocessing.for_size(SIZE)
+    image = flowers.images[0]
+    config = FineTuneConfig()
+
+    def view(v: int, seed: int = 0, index: int = 0) -> np.ndarray:
+        return finetune.training_view(image, preprocessing, v, seed, index, config)
+
+    assert np.array_equal(view(0), preprocessing(image))
+    assert np.array_equal(view(1), view(0)[:, :, ::-1])
+    crop = view(2)
+    assert crop.shape == (3, SIZE, SIZE) and crop.dtype == np.float32
+    assert np.array_equal(crop, view(2))
+    assert not np.array_equal(crop, view(3))
+    assert not np.array_equal(crop, view(2, seed=1))
+    assert not np.array_equal(crop, view(2, index=1))
+    whole = FineTuneConfig(crop_scale=(1.0, 1.0), jitter=0.0)
+    full = finetune.training_view(image, preprocessing, 2, 0, 0, whole)
+    assert not np.array_equal(full, crop)
+
+
 def test_ties_go_to_regular() -> None:
     assert not finetune.keep_fine_tuned(0.8, 0.8)
     assert not finetune.keep_fine_tuned(0.8, 0.75)
@@ -123,7 +146,8 @@ def test_fine_tuning_is_deterministic_for_a_seed(flowers: Flowers, tuned: Advanc
     assert tuned.fine_tuned_probabilities is not None
     assert again.fine_tuned_probabilities is not None
     assert np.array_equal(tuned.fine_tuned_probabilities, again.fine_tuned_probabilities)
-    # Training moved the weights of the last stages and of the head, not the frozen trunk.
+    # Training moved the weights of the last three stages and of the head convolution, not
+    # the frozen trunk.
     fresh = build_backbone(LITE0).state_dict()
     moved = {
         k
@@ -131,7 +155,8 @@ def test_fine_tuning_is_deterministic_for_a_seed(flowers: Flowers, tuned: Advanc
         if not torch.allclose(first[f"extractor.{k}"], v, atol=0, rtol=0)
     }
     assert moved, "fine-tuning changed nothing"
-    split = finetune.stage_starts(tuned.fine_tuned.extractor.network)[-2]
+    split = finetune.stage_starts(tuned.fine_tuned.extractor.network)[-3]
+    assert any(k.startswith(f"network._blocks.{split}.") for k in moved)
     assert all(k.startswith(("network._conv_head.", "network._blocks.")) for k in moved)
     assert all(int(k.split(".")[2]) >= split for k in moved if k.startswith("network._blocks."))
 
@@ -139,13 +164,14 @@ def test_fine_tuning_is_deterministic_for_a_seed(flowers: Flowers, tuned: Advanc
 def test_the_split_head_is_the_starting_point_and_a_tie_keeps_regular(
     flowers: Flowers,
 ) -> None:
-    frozen = FineTuneConfig(max_epochs=1, backbone_lr=0.0, head_lr=0.0)
+    frozen = FineTuneConfig(max_epochs=1, backbone_lr=0.0, head_lr=0.0, mirror=False)
     result = run(flowers, budget=300, config=frozen)
     assert result.steps > 0 and result.best_epoch == 1
     assert result.fine_tuned is not None and result.fine_tuned_probabilities is not None
     # Before training, the network predicts what the Regular head trained on the same split
-    # predicts from the cached features; with a zero learning rate nothing moves, so the head
-    # refitted on the "tuned" features scores the same: a tie, and ties go to Regular.
+    # predicts from the cached features; with a zero learning rate nothing moves, so the
+    # ensemble of the "tuned" branch and the Regular branch (no mirror image here) predicts
+    # the same: a tie, and ties go to Regular.
     assert result.history[0].held_out_score == result.regular_score
     np.testing.assert_allclose(
         result.fine_tuned_probabilities, result.regular_probabilities, atol=1e-4, rtol=0
@@ -201,6 +227,19 @@ def test_the_kept_network_exports_to_onnx(
         served = tuned.fine_tuned(torch.from_numpy(held)).numpy()
     assert served.shape == (len(tuned.held_out), len(CLASSES))
     np.testing.assert_allclose(served.sum(axis=1), 1.0, atol=1e-5)
+    # The served network averages the tuned branch (its own head) and the frozen backbone
+    # with the Regular head, each over the image and its mirror image.
+    net = tuned.fine_tuned
+    assert isinstance(net, finetune.EnsembleNet) and net.mirror
+    frozen = build_backbone(LITE0)
+    expected = np.zeros_like(served)
+    with torch.inference_mode():
+        for x in (torch.from_numpy(held), torch.flip(torch.from_numpy(held), dims=[3])):
+            branch = torch.softmax(net.linear(net.extractor(x)), dim=1).numpy()
+            regular = flowers.regular.head.predict(frozen(x).numpy())
+            expected += 0.25 * (branch + regular)
+    np.testing.assert_allclose(served, expected, atol=1e-4, rtol=0)
+    assert not np.allclose(branch, regular, atol=1e-3)  # the branches differ
 
 
 def test_multilabel_fine_tuning_scores_mean_average_precision(flowers: Flowers) -> None:

@@ -1,5 +1,6 @@
-"""Advanced training: fine-tune the last stages of the backbone with the head, kept only if it
-beats the Regular head on images neither of them was trained on.
+"""Advanced training: fine-tune the last stages of the backbone with their own head, serve them
+as an ensemble with the Regular model, and keep that only if it beats the Regular head on images
+neither of them was trained on.
 
 The recipe, in order:
 
@@ -10,28 +11,32 @@ The recipe, in order:
 3. The network: a private copy of the backbone (`build_backbone`, batch norms folded into the
    convolutions, which stay trainable: plain convolutions with a bias) with a linear layer
    initialised from that reference head, so before the first step it predicts exactly what the
-   reference does. Only the last `trainable_stages` MBConv stages (Lite0: blocks 11 to 15) and
-   the 1x1 head convolution are trained; the frozen trunk before them runs once per image view
-   and its output is cached, so an epoch costs the trainable part only. The frozen BN-free
-   network has no batch statistics to drift, which suits batches of a few images.
-4. Each epoch shows every training image once, as one view of a fixed pool (`pool_views`: the
-   served input, its mirror image and random resized crops with flips and colour jitter, from
-   `features.view_array`), each image visiting the pool in turn. AdamW, a small learning rate
-   for the backbone and a larger one for the head, a linear warm-up then cosine decay over
-   `max_epochs`, dropout before the head, class-balanced losses as in `head.py`, and label
-   smoothing for Multiclass.
-5. After every epoch the held-out loss of the network is measured: training stops after
-   `patience` epochs without a lower one (the start counts), after `max_epochs`, or when the
-   time budget is used up, and the epoch (from 1) with the lowest one is kept. The wall clock
-   is checked before every step against the budget less what it takes to evaluate and finish,
-   so the call ends within its budget (give or take one step when steps slow down).
-6. The comparison is made as for Regular, so that only the backbone differs: a Regular head
-   (LBFGS, `train_head`) is fitted on the tuned network's features of the training split
-   (views 0 and 1) and scored on view 0 of the held-out images. Fine-tuning is kept only if
-   that score is strictly better than the reference's (ties go to Regular, the cheaper and
-   cross-validated model). The served fine-tuned network gets a head fitted the same way on
-   every image, as Regular's final head is; otherwise the served model is the Regular one
-   (`regular.head`, trained on every image).
+   reference does (LP-FT). Only the last `trainable_stages` (3) MBConv stages (Lite0: blocks 8
+   to 15) and the 1x1 head convolution are trained; the frozen trunk before them runs once per
+   image view and its output is cached, so an epoch costs the trainable part only. The frozen
+   BN-free network has no batch statistics to drift, which suits batches of a few images.
+4. Each epoch shows every training image once, as a view drawn (seeded) from a pool of
+   `pool_views` (8): the served input, its mirror image and random resized crops of 25 to 100%
+   of the area of the central square, flipped half the time, with colour jitter of 0.2
+   (`training_view`). Mixup of the trunk outputs within a batch (Beta(0.4, 0.4), the losses
+   mixed likewise). AdamW with layer-wise learning rates (5e-4 for the head convolution, each
+   block below 0.85 times the one above it; 1e-3 for the head), a linear warm-up then cosine
+   decay over `max_epochs` (20), dropout before the head, class-balanced losses as in
+   `head.py`, and label smoothing for Multiclass.
+5. No early stopping by default (`patience=None`): the schedule runs to its end, or until the
+   time budget is used up, and the last epoch is kept (`keep="last"`). The held-out loss and
+   score are recorded after every epoch; `patience` and `keep="lowest-loss"` give the earlier
+   behaviour (stop after `patience` epochs without a lower held-out loss, keep the lowest). The
+   wall clock is checked before every step against the budget less what it takes to evaluate
+   and finish, so the call ends within its budget (give or take one step).
+6. The served model (`EnsembleNet`, one module, exported like ClassifierNet): one trunk, two
+   branches on it, the tuned last stages with their tuned head and the frozen last stages with
+   the Regular head (`regular.head`, trained on every image); the output is the mean of their
+   probabilities over the input and its mirror image (`ensemble`, `mirror`). Its held-out score
+   is measured the same way, the Regular branch with the head trained on the training split.
+   It is kept only if that score is strictly better than the reference's (ties go to Regular,
+   the cheaper and cross-validated model); otherwise the served model is the Regular one. The
+   tuned branch is trained on the training split only (80% of the images).
 
 Scores: Multiclass accuracy (top-1); Multilabel the mean average precision over tags (as the
 service reports it), since a thresholded accuracy says little there.
@@ -43,12 +48,41 @@ a model that scored no better than the fine-tuned one on the held-out images oth
 conservative figure). `AdvancedResult` adds the held-out comparison (both scores, both models'
 out-of-sample probabilities of the held-out images) for the manifest.
 
-Measured (flowers5, Lite0, 30 training photos per tag, the other 70 per tag as a test set,
-2 loaded CPU cores): Regular 84.0% test accuracy, the fine-tuned network 83.7% (early-stopped
-after 5 epochs, 44 to 108 s); 20 epochs scored 79 to 83% along the way, and training the last 4
-stages 77 to 79%. Here, fine-tuning does not beat the Regular head.
-The 30-image held-out split still chose it (30 of 30 against 28 of 30), so at this size the
-keep rule is a coin toss between two models that are about equally good.
+Measured (Lite0, 30 training photos per tag, the other 70 per tag as a test set, seeds 0-2 as
+in bench/accuracy.py; test top-1 accuracy; reference: logistic regression on frozen view-0
+features; 2 CPU cores shared with another test run, 126 to 590 s a run):
+
+    flowers5       seed 0   seed 1   seed 2   mean
+    reference       82.9     84.3     85.1    84.1
+    Regular         83.1     85.4     85.1    84.6
+    this recipe     84.6     87.4     85.7    85.9   (kept FineTuned in all three)
+    tuned branch    82.6     86.9     84.9    84.8   (alone, without the ensemble)
+
+    intel_scenes   seed 0   seed 1   seed 2
+    reference       87.6     86.9     (not run: out of time)
+    Regular         88.8     88.8
+    this recipe     87.9     89.8     (kept FineTuned in both; seed 0: held-out 32 of 36
+    tuned branch    86.4     87.4      against 31 of 36, a wrong choice)
+
+So on flowers5 it beats Regular by about 1.3 points and the reference by 1.8; on
+intel_scenes by -0.9 and +1.0 (the reference by +0.3 and +2.9). The issue's target (3 points
+over the reference, or half its error) is not met on average. The gain comes mostly from the
+ensemble: the tuned branch alone is no better than Regular (84.8 against 84.6 on flowers5,
+1.4 to 2.4 points below it on intel_scenes). The 30- to 36-image held-out split chose the
+ensemble every time, including the one run where it was worse. With 30 epochs and 12 views
+(flowers5 seed 0, 594 s) the tuned branch reached 84.3 and the ensemble 86.9.
+
+Tried and not kept (same protocol unless said): the earlier recipe (2 stages, 12 epochs,
+`backbone_lr` 1e-4, early stopping on the held-out loss, a head refitted by LBFGS on the tuned
+features) 84.9 / 87.9 (means, flowers5 / intel_scenes; Regular 84.6 / 88.4), stopping after 3 to
+7 epochs; averaged with the Regular head over the image and its mirror, 84.8 / 88.7.
+Frozen-feature variants, for a Regular head: 12 augmented views instead of 2, +0.8 / -0.2;
+concatenating pooled features of blocks 10, 14 and 15, -0.4 / +0.2; the input upsampled to 256
+or 288 px inside the network, -1.1 to +0.9 (noise). On cached trunk outputs, training on all 30
+photos per tag (seed 3, no held-out split; the tuned network with its own head against its
+start, the Regular head): 2 stages, 20 epochs, +0.6 (flowers5), with mixup and `backbone_lr`
+3e-4 +1.1; 3 stages, 30 epochs, mixup, +2.6 on both datasets, which led to this recipe (cut to
+20 epochs and 8 views for time).
 
 On CUDA the trunk and the training steps run under autocast (bfloat16 where supported, else
 float16 with loss scaling), with float32 weights; on the CPU everything is float32 and
@@ -67,14 +101,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, ImageEnhance
 from torch import nn
 
 from functions.domain.metrics import evaluate
 from functions.domain.preprocessing import Preprocessing
 from trainer_job.ml.backbone import FeatureExtractor, build_backbone
 from trainer_job.ml.export import ClassifierNet
-from trainer_job.ml.features import view_array
+from trainer_job.ml.features import CROP_RATIO, view_array, view_rng
 from trainer_job.ml.head import LinearHead, train_head
 
 if TYPE_CHECKING:
@@ -90,18 +124,25 @@ FINISH_SECONDS = 3.0  # kept free at the end of the budget to assemble the resul
 
 @dataclass(frozen=True)
 class FineTuneConfig:
-    trainable_stages: int = 2  # the last MBConv stages trained, with the head convolution
-    max_epochs: int = 12
-    patience: int = 3  # epochs without a lower held-out loss before stopping
+    trainable_stages: int = 3  # the last MBConv stages trained, with the head convolution
+    max_epochs: int = 20
+    patience: int | None = None  # epochs without a lower held-out loss before stopping
+    keep: Literal["last", "lowest-loss"] = "last"  # which epoch's weights are kept
     batch_size: int = 16
-    backbone_lr: float = 1e-4
+    backbone_lr: float = 5e-4  # the head convolution's; each block below gets layer_decay x
+    layer_decay: float = 0.85  # the learning rate of a block: that of the block above it x this
     head_lr: float = 1e-3
     weight_decay: float = 1e-2
     warmup_epochs: float = 0.5
     label_smoothing: float = 0.1  # Multiclass only
     dropout: float = 0.2  # on the pooled features, while training
-    pool_views: int = 6  # views per training image: served, mirrored, then random crops
+    mixup: float = 0.4  # Beta(mixup, mixup) mixing of trunk outputs within a batch; 0: off
+    pool_views: int = 8  # views per training image: served, mirrored, then random crops
+    crop_scale: tuple[float, float] = (0.25, 1.0)  # random crops: share of the central square
+    jitter: float = 0.2  # random crops: brightness, contrast, saturation in [1 - j, 1 + j]
     hold_out: float = HOLD_OUT
+    ensemble: bool = True  # serve the mean of the tuned and the Regular branch
+    mirror: bool = True  # serve the mean over the input and its mirror image
 
 
 @dataclass(frozen=True)
@@ -118,10 +159,11 @@ class AdvancedResult:
     """The outcome of `fine_tune`; `net` is the model to serve either way.
 
     `regular_score` / `fine_tuned_score` are held-out scores (`metric`) of the Regular head
-    trained on the training split and of the kept fine-tuning epoch; `held_out` indexes the
-    images they were measured on, and the probabilities (H, T) are those two models' out-of-
-    sample outputs for them. `fine_tuned` is the fine-tuned network whether kept or not (None
-    when no step ran).
+    trained on the training split and of the Advanced model (the kept fine-tuning epoch in an
+    `EnsembleNet`, its Regular branch also trained on the training split); `held_out` indexes
+    the images they were measured on, and the probabilities (H, T) are those two models' out-
+    of-sample outputs for them. `fine_tuned` is the Advanced network (an `EnsembleNet`) whether
+    kept or not (None when no step ran).
     """
 
     kept: Kept
@@ -230,6 +272,65 @@ def _tail_modules(network: Any, split: int) -> list[nn.Module]:
     return [*network._blocks[split:], network._conv_head]
 
 
+def _frozen_tail(tail: nn.ModuleList, network: Any, x: torch.Tensor) -> torch.Tensor:
+    """Pooled features through `tail` (blocks, then the head convolution) in eval mode."""
+    *blocks, conv_head = tail
+    for block in blocks:
+        x = block(x)
+    pooled: torch.Tensor = network._swish(network._bn1(conv_head(x))).mean((2, 3))
+    return pooled
+
+
+class EnsembleNet(ClassifierNet):
+    """The served Advanced model: one trunk (the frozen first stages), two branches on it:
+    the fine-tuned last stages with their head (`extractor`, `linear`, as in ClassifierNet)
+    and, when `regular` is given, the frozen last stages with the Regular head; the output is
+    the mean of the branches' probabilities, over the input and its mirror image when
+    `mirror`. forward(x: (N, 3, S, S)) -> probabilities (N, T), exportable like ClassifierNet.
+    """
+
+    def __init__(
+        self,
+        extractor: FeatureExtractor,
+        head: LinearHead,
+        split: int,
+        regular: LinearHead | None,
+        mirror: bool,
+    ) -> None:
+        super().__init__(extractor, head)
+        self.split = split
+        self.mirror = mirror
+        self.regular_tail: nn.ModuleList | None = None
+        self.regular_linear: nn.Linear | None = None
+        if regular is not None:
+            fresh: Any = build_backbone(extractor.name).network
+            self.regular_tail = nn.ModuleList(_tail_modules(fresh, split))
+            weight, bias = regular.folded()
+            self.regular_linear = nn.Linear(weight.shape[1], weight.shape[0])
+            with torch.no_grad():
+                self.regular_linear.weight.copy_(torch.from_numpy(weight))
+                self.regular_linear.bias.copy_(torch.from_numpy(bias))
+        self.eval()
+        self.requires_grad_(False)
+
+    def _probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        count = x.shape[0]
+        if self.mirror:
+            x = torch.cat([x, torch.flip(x, dims=[3])])
+        network = self.extractor.network
+        trunk = _trunk(network, self.split, x)
+        probabilities = self._probabilities(self.linear(_tail(network, self.split, trunk)))
+        if self.regular_tail is not None and self.regular_linear is not None:
+            pooled = _frozen_tail(self.regular_tail, network, trunk)
+            probabilities = 0.5 * (probabilities + self._probabilities(self.regular_linear(pooled)))
+        if self.mirror:
+            probabilities = 0.5 * (probabilities[:count] + probabilities[count:])
+        return probabilities
+
+
 @contextlib.contextmanager
 def _deterministic() -> Iterator[None]:
     enabled = torch.are_deterministic_algorithms_enabled()
@@ -272,6 +373,41 @@ def _loss(
     sample = weights[targets]
     losses = F.cross_entropy(logits, targets, reduction="none", label_smoothing=smoothing)
     return (sample * losses).sum() / sample.sum().clamp(min=1e-12)
+
+
+def training_view(
+    image: Image.Image,
+    preprocessing: Preprocessing,
+    view: int,
+    seed: int,
+    index: int,
+    config: FineTuneConfig,
+) -> np.ndarray:
+    """One view (3, S, S) of a training image: view 0 is the served input, view 1 its mirror
+    image (as `features.view_array`); views 2 and up random resized crops of `crop_scale` of
+    the area of the image's central square (anywhere in the image), aspect ratio 3:4 to 4:3,
+    flipped half the time, with colour jitter of `jitter`, fixed by seed, index and view."""
+    if view < 2:
+        return view_array(image, preprocessing, view, seed, index)
+    rng = view_rng(seed, index, view)
+    image = image.convert("RGB")
+    width, height = image.size
+    side = min(width, height)
+    area = side * side * rng.uniform(*config.crop_scale)
+    ratio = float(np.exp(rng.uniform(np.log(CROP_RATIO[0]), np.log(CROP_RATIO[1]))))
+    crop_w = min(width, float(np.sqrt(area * ratio)))
+    crop_h = min(height, float(np.sqrt(area / ratio)))
+    left = rng.uniform(0.0, width - crop_w)
+    top = rng.uniform(0.0, height - crop_h)
+    size = preprocessing.size
+    box = (left, top, left + crop_w, top + crop_h)
+    cropped = image.resize((size, size), Image.Resampling.BILINEAR, box=box)
+    if rng.uniform() < 0.5:
+        cropped = cropped.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    for enhancer in (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color):
+        factor = float(rng.uniform(1 - config.jitter, 1 + config.jitter))
+        cropped = enhancer(cropped).enhance(factor)
+    return preprocessing.to_array(cropped)
 
 
 class _Tuner:
@@ -335,8 +471,8 @@ class _Tuner:
         self.trunk_seconds: list[tuple[float, int]] = []  # (seconds, images), recent batches
         self.step_seconds: list[tuple[float, int]] = []  # the same for the trainable part
         self.eval_seconds = 0.0  # one held-out evaluation
-        self.head_seconds = 0.0  # one head fit on every image, estimated
         self.held_inputs = torch.empty(0)
+        self.held_mirror_inputs = torch.empty(0)
 
         self.history: list[EpochRecord] = []
         self.reference_loss = math.inf  # lowest held-out loss so far, the start included
@@ -344,6 +480,7 @@ class _Tuner:
         self.best_loss = math.inf  # lowest held-out loss after at least one step
         self.best_epoch = 0
         self.best_state: dict[str, torch.Tensor] | None = None
+        self.best_probabilities: np.ndarray | None = None  # held-out, of the kept epoch
         self.epochs = 0
         self.steps = 0
         self.stopped_by = "max-epochs"
@@ -364,7 +501,8 @@ class _Tuner:
         if missing:
             clock = time.perf_counter()
             arrays = [
-                view_array(self.images[i], self.preprocessing, v, self.seed, i) for i, v in missing
+                training_view(self.images[i], self.preprocessing, v, self.seed, i, self.config)
+                for i, v in missing
             ]
             x = torch.from_numpy(np.stack(arrays)).to(self.on)
             x = x.contiguous(memory_format=torch.channels_last)
@@ -385,14 +523,6 @@ class _Tuner:
     def trunk_estimate(self) -> float:
         """Seconds per image through the trunk, from recent batches, with a margin."""
         return _per_image(self.trunk_seconds, 0.5)
-
-    def pool_view(self, epoch: int, position: int) -> int:
-        """The view shown at `epoch` (from 1) for the training image at `position`: the served
-        input and its mirror image first (cheap to reuse at the end), then random crops."""
-        pool = max(2, self.config.pool_views)
-        if epoch <= 2:
-            return (position + epoch - 1) % 2
-        return 2 + (position + epoch - 3) % (pool - 2) if pool > 2 else (position + epoch) % 2
 
     # evaluation
 
@@ -419,8 +549,11 @@ class _Tuner:
         self.history.append(EpochRecord(epoch, train_loss, loss, held_score, self.seconds()))
         if loss < self.reference_loss:
             self.reference_loss, self.reference_epoch = loss, epoch
-        if epoch > 0 and loss < self.best_loss:
-            self.best_loss, self.best_epoch, self.best_state = loss, epoch, self.state()
+        lowest = loss < self.best_loss
+        if epoch > 0 and (lowest or self.config.keep == "last"):
+            self.best_loss = min(loss, self.best_loss)
+            self.best_epoch, self.best_state = epoch, self.state()
+            self.best_probabilities = probabilities
 
     def state(self) -> dict[str, torch.Tensor]:
         params = {f"tail.{k}": v for k, v in self.tail.state_dict().items()}
@@ -431,46 +564,32 @@ class _Tuner:
         self.tail.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("tail.")})
         self.linear.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("linear.")})
 
-    # tuned features, at the end
-
-    def final_items(self) -> list[tuple[int, int]]:
-        return [(i, v) for i in range(len(self.images)) for v in (0, 1)]
+    # the result
 
     def finish_estimate(self) -> float:
-        """Seconds to compute the tuned features of every image (views 0 and 1) and fit two
-        heads on them, from the timings so far."""
-        held = set(self.held_index.tolist())
-        missing = sum(
-            1
-            for i, v in self.final_items()
-            if (i, v) not in self.cache and not (v == 0 and i in held)
-        )
-        per_image = self.eval_seconds / max(1, len(self.held_index))
-        tail = per_image * 2 * len(self.images)
-        return missing * self.trunk_estimate() + tail + 2 * self.head_seconds + FINISH_SECONDS
+        """Seconds to load the kept weights and assemble the served network."""
+        return FINISH_SECONDS
 
-    def features(self) -> np.ndarray:
-        """Pooled features (N, 2, D) of every image, views 0 and 1, through the tuned network."""
-        rows = {int(i): r for r, i in enumerate(self.held_index)}
-        items = self.final_items()
-        result = np.zeros((len(self.images), 2, self.extractor.feature_dim), dtype=np.float32)
-        for start in range(0, len(items), 32):
-            batch = items[start : start + 32]
-            todo = [item for item in batch if not (item[1] == 0 and item[0] in rows)]
-            if todo:
-                pooled = self.logits(self.trunk(todo), pooled_only=True).cpu().numpy()
-                for (i, v), row in zip(todo, pooled, strict=True):
-                    result[i, v] = row
-        held_pooled = self.logits(self.held_inputs, pooled_only=True).cpu().numpy()
-        result[self.held_index, 0] = held_pooled
-        return result
+    def mirror_probabilities(self) -> np.ndarray:
+        """Held-out probabilities (H, T) of the network as it is, on the mirror images."""
+        logits = self.logits(self.held_mirror_inputs)
+        probs = torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, dim=1)
+        return probs.cpu().numpy().astype(np.float32)
 
-    def served(self, head: LinearHead) -> ClassifierNet:
-        """The tuned backbone with `head`, as a ClassifierNet on the CPU (float32, eval mode)."""
+    def served(self, regular: LinearHead | None) -> EnsembleNet:
+        """The tuned backbone with its own tuned head (and, given `regular`, the frozen branch
+        with that head), on the CPU (float32, eval mode)."""
         self.extractor.to(torch.device("cpu")).to(memory_format=torch.contiguous_format)
         self.extractor.eval()
         self.extractor.requires_grad_(False)
-        return ClassifierNet(self.extractor, head)
+        linear = self.linear.to(torch.device("cpu"))
+        head = LinearHead(
+            weight=linear.weight.detach().numpy().astype(np.float32).copy(),
+            bias=linear.bias.detach().numpy().astype(np.float32).copy(),
+            mean=np.zeros(linear.weight.shape[1], dtype=np.float32),
+            multilabel=self.multilabel,
+        )
+        return EnsembleNet(self.extractor, head, self.split, regular, self.config.mirror)
 
     # training
 
@@ -479,7 +598,11 @@ class _Tuner:
         held = [(int(i), 0) for i in self.held_index]
         batches = [self.trunk(held[s : s + 32]) for s in range(0, len(held), 32)]
         self.held_inputs = torch.cat(batches)
-        for item in held:
+        mirrored = [(i, 1) for i, _ in held] if self.config.mirror else []
+        if mirrored:
+            batches = [self.trunk(mirrored[s : s + 32]) for s in range(0, len(held), 32)]
+            self.held_mirror_inputs = torch.cat(batches)
+        for item in [*held, *mirrored]:
             if item in self.cache:
                 self.cache_bytes -= self.cache.pop(item).nbytes
         clock = time.perf_counter()
@@ -488,16 +611,25 @@ class _Tuner:
 
     def train(self, progress: Progress | None) -> None:
         config = self.config
-        head_params = list(self.linear.parameters())
-        backbone_params = list(self.tail.parameters())
+        # Layer-wise learning rates: the head convolution gets `backbone_lr`, the last block
+        # `layer_decay` times that, the block before it `layer_decay` squared times, ...
+        blocks = list(self.network._blocks)
+        modules: list[nn.Module] = [*blocks[self.split :], self.network._conv_head, self.linear]
+        base_lrs = [
+            *(
+                config.backbone_lr * config.layer_decay ** (len(blocks) - index)
+                for index in range(self.split, len(blocks))
+            ),
+            config.backbone_lr,
+            config.head_lr,
+        ]
         optimizer = torch.optim.AdamW(
             [
-                {"params": backbone_params, "lr": config.backbone_lr},
-                {"params": head_params, "lr": config.head_lr},
+                {"params": list(module.parameters()), "lr": lr}
+                for module, lr in zip(modules, base_lrs, strict=True)
             ],
             weight_decay=config.weight_decay,
         )
-        base_lrs = [config.backbone_lr, config.head_lr]
         steps_per_epoch = math.ceil(len(self.train_index) / config.batch_size)
         total = max(1, config.max_epochs * steps_per_epoch)
         warmup = max(1, round(config.warmup_epochs * steps_per_epoch))
@@ -512,13 +644,13 @@ class _Tuner:
         generator = torch.Generator().manual_seed(self.seed)
         for epoch in range(1, config.max_epochs + 1):
             order = torch.randperm(len(self.train_index), generator=generator).numpy()
+            pool = max(1, config.pool_views)
+            views = torch.randint(0, pool, (len(order),), generator=generator).numpy()
             losses: list[float] = []
             out_of_time = False
             for start in range(0, len(order), config.batch_size):
                 positions = order[start : start + config.batch_size]
-                items = [
-                    (int(self.train_index[p]), self.pool_view(epoch, int(p))) for p in positions
-                ]
+                items = [(int(self.train_index[p]), int(views[p])) for p in positions]
                 if not self._time_for(items):
                     out_of_time = True
                     break
@@ -526,13 +658,24 @@ class _Tuner:
                 clock = time.perf_counter()
                 for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
                     group["lr"] = base * factor(self.steps)
+                y = self.y_train[torch.from_numpy(positions).to(self.on)]
+                mix, partner = 1.0, None
+                if config.mixup > 0 and len(positions) > 1:
+                    rng = np.random.default_rng([self.seed, 0x313, self.steps])
+                    mix = float(rng.beta(config.mixup, config.mixup))
+                    partner = torch.randperm(len(positions), generator=generator).to(self.on)
+                    inputs = mix * inputs + (1 - mix) * inputs[partner]
                 self.tail.train()
                 with self._autocast():
                     pooled = _tail(self.network, self.split, inputs).float()
                     logits = self.linear(self.dropout(pooled))
                 smoothing = 0.0 if self.multilabel else config.label_smoothing
-                y = self.y_train[torch.from_numpy(positions).to(self.on)]
                 loss = _loss(logits, y, self.train_weights, self.multilabel, smoothing)
+                if partner is not None:
+                    other = _loss(
+                        logits, y[partner], self.train_weights, self.multilabel, smoothing
+                    )
+                    loss = mix * loss + (1 - mix) * other
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
                 scaler.step(optimizer)
@@ -552,7 +695,7 @@ class _Tuner:
                 used = self.seconds() / max(1e-9, self.deadline - self.started)
                 fraction = min(1.0, max(epoch / config.max_epochs, used))
                 progress(f"Fine-tuning: epoch {epoch} of at most {config.max_epochs}", fraction)
-            if epoch - self.reference_epoch >= config.patience:
+            if config.patience is not None and epoch - self.reference_epoch >= config.patience:
                 self.stopped_by = "early-stopping"
                 return
 
@@ -630,9 +773,7 @@ def fine_tune(
 
     if len(held) == 0 or len(train) < 2:
         return keep_regular("too-few-images", math.nan, empty)
-    clock = time.perf_counter()
     split_head = train_head(regular.features[train], labels[train], multilabel, seed=seed)
-    head_seconds = (time.perf_counter() - clock) * len(images) / len(train)
     regular_probabilities = split_head.predict(regular.features[held, 0])
     regular_score = score(regular_probabilities, labels[held], multilabel)
     if time.perf_counter() + FINISH_SECONDS >= deadline:
@@ -654,19 +795,26 @@ def fine_tune(
             started,
             deadline,
         )
-        tuner.head_seconds = head_seconds
         tuner.prepare()
         tuner.train(progress)
-        if tuner.best_state is None:
+        if tuner.best_state is None or tuner.best_probabilities is None:
             return keep_regular(tuner.stopped_by, regular_score, regular_probabilities)
         tuner.load(tuner.best_state)
-        features = tuner.features()
-    # The same comparison as for Regular: a head on the training split, scored on view 0 of the
-    # held-out images; only the backbone differs. The served head is fitted on every image.
-    tuned_split_head = train_head(features[train], labels[train], multilabel, seed=seed)
-    fine_tuned_probabilities = tuned_split_head.predict(features[held, 0])
+        # Held-out probabilities of the served computation: the tuned branch (its own head)
+        # and the Regular branch (the head trained on the training split), each averaged over
+        # the image and its mirror image, then the two branches averaged.
+        tuned = [tuner.best_probabilities]
+        if config.mirror:
+            tuned.append(tuner.mirror_probabilities())
+    branches = [np.mean(tuned, axis=0)]
+    if config.ensemble:
+        frozen = [regular_probabilities]
+        if config.mirror:
+            frozen.append(split_head.predict(regular.features[held, 1]))
+        branches.append(np.mean(frozen, axis=0))
+    fine_tuned_probabilities = np.mean(branches, axis=0).astype(np.float32)
     fine_tuned_score = score(fine_tuned_probabilities, labels[held], multilabel)
-    fine_tuned = tuner.served(train_head(features, labels, multilabel, seed=seed))
+    fine_tuned = tuner.served(regular.head if config.ensemble else None)
     kept: Kept = "FineTuned" if keep_fine_tuned(regular_score, fine_tuned_score) else "Regular"
     net = fine_tuned if kept == "FineTuned" else _regular_net(backbone_name, regular.head)
     return AdvancedResult(
