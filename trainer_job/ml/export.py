@@ -10,7 +10,7 @@ import onnxruntime
 import torch
 from torch import nn
 
-from trainer_job.ml.backbone import FeatureExtractor
+from trainer_job.ml.backbone import FeatureExtractor, build_backbone
 from trainer_job.ml.head import LinearHead
 
 OPSET = 17
@@ -39,6 +39,11 @@ class ClassifierNet(nn.Module):
         if self.multilabel:
             return torch.sigmoid(logits)
         return torch.softmax(logits, dim=1)
+
+
+def build_classifier(backbone_name: str, head: LinearHead) -> ClassifierNet:
+    """The served model on the CPU: a private copy of the backbone with `head` on top."""
+    return ClassifierNet(build_backbone(backbone_name), head)
 
 
 def export_onnx(net: ClassifierNet, path: str | Path, image_size: int) -> None:

@@ -107,7 +107,7 @@ from torch import nn
 from functions.domain.metrics import evaluate
 from functions.domain.preprocessing import Preprocessing
 from trainer_job.ml.backbone import FeatureExtractor, build_backbone
-from trainer_job.ml.export import ClassifierNet
+from trainer_job.ml.export import ClassifierNet, build_classifier
 from trainer_job.ml.features import CROP_RATIO, view_array, view_rng
 from trainer_job.ml.head import LinearHead, train_head
 
@@ -715,10 +715,6 @@ def _per_image(timings: list[tuple[float, int]], default: float) -> float:
     return 1.25 * sum(s for s, _ in timings) / images if images else default
 
 
-def _regular_net(backbone_name: str, head: LinearHead) -> ClassifierNet:
-    return ClassifierNet(build_backbone(backbone_name), head)
-
-
 def fine_tune(
     images: Sequence[Image.Image],
     labels: np.ndarray,
@@ -756,7 +752,7 @@ def fine_tune(
     ) -> AdvancedResult:
         return AdvancedResult(
             kept="Regular",
-            net=_regular_net(backbone_name, regular.head),
+            net=build_classifier(backbone_name, regular.head),
             metric=metric,
             regular_score=regular_score,
             fine_tuned_score=None,
@@ -816,7 +812,7 @@ def fine_tune(
     fine_tuned_score = score(fine_tuned_probabilities, labels[held], multilabel)
     fine_tuned = tuner.served(regular.head if config.ensemble else None)
     kept: Kept = "FineTuned" if keep_fine_tuned(regular_score, fine_tuned_score) else "Regular"
-    net = fine_tuned if kept == "FineTuned" else _regular_net(backbone_name, regular.head)
+    net = fine_tuned if kept == "FineTuned" else build_classifier(backbone_name, regular.head)
     return AdvancedResult(
         kept=kept,
         net=net,

@@ -10,9 +10,9 @@ import numpy as np
 from PIL import Image
 
 from functions.domain.preprocessing import Preprocessing
-from trainer_job.ml.backbone import build_backbone, load_backbone
+from trainer_job.ml.backbone import load_backbone
 from trainer_job.ml.evaluate import CrossValidation, cross_validate
-from trainer_job.ml.export import ClassifierNet, export_onnx, verify_onnx
+from trainer_job.ml.export import ClassifierNet, build_classifier, export_onnx, verify_onnx
 from trainer_job.ml.features import DEFAULT_VIEWS, compute_features
 from trainer_job.ml.head import LinearHead, train_head
 
@@ -118,11 +118,6 @@ def train_regular(
         multilabel=multilabel,
         timings={k: round(v, 3) for k, v in timings.items()},
     )
-
-
-def build_classifier(backbone_name: str, head: LinearHead) -> ClassifierNet:
-    """The served model on the CPU: a private copy of the backbone with `head` on top."""
-    return ClassifierNet(build_backbone(backbone_name), head)
 
 
 # Advanced training: Regular first, then fine-tuning in the time left (trainer_job/ml/finetune.py)
