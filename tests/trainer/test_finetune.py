@@ -122,11 +122,24 @@ def test_training_views_are_the_served_input_its_mirror_and_seeded_crops(
     assert not np.array_equal(full, crop)
 
 
-def test_ties_go_to_regular() -> None:
+def test_fine_tuning_is_kept_only_when_it_beats_regular() -> None:
     assert not finetune.keep_fine_tuned(0.8, 0.8)
-    assert not finetune.keep_fine_tuned(0.8, 0.75)
+    assert not finetune.keep_fine_tuned(0.8, 0.75, 0.9, 0.1)
     assert not finetune.keep_fine_tuned(0.8, None)
-    assert finetune.keep_fine_tuned(0.8, 0.81)
+    assert finetune.keep_fine_tuned(0.8, 0.81, 0.1, 0.9)
+    # The same score: the lower held-out loss decides, by more than float noise.
+    assert finetune.keep_fine_tuned(0.8, 0.8, 0.5, 0.4)
+    assert not finetune.keep_fine_tuned(0.8, 0.8, 0.4, 0.5)
+    assert not finetune.keep_fine_tuned(0.8, 0.8, 0.5, 0.5 - 1e-6)
+
+
+def test_held_out_loss_is_the_mean_cross_entropy() -> None:
+    labels = np.eye(2, dtype=np.float32)
+    probabilities = np.array([[0.8, 0.2], [0.4, 0.6]], dtype=np.float32)
+    expected = -(np.log(0.8) + np.log(0.6)) / 2
+    assert finetune.held_out_loss(probabilities, labels, False) == pytest.approx(expected)
+    binary = -(np.log(0.8) + np.log(0.8) + np.log(0.6) + np.log(0.6)) / 4
+    assert finetune.held_out_loss(probabilities, labels, True) == pytest.approx(binary)
 
 
 # Fine-tuning real photos
@@ -186,6 +199,28 @@ def test_the_split_head_is_the_starting_point_and_a_tie_keeps_regular(
     assert np.array_equal(result.net.linear.weight.numpy(), regular_weight)
     assert np.array_equal(result.net.linear.bias.numpy(), regular_bias)
     assert len(result.train) + len(result.held_out) == len(flowers.images)
+
+
+def test_a_kept_fine_tuning_is_trained_again_on_every_image(
+    flowers: Flowers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(finetune, "keep_fine_tuned", lambda *args: True)
+    refit = run(flowers, budget=300)
+    once = run(flowers, budget=300, config=FineTuneConfig(max_epochs=1, refit=False))
+    assert refit.kept == once.kept == "FineTuned"
+    assert refit.refit_images == len(flowers.images) and once.refit_images == 0
+    assert refit.net is refit.fine_tuned and once.net is once.fine_tuned
+    # The decision is the first run's either way; the served network is the second run's.
+    assert refit.fine_tuned_score == once.fine_tuned_score
+    assert refit.fine_tuned_probabilities is not None and once.fine_tuned_probabilities is not None
+    assert np.array_equal(refit.fine_tuned_probabilities, once.fine_tuned_probabilities)
+    again, first = refit.net.state_dict(), once.net.state_dict()
+    assert again.keys() == first.keys()
+    differ = {k for k in first if not torch.equal(first[k], again[k])}
+    assert "linear.weight" in differ and any(k.startswith("extractor.") for k in differ)
+    assert not any(k.startswith(("regular_tail.", "regular_linear.")) for k in differ)
+    # The history (held-out loss per epoch) is the first run's.
+    assert [h.held_out_loss for h in refit.history] == [h.held_out_loss for h in once.history]
 
 
 def test_zero_budget_returns_regular_at_once(flowers: Flowers) -> None:
@@ -262,7 +297,13 @@ def test_multilabel_fine_tuning_scores_mean_average_precision(flowers: Flowers) 
         result.regular_probabilities, labels[result.held_out], True
     )
     assert 0.0 <= result.fine_tuned_score <= 1.0
-    assert (result.kept == "FineTuned") == (result.fine_tuned_score > result.regular_score)
+    held = labels[result.held_out]
+    assert (result.kept == "FineTuned") == finetune.keep_fine_tuned(
+        result.regular_score,
+        result.fine_tuned_score,
+        finetune.held_out_loss(result.regular_probabilities, held, True),
+        finetune.held_out_loss(result.fine_tuned_probabilities, held, True),
+    )
     held_labels = labels[result.held_out]
     assert np.all(held_labels.sum(axis=0) >= 1)  # every tag is represented in the held-out
 

@@ -119,6 +119,7 @@ Progress = Callable[[str, float], None]
 
 HOLD_OUT = 0.2
 CACHE_BYTES = 2 << 30  # the most memory spent on cached trunk outputs of training views
+LOSS_MARGIN = 1e-3  # a tie on score is broken by a held-out loss lower by more than this
 FINISH_SECONDS = 3.0  # kept free at the end of the budget to assemble the result
 
 
@@ -143,6 +144,7 @@ class FineTuneConfig:
     hold_out: float = HOLD_OUT
     ensemble: bool = True  # serve the mean of the tuned and the Regular branch
     mirror: bool = True  # serve the mean over the input and its mirror image
+    refit: bool = True  # when kept, train again on every image (held-out ones too) to serve
 
 
 @dataclass(frozen=True)
@@ -182,6 +184,7 @@ class AdvancedResult:
     stopped_by: str  # early-stopping | max-epochs | budget | too-few-images
     fine_tuned: ClassifierNet | None = None
     history: list[EpochRecord] = field(default_factory=list)
+    refit_images: int = 0  # images the served network was trained again on (0: no refit)
 
     @property
     def probabilities(self) -> np.ndarray:
@@ -234,9 +237,29 @@ def score(probabilities: np.ndarray, labels: np.ndarray, multilabel: bool) -> fl
     return float((probabilities.argmax(axis=1) == labels.argmax(axis=1)).mean())
 
 
-def keep_fine_tuned(regular_score: float, fine_tuned_score: float | None) -> bool:
-    """Fine-tuning is kept only when strictly better; ties go to Regular."""
-    return fine_tuned_score is not None and fine_tuned_score > regular_score
+def held_out_loss(probabilities: np.ndarray, labels: np.ndarray, multilabel: bool) -> float:
+    """Mean cross-entropy of probabilities (H, T) against 0/1 labels: per image for
+    Multiclass, per image and tag (binary) for Multilabel."""
+    p = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-7, 1 - 1e-7)
+    y = np.asarray(labels, dtype=np.float64)
+    if multilabel:
+        return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
+    return float(-(y * np.log(p)).sum(axis=1).mean())
+
+
+def keep_fine_tuned(
+    regular_score: float,
+    fine_tuned_score: float | None,
+    regular_loss: float = math.inf,
+    fine_tuned_loss: float = math.inf,
+) -> bool:
+    """Fine-tuning is kept only when it beats Regular on the held-out images: a higher score,
+    or the same score with a lower held-out loss (accuracy on a few dozen images ties often)."""
+    if fine_tuned_score is None:
+        return False
+    if fine_tuned_score != regular_score:
+        return fine_tuned_score > regular_score
+    return fine_tuned_loss < regular_loss - LOSS_MARGIN
 
 
 # The network split into a frozen trunk and a trainable tail
@@ -427,6 +450,7 @@ class _Tuner:
         held: np.ndarray,
         started: float,
         deadline: float,
+        cache: dict[tuple[int, int], torch.Tensor] | None = None,
     ) -> None:
         self.images = images
         self.labels_np = labels
@@ -466,10 +490,12 @@ class _Tuner:
         self.train_weights = _class_weights(self.y_train, multilabel)
         self.held_weights = _class_weights(self.y_held, multilabel)
 
-        self.cache: dict[tuple[int, int], torch.Tensor] = {}
-        self.cache_bytes = 0
+        # Trunk outputs depend only on the frozen trunk: a refit reuses the first run's.
+        self.cache: dict[tuple[int, int], torch.Tensor] = {} if cache is None else cache
+        self.cache_bytes = sum(row.nbytes for row in self.cache.values())
         self.trunk_seconds: list[tuple[float, int]] = []  # (seconds, images), recent batches
         self.step_seconds: list[tuple[float, int]] = []  # the same for the trainable part
+        self.step_total = 0.0  # seconds spent in training steps (the trainable part), all told
         self.eval_seconds = 0.0  # one held-out evaluation
         self.held_inputs = torch.empty(0)
         self.held_mirror_inputs = torch.empty(0)
@@ -544,6 +570,12 @@ class _Tuner:
         return loss, probs.cpu().numpy().astype(np.float32)
 
     def record(self, epoch: int, train_loss: float) -> None:
+        if len(self.held_index) == 0:  # a refit on every image: each epoch is the last so far
+            self.history.append(EpochRecord(epoch, train_loss, math.nan, math.nan, self.seconds()))
+            if epoch > 0:
+                self.best_epoch, self.best_state = epoch, self.state()
+                self.best_probabilities = np.zeros((0, self.labels_np.shape[1]), np.float32)
+            return
         loss, probabilities = self.evaluate()
         held_score = score(probabilities, self.labels_np[self.held_index], self.multilabel)
         self.history.append(EpochRecord(epoch, train_loss, loss, held_score, self.seconds()))
@@ -596,6 +628,9 @@ class _Tuner:
     def prepare(self) -> None:
         """Trunk outputs of the held-out images (view 0, kept apart), and the start evaluated."""
         held = [(int(i), 0) for i in self.held_index]
+        if not held:
+            self.record(0, math.nan)
+            return
         batches = [self.trunk(held[s : s + 32]) for s in range(0, len(held), 32)]
         self.held_inputs = torch.cat(batches)
         mirrored = [(i, 1) for i, _ in held] if self.config.mirror else []
@@ -609,8 +644,11 @@ class _Tuner:
         self.record(0, math.nan)
         self.eval_seconds = max(time.perf_counter() - clock, 1e-3)
 
-    def train(self, progress: Progress | None) -> None:
+    def train(self, on_epoch: Callable[[int, int], None] | None, epochs: int | None = None) -> None:
+        """Train on the schedule of `config.max_epochs` epochs, stopping after `epochs` (all of
+        them by default) or earlier by the budget or early stopping."""
         config = self.config
+        last_epoch = config.max_epochs if epochs is None else min(epochs, config.max_epochs)
         # Layer-wise learning rates: the head convolution gets `backbone_lr`, the last block
         # `layer_decay` times that, the block before it `layer_decay` squared times, ...
         blocks = list(self.network._blocks)
@@ -642,7 +680,7 @@ class _Tuner:
 
         scaler = torch.amp.GradScaler("cuda", enabled=self.cuda and self.amp_dtype == torch.float16)
         generator = torch.Generator().manual_seed(self.seed)
-        for epoch in range(1, config.max_epochs + 1):
+        for epoch in range(1, last_epoch + 1):
             order = torch.randperm(len(self.train_index), generator=generator).numpy()
             pool = max(1, config.pool_views)
             views = torch.randint(0, pool, (len(order),), generator=generator).numpy()
@@ -683,6 +721,7 @@ class _Tuner:
                 self.steps += 1
                 losses.append(float(loss.detach()))
                 seconds = time.perf_counter() - clock
+                self.step_total += seconds
                 self.step_seconds = [*self.step_seconds[-4:], (seconds, len(items))]
             if out_of_time:
                 self.stopped_by = "budget"
@@ -691,10 +730,8 @@ class _Tuner:
                 return
             self.epochs = epoch
             self.record(epoch, float(np.mean(losses)))
-            if progress is not None:
-                used = self.seconds() / max(1e-9, self.deadline - self.started)
-                fraction = min(1.0, max(epoch / config.max_epochs, used))
-                progress(f"Fine-tuning: epoch {epoch} of at most {config.max_epochs}", fraction)
+            if on_epoch is not None:
+                on_epoch(epoch, last_epoch)
             if config.patience is not None and epoch - self.reference_epoch >= config.patience:
                 self.stopped_by = "early-stopping"
                 return
@@ -775,6 +812,18 @@ def fine_tune(
     if time.perf_counter() + FINISH_SECONDS >= deadline:
         return keep_regular("budget", regular_score, regular_probabilities)
 
+    # Progress: the held-out run is about train / (train + all) of the work, the refit the rest.
+    first_share = len(train) / (len(train) + len(images)) if config.refit else 1.0
+
+    def report(phase: str, share: float, offset: float) -> Callable[[int, int], None]:
+        def on_epoch(epoch: int, epochs: int) -> None:
+            if progress is not None:
+                used = (time.perf_counter() - started) / max(1e-9, deadline - started)
+                fraction = min(1.0, max(offset + share * epoch / epochs, used))
+                progress(f"Fine-tuning {phase}: epoch {epoch} of {epochs}", fraction)
+
+        return on_epoch
+
     torch.manual_seed(seed)
     with _deterministic():
         tuner = _Tuner(
@@ -792,7 +841,7 @@ def fine_tune(
             deadline,
         )
         tuner.prepare()
-        tuner.train(progress)
+        tuner.train(report("(held-out check)", first_share, 0.0))
         if tuner.best_state is None or tuner.best_probabilities is None:
             return keep_regular(tuner.stopped_by, regular_score, regular_probabilities)
         tuner.load(tuner.best_state)
@@ -810,9 +859,24 @@ def fine_tune(
         branches.append(np.mean(frozen, axis=0))
     fine_tuned_probabilities = np.mean(branches, axis=0).astype(np.float32)
     fine_tuned_score = score(fine_tuned_probabilities, labels[held], multilabel)
+    kept: Kept = (
+        "FineTuned"
+        if keep_fine_tuned(
+            regular_score,
+            fine_tuned_score,
+            held_out_loss(regular_probabilities, labels[held], multilabel),
+            held_out_loss(fine_tuned_probabilities, labels[held], multilabel),
+        )
+        else "Regular"
+    )
     fine_tuned = tuner.served(regular.head if config.ensemble else None)
-    kept: Kept = "FineTuned" if keep_fine_tuned(regular_score, fine_tuned_score) else "Regular"
-    net = fine_tuned if kept == "FineTuned" else build_classifier(backbone_name, regular.head)
+    refit = None
+    if kept == "FineTuned" and config.refit:
+        refit = _refit(
+            tuner, images, labels, regular, report("(all images)", 1 - first_share, first_share)
+        )
+    served = refit or fine_tuned
+    net = served if kept == "FineTuned" else build_classifier(backbone_name, regular.head)
     return AdvancedResult(
         kept=kept,
         net=net,
@@ -828,6 +892,55 @@ def fine_tune(
         best_epoch=tuner.best_epoch,
         seconds_used=time.perf_counter() - started,
         stopped_by=tuner.stopped_by,
-        fine_tuned=fine_tuned,
+        fine_tuned=served,
         history=tuner.history,
+        refit_images=len(images) if refit is not None else 0,
     )
+
+
+def _refit(
+    first: _Tuner,
+    images: Sequence[Image.Image],
+    labels: np.ndarray,
+    regular: RegularResult,
+    on_epoch: Callable[[int, int], None],
+) -> EnsembleNet | None:
+    """The kept fine-tuning run again on every image (the held-out ones too), for the epochs the
+    first run kept, starting from the Regular head trained on every image; None when it would
+    not fit in what is left of the budget (then the first run's network is served)."""
+    everything = np.arange(len(images))
+    epochs = first.best_epoch
+    # The first run's steps, scaled to the larger set, and the trunk outputs it did not cache
+    # (the held-out images' training views), with the margin `_per_image` uses.
+    steps = (
+        1.25
+        * first.step_total
+        * (len(everything) / len(first.train_index))
+        * (epochs / max(1, first.epochs))
+    )
+    trunk = len(first.held_index) * first.config.pool_views * first.trunk_estimate()
+    if time.perf_counter() + steps + trunk + FINISH_SECONDS > first.deadline:
+        return None
+    torch.manual_seed(first.seed)
+    with _deterministic():
+        tuner = _Tuner(
+            images,
+            labels,
+            first.multilabel,
+            first.extractor.name,
+            first.preprocessing.size,
+            first.seed,
+            regular.head,
+            first.config,
+            everything,
+            np.zeros(0, dtype=np.int64),
+            first.started,
+            first.deadline,
+            cache=first.cache,
+        )
+        tuner.prepare()
+        tuner.train(on_epoch, epochs)
+        if tuner.epochs < epochs or tuner.best_state is None:  # out of time after all
+            return None
+        tuner.load(tuner.best_state)
+    return tuner.served(regular.head if first.config.ensemble else None)
