@@ -198,6 +198,7 @@ def _advanced_summary(advanced: Any) -> dict[str, Any]:
         "epochs": advanced.epochs,
         "bestEpoch": advanced.best_epoch,
         "stoppedBy": advanced.stopped_by,
+        "refitImages": advanced.refit_images,
         "seconds": round(advanced.seconds_used, 2),
     }
 

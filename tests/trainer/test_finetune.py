@@ -15,10 +15,11 @@ import torch
 from PIL import Image
 
 from functions.domain.preprocessing import Preprocessing
-from trainer_job.ml import finetune, recipe
+from trainer_job.ml import ensemble, finetune, recipe, tuner
 from trainer_job.ml.backbone import build_backbone
 from trainer_job.ml.export import export_onnx, verify_onnx
-from trainer_job.ml.finetune import AdvancedResult, FineTuneConfig, fine_tune
+from trainer_job.ml.finetune import AdvancedResult, fine_tune
+from trainer_job.ml.tuner import FineTuneConfig
 
 DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
 LITE0 = "efficientnet-lite0"
@@ -107,7 +108,7 @@ def test_training_views_are_the_served_input_its_mirror_and_seeded_crops(
     config = FineTuneConfig()
 
     def view(v: int, seed: int = 0, index: int = 0) -> np.ndarray:
-        return finetune.training_view(image, preprocessing, v, seed, index, config)
+        return tuner.training_view(image, preprocessing, v, seed, index, config)
 
     assert np.array_equal(view(0), preprocessing(image))
     assert np.array_equal(view(1), view(0)[:, :, ::-1])
@@ -118,7 +119,7 @@ def test_training_views_are_the_served_input_its_mirror_and_seeded_crops(
     assert not np.array_equal(crop, view(2, seed=1))
     assert not np.array_equal(crop, view(2, index=1))
     whole = FineTuneConfig(crop_scale=(1.0, 1.0), jitter=0.0)
-    full = finetune.training_view(image, preprocessing, 2, 0, 0, whole)
+    full = tuner.training_view(image, preprocessing, 2, 0, 0, whole)
     assert not np.array_equal(full, crop)
 
 
@@ -168,7 +169,7 @@ def test_fine_tuning_is_deterministic_for_a_seed(flowers: Flowers, tuned: Advanc
         if not torch.allclose(first[f"extractor.{k}"], v, atol=0, rtol=0)
     }
     assert moved, "fine-tuning changed nothing"
-    split = finetune.stage_starts(tuned.fine_tuned.extractor.network)[-3]
+    split = ensemble.stage_starts(tuned.fine_tuned.extractor.network)[-3]
     assert any(k.startswith(f"network._blocks.{split}.") for k in moved)
     assert all(k.startswith(("network._conv_head.", "network._blocks.")) for k in moved)
     assert all(int(k.split(".")[2]) >= split for k in moved if k.startswith("network._blocks."))
@@ -265,7 +266,7 @@ def test_the_kept_network_exports_to_onnx(
     # The served network averages the tuned branch (its own head) and the frozen backbone
     # with the Regular head, each over the image and its mirror image.
     net = tuned.fine_tuned
-    assert isinstance(net, finetune.EnsembleNet) and net.mirror
+    assert isinstance(net, ensemble.EnsembleNet) and net.mirror
     frozen = build_backbone(LITE0)
     expected = np.zeros_like(served)
     with torch.inference_mode():
@@ -293,7 +294,7 @@ def test_multilabel_fine_tuning_scores_mean_average_precision(flowers: Flowers) 
     for probabilities in (result.regular_probabilities, result.fine_tuned_probabilities):
         assert probabilities.shape == (len(result.held_out), 2)
         assert np.all((probabilities >= 0) & (probabilities <= 1))
-    assert result.regular_score == finetune.score(
+    assert result.regular_score == tuner.score(
         result.regular_probabilities, labels[result.held_out], True
     )
     assert 0.0 <= result.fine_tuned_score <= 1.0

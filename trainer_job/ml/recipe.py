@@ -122,7 +122,8 @@ def train_regular(
 
 # Advanced training: Regular first, then fine-tuning in the time left (trainer_job/ml/finetune.py)
 
-from trainer_job.ml.finetune import AdvancedResult, FineTuneConfig, Progress, fine_tune  # noqa: E402
+from trainer_job.ml.finetune import AdvancedResult, Progress, fine_tune  # noqa: E402
+from trainer_job.ml.tuner import FineTuneConfig  # noqa: E402
 
 
 def train_advanced(
