@@ -192,7 +192,8 @@ def _advanced_summary(advanced: Any) -> dict[str, Any]:
     return {
         "kept": advanced.kept,
         "heldOutMetric": advanced.metric,
-        "heldOutImages": len(advanced.held_out),
+        "heldOutImages": len(advanced.fold),  # every image, scored out of fold
+        "folds": int(advanced.fold.max()) + 1 if len(advanced.fold) else 0,
         "regularHeldOutScore": advanced.regular_score,
         "fineTunedHeldOutScore": advanced.fine_tuned_score,
         "epochs": advanced.epochs,

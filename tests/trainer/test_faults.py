@@ -176,4 +176,7 @@ def test_advanced_training_records_what_it_kept(
     advanced = json.loads(raw)["advanced"]
     assert advanced["kept"] in ("Regular", "FineTuned")
     assert advanced["heldOutImages"] >= 2
+    # A kept fine-tuning is trained again on every image before it is served.
+    images = trainer.get_image_count(project_id)
+    assert advanced["refitImages"] == (images if advanced["kept"] == "FineTuned" else 0)
     assert trainer.get_iteration_performance(project_id, iteration.id).precision >= 0.0

@@ -1,4 +1,4 @@
-"""Advanced training (fine-tuning) on a few real photos: the split, the budget, determinism,
+"""Advanced training (fine-tuning) on a few real photos: the folds, the budget, determinism,
 the keep-Regular rule and the ONNX export of the fine-tuned network.
 
 Kept small for a loaded CPU: 3 flowers5 classes x 8 photos, Lite0, one or two epochs.
@@ -75,31 +75,6 @@ def tuned(flowers: Flowers) -> AdvancedResult:
 # The split and the rule, no network
 
 
-def test_held_out_split_is_stratified_and_follows_the_seed() -> None:
-    classes = [0] * 10 + [1] * 5 + [2] * 2 + [3]
-    labels = np.eye(4, dtype=np.float32)[classes]
-    train, held = finetune.held_out_split(labels, False, seed=0)
-    assert sorted([*train, *held]) == list(range(18))
-    assert np.all(np.diff(train) > 0) and np.all(np.diff(held) > 0)
-    held_per_class = labels[held].sum(axis=0).tolist()
-    assert held_per_class == [2, 1, 1, 0]  # 20%, at least one, never a tag's only image
-    assert np.all(labels[train].sum(axis=0) >= 1)
-    again = finetune.held_out_split(labels, False, seed=0)
-    assert np.array_equal(again[1], held)
-    others = [finetune.held_out_split(labels, False, seed=s)[1] for s in range(1, 6)]
-    assert any(not np.array_equal(other, held) for other in others)
-
-    rng = np.random.default_rng(0)
-    multilabel = (rng.random((40, 5)) < [0.5, 0.3, 0.1, 0.05, 0.0]).astype(np.float32)
-    multilabel[:2, 4] = 1  # a tag with exactly two images
-    train, held = finetune.held_out_split(multilabel, True, seed=0)
-    counts = multilabel.sum(axis=0)
-    for tag in range(5):
-        if counts[tag] >= 2:
-            assert multilabel[held, tag].sum() >= 1 and multilabel[train, tag].sum() >= 1
-    assert 0.1 * 40 <= len(held) <= 0.4 * 40
-
-
 def test_training_views_are_the_served_input_its_mirror_and_seeded_crops(
     flowers: Flowers,
 ) -> None:
@@ -155,8 +130,10 @@ def test_fine_tuning_is_deterministic_for_a_seed(flowers: Flowers, tuned: Advanc
     first, second = tuned.fine_tuned.state_dict(), again.fine_tuned.state_dict()
     assert first.keys() == second.keys()
     assert all(torch.equal(first[k], second[k]) for k in first)
-    assert [h.held_out_loss for h in tuned.history] == [h.held_out_loss for h in again.history]
-    assert tuned.history[1].train_loss == again.history[1].train_loss
+    assert len(tuned.history) == 2  # one per fold
+    for mine, theirs in zip(tuned.history, again.history, strict=True):
+        assert [h.held_out_loss for h in mine] == [h.held_out_loss for h in theirs]
+        assert mine[1].train_loss == theirs[1].train_loss
     assert tuned.fine_tuned_probabilities is not None
     assert again.fine_tuned_probabilities is not None
     assert np.array_equal(tuned.fine_tuned_probabilities, again.fine_tuned_probabilities)
@@ -182,11 +159,16 @@ def test_the_split_head_is_the_starting_point_and_a_tie_keeps_regular(
     result = run(flowers, budget=300, config=frozen)
     assert result.steps > 0 and result.best_epoch == 1
     assert result.fine_tuned is not None and result.fine_tuned_probabilities is not None
-    # Before training, the network predicts what the Regular head trained on the same split
-    # predicts from the cached features; with a zero learning rate nothing moves, so the
+    # Before training, each fold's network predicts what the Regular head trained on the same
+    # folds predicts from the cached features; with a zero learning rate nothing moves, so the
     # ensemble of the "tuned" branch and the Regular branch (no mirror image here) predicts
-    # the same: a tie, and ties go to Regular.
-    assert result.history[0].held_out_score == result.regular_score
+    # the same: a tie (the losses differ by float noise only), and ties go to Regular.
+    assert len(result.history) == 2
+    for k, history in enumerate(result.history):
+        held = result.fold == k
+        assert history[0].held_out_score == tuner.score(
+            result.regular_probabilities[held], flowers.labels[held], False
+        )
     np.testing.assert_allclose(
         result.fine_tuned_probabilities, result.regular_probabilities, atol=1e-4, rtol=0
     )
@@ -199,7 +181,10 @@ def test_the_split_head_is_the_starting_point_and_a_tie_keeps_regular(
     regular_weight, regular_bias = flowers.regular.head.folded()
     assert np.array_equal(result.net.linear.weight.numpy(), regular_weight)
     assert np.array_equal(result.net.linear.bias.numpy(), regular_bias)
-    assert len(result.train) + len(result.held_out) == len(flowers.images)
+    # Every image was scored out of fold, the folds stratified by tag.
+    assert result.fold.shape == (len(flowers.images),) and set(result.fold.tolist()) == {0, 1}
+    for k in (0, 1):
+        assert np.all(flowers.labels[result.fold == k].sum(axis=0) >= 3)
 
 
 def test_a_kept_fine_tuning_is_trained_again_on_every_image(
@@ -211,7 +196,7 @@ def test_a_kept_fine_tuning_is_trained_again_on_every_image(
     assert refit.kept == once.kept == "FineTuned"
     assert refit.refit_images == len(flowers.images) and once.refit_images == 0
     assert refit.net is refit.fine_tuned and once.net is once.fine_tuned
-    # The decision is the first run's either way; the served network is the second run's.
+    # The decision is the folds' either way; the served network is the refit's.
     assert refit.fine_tuned_score == once.fine_tuned_score
     assert refit.fine_tuned_probabilities is not None and once.fine_tuned_probabilities is not None
     assert np.array_equal(refit.fine_tuned_probabilities, once.fine_tuned_probabilities)
@@ -220,8 +205,9 @@ def test_a_kept_fine_tuning_is_trained_again_on_every_image(
     differ = {k for k in first if not torch.equal(first[k], again[k])}
     assert "linear.weight" in differ and any(k.startswith("extractor.") for k in differ)
     assert not any(k.startswith(("regular_tail.", "regular_linear.")) for k in differ)
-    # The history (held-out loss per epoch) is the first run's.
-    assert [h.held_out_loss for h in refit.history] == [h.held_out_loss for h in once.history]
+    # The history (held-out loss per epoch) is the folds'.
+    for mine, theirs in zip(refit.history, once.history, strict=True):
+        assert [h.held_out_loss for h in mine] == [h.held_out_loss for h in theirs]
 
 
 def test_zero_budget_returns_regular_at_once(flowers: Flowers) -> None:
@@ -230,7 +216,7 @@ def test_zero_budget_returns_regular_at_once(flowers: Flowers) -> None:
     assert result.epochs == 0 and result.steps == 0 and result.fine_tuned is None
     assert result.seconds_used > 0
     assert 0.0 <= result.regular_score <= 1.0
-    assert result.regular_probabilities.shape == (len(result.held_out), len(CLASSES))
+    assert result.regular_probabilities.shape == (len(flowers.images), len(CLASSES))
     assert result.probabilities is result.regular_probabilities
 
 
@@ -240,7 +226,7 @@ def test_a_small_budget_stops_training_in_time(flowers: Flowers) -> None:
     result = run(flowers, budget=budget, config=endless)
     assert result.stopped_by == "budget"
     assert result.epochs < 100
-    assert all(h.seconds <= result.seconds_used for h in result.history)
+    assert all(h.seconds <= result.seconds_used for fold in result.history for h in fold)
 
 
 def test_the_kept_network_exports_to_onnx(
@@ -253,7 +239,7 @@ def test_the_kept_network_exports_to_onnx(
         regular_weight, _ = flowers.regular.head.folded()
         assert np.array_equal(tuned.net.linear.weight.numpy(), regular_weight)
     preprocessing = Preprocessing.for_size(SIZE)
-    held = np.stack([preprocessing(flowers.images[i]) for i in tuned.held_out])
+    held = np.stack([preprocessing(image) for image in flowers.images])
     for name, net in (("fine_tuned", tuned.fine_tuned), ("kept", tuned.net)):
         assert not net.training and next(net.parameters()).device.type == "cpu"
         path = tmp_path / f"{name}.onnx"
@@ -261,7 +247,7 @@ def test_the_kept_network_exports_to_onnx(
         assert verify_onnx(path, net, held) < 1e-4
     with torch.inference_mode():
         served = tuned.fine_tuned(torch.from_numpy(held)).numpy()
-    assert served.shape == (len(tuned.held_out), len(CLASSES))
+    assert served.shape == (len(flowers.images), len(CLASSES))
     np.testing.assert_allclose(served.sum(axis=1), 1.0, atol=1e-5)
     # The served network averages the tuned branch (its own head) and the frozen backbone
     # with the Regular head, each over the image and its mirror image.
@@ -292,21 +278,18 @@ def test_multilabel_fine_tuning_scores_mean_average_precision(flowers: Flowers) 
     assert result.fine_tuned is not None and result.fine_tuned.multilabel
     assert result.fine_tuned_probabilities is not None and result.fine_tuned_score is not None
     for probabilities in (result.regular_probabilities, result.fine_tuned_probabilities):
-        assert probabilities.shape == (len(result.held_out), 2)
+        assert probabilities.shape == (len(flowers.images), 2)
         assert np.all((probabilities >= 0) & (probabilities <= 1))
-    assert result.regular_score == tuner.score(
-        result.regular_probabilities, labels[result.held_out], True
-    )
+    assert result.regular_score == tuner.score(result.regular_probabilities, labels, True)
     assert 0.0 <= result.fine_tuned_score <= 1.0
-    held = labels[result.held_out]
     assert (result.kept == "FineTuned") == finetune.keep_fine_tuned(
         result.regular_score,
         result.fine_tuned_score,
-        finetune.held_out_loss(result.regular_probabilities, held, True),
-        finetune.held_out_loss(result.fine_tuned_probabilities, held, True),
+        finetune.held_out_loss(result.regular_probabilities, labels, True),
+        finetune.held_out_loss(result.fine_tuned_probabilities, labels, True),
     )
-    held_labels = labels[result.held_out]
-    assert np.all(held_labels.sum(axis=0) >= 1)  # every tag is represented in the held-out
+    for k in (0, 1):  # every tag is represented in every fold
+        assert np.all(labels[result.fold == k].sum(axis=0) >= 1)
 
 
 def test_train_advanced_reuses_known_features(flowers: Flowers) -> None:

@@ -86,11 +86,11 @@ import torch
 from PIL import Image
 
 from trainer_job.ml.ensemble import EnsembleNet
+from trainer_job.ml.evaluate import assign_folds
 from trainer_job.ml.export import ClassifierNet, build_classifier
 from trainer_job.ml.head import train_head
 from trainer_job.ml.tuner import (
     FINISH_SECONDS,
-    HOLD_OUT,
     EpochRecord,
     FineTuneConfig,
     Tuner,
@@ -111,12 +111,11 @@ LOSS_MARGIN = 1e-3  # a tie on score is broken by a held-out loss lower by more 
 class AdvancedResult:
     """The outcome of `fine_tune`; `net` is the model to serve either way.
 
-    `regular_score` / `fine_tuned_score` are held-out scores (`metric`) of the Regular head
-    trained on the training split and of the Advanced model (the kept fine-tuning epoch in an
-    `EnsembleNet`, its Regular branch also trained on the training split); `held_out` indexes
-    the images they were measured on, and the probabilities (H, T) are those two models' out-
-    of-sample outputs for them. `fine_tuned` is the Advanced network (an `EnsembleNet`) whether
-    kept or not (None when no step ran).
+    `regular_score` / `fine_tuned_score` are out-of-fold scores (`metric`) over every image:
+    `fold[i]` is the fold image i was held out in, scored by the Regular head and by the
+    Advanced candidate (an `EnsembleNet`, its Regular branch's head likewise) trained on the
+    other folds; the probabilities (N, T) are those out-of-fold outputs. `fine_tuned` is the
+    Advanced network (an `EnsembleNet`) whether kept or not (None when no step ran).
     """
 
     kept: Kept
@@ -124,61 +123,24 @@ class AdvancedResult:
     metric: str  # "accuracy" (Multiclass) | "meanAveragePrecision" (Multilabel)
     regular_score: float
     fine_tuned_score: float | None
-    held_out: np.ndarray  # (H,) int: image indices
-    train: np.ndarray  # (N - H,) int: image indices fine-tuned on
-    regular_probabilities: np.ndarray  # (H, T) float32
-    fine_tuned_probabilities: np.ndarray | None  # (H, T) float32
-    epochs: int  # full epochs run
-    steps: int  # optimiser steps run
-    best_epoch: int  # the epoch kept (0: no step improved the held-out loss)
+    fold: np.ndarray  # (N,) int: the fold each image was held out in
+    regular_probabilities: np.ndarray  # (N, T) float32
+    fine_tuned_probabilities: np.ndarray | None  # (N, T) float32
+    epochs: int  # full epochs run (the fewest of the folds)
+    steps: int  # optimiser steps run, all folds
+    best_epoch: int  # the epoch kept (the earliest of the folds; 0: none)
     seconds_used: float
     stopped_by: str  # early-stopping | max-epochs | budget | too-few-images
     fine_tuned: ClassifierNet | None = None
-    history: list[EpochRecord] = field(default_factory=list)
+    history: list[list[EpochRecord]] = field(default_factory=list)  # per fold
     refit_images: int = 0  # images the served network was trained again on (0: no refit)
 
     @property
     def probabilities(self) -> np.ndarray:
-        """Held-out probabilities (H, T) of the kept model."""
+        """Out-of-fold probabilities (N, T) of the kept model."""
         if self.kept == "FineTuned" and self.fine_tuned_probabilities is not None:
             return self.fine_tuned_probabilities
         return self.regular_probabilities
-
-
-# The held-out split
-
-
-def held_out_split(
-    labels: np.ndarray, multilabel: bool, seed: int, share: float = HOLD_OUT
-) -> tuple[np.ndarray, np.ndarray]:
-    """(train, held_out) image indices, sorted: about `share` of each tag's images held out,
-    at least one of every tag with two or more images, never the last training image of a tag.
-
-    Rarest tags are dealt first; images in random order (fixed by `seed`). Images without tags
-    (Multilabel) are held out in the same share.
-    """
-    positives = np.asarray(labels) > 0
-    count = positives.shape[0]
-    rng = np.random.default_rng([seed, 0x4E1D])
-    held = np.zeros(count, dtype=bool)
-    in_train = positives.sum(axis=0)
-    totals = in_train.copy()
-    order = sorted(range(positives.shape[1]), key=lambda t: (int(totals[t]), rng.random()))
-    for tag in order:
-        want = max(1, round(share * int(totals[tag]))) if totals[tag] >= 2 else 0
-        have = int(positives[held, tag].sum())
-        for image in rng.permutation(np.flatnonzero(positives[:, tag] & ~held)):
-            if have >= want:
-                break
-            if np.any(in_train[positives[image]] < 2):
-                continue
-            held[image] = True
-            in_train -= positives[image]
-            have += 1
-    untagged = rng.permutation(np.flatnonzero(~positives.any(axis=1)))
-    held[untagged[: round(share * len(untagged))]] = True
-    del multilabel  # the same rule serves both: a Multiclass image has exactly one tag
-    return np.flatnonzero(~held), np.flatnonzero(held)
 
 
 def held_out_loss(probabilities: np.ndarray, labels: np.ndarray, multilabel: bool) -> float:
@@ -219,10 +181,10 @@ def fine_tune(
     config: FineTuneConfig = FineTuneConfig(),
 ) -> AdvancedResult:
     """Fine-tune the last stages of `backbone_name` with a head started from a Regular head, in
-    at most `budget_seconds` of wall-clock time; keep it only if it beats Regular on held-out
-    images (see the module docstring). `regular` is `train_regular`'s result for the same
-    images and labels. `progress(stage, fraction)` is called with the fraction of fine-tuning
-    done (0 to 1) after each epoch; it may raise to cancel.
+    at most `budget_seconds` of wall-clock time; keep it only if it beats Regular out of fold
+    (see the module docstring). `regular` is `train_regular`'s result for the same images and
+    labels. `progress(stage, fraction)` is called with the fraction of fine-tuning done (0 to
+    1) after each epoch; it may raise to cancel.
     """
     started = time.perf_counter()
     deadline = started + max(0.0, budget_seconds)
@@ -235,20 +197,33 @@ def fine_tune(
     if regular.features.shape[1] < 2:
         raise ValueError("the Regular features need views 0 and 1")
     metric = "meanAveragePrecision" if multilabel else "accuracy"
-    train, held = held_out_split(labels, multilabel, seed, config.hold_out)
-    empty = np.zeros((len(held), labels.shape[1]), dtype=np.float32)
+    count = len(images)
+    fold = np.zeros(count, dtype=np.int64)
+    if count >= 2:
+        fold = assign_folds(labels, multilabel, seed, config.folds)
+    folds = [np.flatnonzero(fold == f) for f in range(int(fold.max()) + 1)] if count >= 2 else []
 
-    def keep_regular(
-        stopped_by: str, regular_score: float, regular_probabilities: np.ndarray
-    ) -> AdvancedResult:
+    # The Regular head of each fold (trained on the other folds), scored over the image and
+    # its mirror like the candidate's branches.
+    split_heads = []
+    regular_probabilities = np.zeros(labels.shape, dtype=np.float32)
+    regular_mirrored = np.zeros(labels.shape, dtype=np.float32)
+    for held in folds:
+        train = np.setdiff1d(np.arange(count), held)
+        head = train_head(regular.features[train], labels[train], multilabel, seed=seed)
+        split_heads.append(head)
+        regular_probabilities[held] = head.predict(regular.features[held, 0])
+        regular_mirrored[held] = head.predict(regular.features[held, 1])
+    regular_score = score(regular_probabilities, labels, multilabel) if folds else math.nan
+
+    def keep_regular(stopped_by: str, history: list[list[EpochRecord]]) -> AdvancedResult:
         return AdvancedResult(
             kept="Regular",
             net=build_classifier(backbone_name, regular.head),
             metric=metric,
             regular_score=regular_score,
             fine_tuned_score=None,
-            held_out=held,
-            train=train,
+            fold=fold,
             regular_probabilities=regular_probabilities,
             fine_tuned_probabilities=None,
             epochs=0,
@@ -256,124 +231,135 @@ def fine_tune(
             best_epoch=0,
             seconds_used=time.perf_counter() - started,
             stopped_by=stopped_by,
+            history=history,
         )
 
-    if len(held) == 0 or len(train) < 2:
-        return keep_regular("too-few-images", math.nan, empty)
-    split_head = train_head(regular.features[train], labels[train], multilabel, seed=seed)
-    regular_probabilities = split_head.predict(regular.features[held, 0])
-    regular_score = score(regular_probabilities, labels[held], multilabel)
-    if time.perf_counter() + FINISH_SECONDS >= deadline:
-        return keep_regular("budget", regular_score, regular_probabilities)
+    if len(folds) < 2:
+        return keep_regular("too-few-images", [])
+    # Work in images per epoch: each fold's run, then the refit on every image. Each run gets
+    # the share of what is left of the budget that its work is of the work left.
+    work = [count - len(held) for held in folds] + ([count] if config.refit else [])
 
-    # Progress: the held-out run is about train / (train + all) of the work, the refit the rest.
-    first_share = len(train) / (len(train) + len(images)) if config.refit else 1.0
+    def report(phase: str, index: int) -> Callable[[int, int], None]:
+        done, share = sum(work[:index]) / sum(work), work[index] / sum(work)
 
-    def report(phase: str, share: float, offset: float) -> Callable[[int, int], None]:
         def on_epoch(epoch: int, epochs: int) -> None:
             if progress is not None:
                 used = (time.perf_counter() - started) / max(1e-9, deadline - started)
-                fraction = min(1.0, max(offset + share * epoch / epochs, used))
+                fraction = min(1.0, max(done + share * epoch / epochs, used))
                 progress(f"Fine-tuning {phase}: epoch {epoch} of {epochs}", fraction)
 
         return on_epoch
 
-    torch.manual_seed(seed)
+    def run_deadline(index: int) -> float:
+        now = time.perf_counter()
+        return now + max(0.0, deadline - now) * work[index] / sum(work[index:])
+
+    cache: dict[tuple[int, int], torch.Tensor] = {}
+    tuners: list[Tuner] = []
+    tuned_probabilities = np.zeros(labels.shape, dtype=np.float32)
     with deterministic():
-        tuner = Tuner(
-            images,
-            labels,
-            multilabel,
-            backbone_name,
-            image_size,
-            seed,
-            split_head,
-            config,
-            train,
-            held,
-            started,
-            deadline,
-        )
-        tuner.prepare()
-        tuner.train(report("(held-out check)", first_share, 0.0))
-        if tuner.best_state is None or tuner.best_probabilities is None:
-            return keep_regular(tuner.stopped_by, regular_score, regular_probabilities)
-        tuner.load(tuner.best_state)
-        # Held-out probabilities of the served computation: the tuned branch (its own head)
-        # and the Regular branch (the head trained on the training split), each averaged over
-        # the image and its mirror image, then the two branches averaged.
-        tuned = [tuner.best_probabilities]
-        if config.mirror:
-            tuned.append(tuner.mirror_probabilities())
-    branches = [np.mean(tuned, axis=0)]
+        for index, held in enumerate(folds):
+            if time.perf_counter() + FINISH_SECONDS >= deadline:
+                return keep_regular("budget", [t.history for t in tuners])
+            torch.manual_seed(seed)
+            tuner = Tuner(
+                images,
+                labels,
+                multilabel,
+                backbone_name,
+                image_size,
+                seed,
+                split_heads[index],
+                config,
+                np.setdiff1d(np.arange(count), held),
+                held,
+                started,
+                run_deadline(index),
+                cache=cache,
+            )
+            tuners.append(tuner)
+            tuner.prepare()
+            tuner.train(report(f"(fold {index + 1} of {len(folds)})", index))
+            if tuner.best_state is None or tuner.best_probabilities is None:
+                return keep_regular(tuner.stopped_by, [t.history for t in tuners])
+            tuner.load(tuner.best_state)
+            tuned = [tuner.best_probabilities]
+            if config.mirror:
+                tuned.append(tuner.mirror_probabilities())
+            tuned_probabilities[held] = np.mean(tuned, axis=0)
+    # The candidate's out-of-fold probabilities: its tuned branch (each averaged over the image
+    # and its mirror image when `mirror`) and, when `ensemble`, the Regular branch, averaged.
+    branches = [tuned_probabilities]
     if config.ensemble:
-        frozen = [regular_probabilities]
-        if config.mirror:
-            frozen.append(split_head.predict(regular.features[held, 1]))
-        branches.append(np.mean(frozen, axis=0))
+        branches.append(
+            0.5 * (regular_probabilities + regular_mirrored)
+            if config.mirror
+            else regular_probabilities
+        )
     fine_tuned_probabilities = np.mean(branches, axis=0).astype(np.float32)
-    fine_tuned_score = score(fine_tuned_probabilities, labels[held], multilabel)
+    fine_tuned_score = score(fine_tuned_probabilities, labels, multilabel)
     kept: Kept = (
         "FineTuned"
         if keep_fine_tuned(
             regular_score,
             fine_tuned_score,
-            held_out_loss(regular_probabilities, labels[held], multilabel),
-            held_out_loss(fine_tuned_probabilities, labels[held], multilabel),
+            held_out_loss(regular_probabilities, labels, multilabel),
+            held_out_loss(fine_tuned_probabilities, labels, multilabel),
         )
         else "Regular"
     )
-    fine_tuned = tuner.served(regular.head if config.ensemble else None)
+    # Without a refit, the served candidate is the first fold's network.
+    fine_tuned = tuners[0].served(regular.head if config.ensemble else None)
     refit = None
     if kept == "FineTuned" and config.refit:
         refit = _refit(
-            tuner, images, labels, regular, report("(all images)", 1 - first_share, first_share)
+            tuners, images, labels, regular, deadline, report("(all images)", len(folds))
         )
     served = refit or fine_tuned
-    net = served if kept == "FineTuned" else build_classifier(backbone_name, regular.head)
+    stopped = [t.stopped_by for t in tuners if t.stopped_by != "max-epochs"]
     return AdvancedResult(
         kept=kept,
-        net=net,
+        net=served if kept == "FineTuned" else build_classifier(backbone_name, regular.head),
         metric=metric,
         regular_score=regular_score,
         fine_tuned_score=fine_tuned_score,
-        held_out=held,
-        train=train,
+        fold=fold,
         regular_probabilities=regular_probabilities,
         fine_tuned_probabilities=fine_tuned_probabilities,
-        epochs=tuner.epochs,
-        steps=tuner.steps,
-        best_epoch=tuner.best_epoch,
+        epochs=min(t.epochs for t in tuners),
+        steps=sum(t.steps for t in tuners),
+        best_epoch=min(t.best_epoch for t in tuners),
         seconds_used=time.perf_counter() - started,
-        stopped_by=tuner.stopped_by,
+        stopped_by=stopped[0] if stopped else "max-epochs",
         fine_tuned=served,
-        history=tuner.history,
+        history=[t.history for t in tuners],
         refit_images=len(images) if refit is not None else 0,
     )
 
 
 def _refit(
-    first: Tuner,
+    folds: list[Tuner],
     images: Sequence[Image.Image],
     labels: np.ndarray,
     regular: RegularResult,
+    deadline: float,
     on_epoch: Callable[[int, int], None],
 ) -> EnsembleNet | None:
-    """The kept fine-tuning run again on every image (the held-out ones too), for the epochs the
-    first run kept, starting from the Regular head trained on every image; None when it would
-    not fit in what is left of the budget (then the first run's network is served)."""
+    """The kept fine-tuning run again on every image, for the epochs every fold's run kept,
+    starting from the Regular head trained on every image and reusing the cached trunk
+    outputs; None when it would not fit in what is left of the budget (then the first fold's
+    network is served)."""
+    first = folds[0]
     everything = np.arange(len(images))
-    epochs = first.best_epoch
-    # The first run's steps, scaled to the larger set, and the trunk outputs it did not cache
-    # (the held-out images' training views), with the margin `per_image` uses.
-    steps = (
-        1.25
-        * first.step_total
-        * (len(everything) / len(first.train_index))
-        * (epochs / max(1, first.epochs))
+    epochs = min(t.best_epoch for t in folds)
+    # The folds' step time per image and epoch, scaled to every image, with the margin
+    # `per_image` uses.
+    per_image_epoch = sum(t.step_total for t in folds) / sum(
+        len(t.train_index) * max(1, t.epochs) for t in folds
     )
-    trunk = len(first.held_index) * first.config.pool_views * first.trunk_estimate()
-    if time.perf_counter() + steps + trunk + FINISH_SECONDS > first.deadline:
+    needed = 1.25 * per_image_epoch * len(everything) * epochs
+    if time.perf_counter() + needed + FINISH_SECONDS > deadline:
         return None
     torch.manual_seed(first.seed)
     with deterministic():
@@ -389,7 +375,7 @@ def _refit(
             everything,
             np.zeros(0, dtype=np.int64),
             first.started,
-            first.deadline,
+            deadline,
             cache=first.cache,
         )
         tuner.prepare()

@@ -31,7 +31,6 @@ from trainer_job.ml.head import LinearHead
 
 CACHE_BYTES = 2 << 30  # the most memory spent on cached trunk outputs of training views
 FINISH_SECONDS = 3.0  # kept free at the end of the budget to assemble the result
-HOLD_OUT = 0.2
 
 
 @dataclass(frozen=True)
@@ -52,7 +51,7 @@ class FineTuneConfig:
     pool_views: int = 8  # views per training image: served, mirrored, then random crops
     crop_scale: tuple[float, float] = (0.25, 1.0)  # random crops: share of the central square
     jitter: float = 0.2  # random crops: brightness, contrast, saturation in [1 - j, 1 + j]
-    hold_out: float = HOLD_OUT
+    folds: int = 2  # the candidate is judged out of fold: trained on the others, each fold
     ensemble: bool = True  # serve the mean of the tuned and the Regular branch
     mirror: bool = True  # serve the mean over the input and its mirror image
     refit: bool = True  # when kept, train again on every image (held-out ones too) to serve
@@ -289,12 +288,15 @@ class Tuner:
         probs = torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, dim=1)
         return loss, probs.cpu().numpy().astype(np.float32)
 
-    def record(self, epoch: int, train_loss: float) -> None:
-        if len(self.held_index) == 0:  # a refit on every image: each epoch is the last so far
+    def record(self, epoch: int, train_loss: float, evaluate: bool = True) -> None:
+        """History, and the epoch to keep. Without an evaluation (a refit has no held-out
+        images; keep="last" without early stopping needs only the last epoch's) this epoch is
+        the one kept so far."""
+        if len(self.held_index) == 0 or not evaluate:
             self.history.append(EpochRecord(epoch, train_loss, math.nan, math.nan, self.seconds()))
             if epoch > 0:
                 self.best_epoch, self.best_state = epoch, self.state()
-                self.best_probabilities = np.zeros((0, self.labels_np.shape[1]), np.float32)
+                self.best_probabilities = None
             return
         loss, probabilities = self.evaluate()
         held_score = score(probabilities, self.labels_np[self.held_index], self.multilabel)
@@ -357,9 +359,6 @@ class Tuner:
         if mirrored:
             batches = [self.trunk(mirrored[s : s + 32]) for s in range(0, len(held), 32)]
             self.held_mirror_inputs = torch.cat(batches)
-        for item in [*held, *mirrored]:
-            if item in self.cache:
-                self.cache_bytes -= self.cache.pop(item).nbytes
         clock = time.perf_counter()
         self.record(0, math.nan)
         self.eval_seconds = max(time.perf_counter() - clock, 1e-3)
@@ -449,7 +448,8 @@ class Tuner:
                     self.record(epoch, float(np.mean(losses)))
                 return
             self.epochs = epoch
-            self.record(epoch, float(np.mean(losses)))
+            every_epoch = config.patience is not None or config.keep != "last"
+            self.record(epoch, float(np.mean(losses)), every_epoch or epoch == last_epoch)
             if on_epoch is not None:
                 on_epoch(epoch, last_epoch)
             if config.patience is not None and epoch - self.reference_epoch >= config.patience:
