@@ -26,10 +26,9 @@ trainingType=Advanced on the first project and checks that an Advanced iteration
 with an Advanced recipe recorded in its manifest (its "advanced" summary); otherwise it says so
 and prints no numbers. --no-advanced skips it.
 
-Run time on 2 shared cores (load 2.5 to 5): the default took 705 s before the trainer had an
-Advanced recipe; with Advanced, --quick took 794 s (fine-tuning 30 photos per tag took 95 to
-181 s a run), so the default would take about three times that: use --quick or --no-advanced
-for a shorter run.
+Run time on 2 cores, the benchmark alone: --sizes 30 took 1410 s and --sizes 5,10 994 s (so the
+default about 40 minutes; Advanced takes 150 to 230 s per project at 30 photos per tag); use
+--quick, --sizes or --no-advanced for a shorter run.
 """
 
 from __future__ import annotations

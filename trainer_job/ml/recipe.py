@@ -143,8 +143,8 @@ def train_advanced(
     `budget_seconds` (which counts the Regular part too).
 
     Serve `advanced.net` (the fine-tuned network, or the Regular one when fine-tuning did not
-    beat it on held-out images); report metrics from `regular.probabilities` / `regular.folds`
-    (the Regular cross-validation) and the held-out comparison from `advanced`.
+    beat it out of fold); report metrics from `regular.probabilities` / `regular.folds`
+    (the Regular cross-validation) and the out-of-fold comparison from `advanced`.
     """
     started = time.perf_counter()
     regular = train_regular(
