@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from trainer_job.ml.head import train_head
+from trainer_job.ml.head import LinearHead, train_head
 
 DEFAULT_FOLDS = 5
 
@@ -16,6 +16,7 @@ class CrossValidation:
     probabilities: np.ndarray  # (N, T) float32: image i scored by the head of fold[i]
     fold: np.ndarray  # (N,) int: the fold each image was held out in
     folds: int  # the number of folds used
+    heads: list[LinearHead] = field(default_factory=list)  # heads[k] was trained without fold k
 
 
 def fold_count(labels: np.ndarray, multilabel: bool, folds: int = DEFAULT_FOLDS) -> int:
@@ -88,8 +89,10 @@ def cross_validate(
     fold = assign_folds(labels, multilabel, seed, folds)
     k = int(fold.max()) + 1
     probabilities = np.zeros(labels.shape, dtype=np.float32)
+    heads = []
     for held_out in range(k):
         test = fold == held_out
         head = train_head(features[~test], labels[~test], multilabel, seed=seed)
         probabilities[test] = head.predict(features[test, 0])
-    return CrossValidation(probabilities=probabilities, fold=fold, folds=k)
+        heads.append(head)
+    return CrossValidation(probabilities=probabilities, fold=fold, folds=k, heads=heads)

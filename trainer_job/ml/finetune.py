@@ -91,9 +91,9 @@ import torch
 from PIL import Image
 
 from trainer_job.ml.ensemble import EnsembleNet
-from trainer_job.ml.evaluate import assign_folds
+from trainer_job.ml.evaluate import cross_validate
 from trainer_job.ml.export import ClassifierNet, build_classifier
-from trainer_job.ml.head import train_head
+from trainer_job.ml.head import LinearHead
 from trainer_job.ml.tuner import (
     FINISH_SECONDS,
     EpochRecord,
@@ -203,22 +203,19 @@ def fine_tune(
         raise ValueError("the Regular features need views 0 and 1")
     metric = "meanAveragePrecision" if multilabel else "accuracy"
     count = len(images)
-    fold = np.zeros(count, dtype=np.int64)
-    if count >= 2:
-        fold = assign_folds(labels, multilabel, seed, config.folds)
-    folds = [np.flatnonzero(fold == f) for f in range(int(fold.max()) + 1)] if count >= 2 else []
-
     # The Regular head of each fold (trained on the other folds), scored over the image and
     # its mirror like the candidate's branches.
-    split_heads = []
+    fold = np.zeros(count, dtype=np.int64)
+    folds: list[np.ndarray] = []
+    split_heads: list[LinearHead] = []
     regular_probabilities = np.zeros(labels.shape, dtype=np.float32)
     regular_mirrored = np.zeros(labels.shape, dtype=np.float32)
-    for held in folds:
-        train = np.setdiff1d(np.arange(count), held)
-        head = train_head(regular.features[train], labels[train], multilabel, seed=seed)
-        split_heads.append(head)
-        regular_probabilities[held] = head.predict(regular.features[held, 0])
-        regular_mirrored[held] = head.predict(regular.features[held, 1])
+    if count >= 2:
+        cv = cross_validate(regular.features, labels, multilabel, seed, config.folds)
+        fold, split_heads, regular_probabilities = cv.fold, cv.heads, cv.probabilities
+        folds = [np.flatnonzero(fold == k) for k in range(cv.folds)]
+        for held, head in zip(folds, split_heads, strict=True):
+            regular_mirrored[held] = head.predict(regular.features[held, 1])
     regular_score = score(regular_probabilities, labels, multilabel) if folds else math.nan
 
     def keep_regular(stopped_by: str, history: list[list[EpochRecord]]) -> AdvancedResult:
