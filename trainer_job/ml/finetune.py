@@ -311,14 +311,13 @@ def fine_tune(
         )
         else "Regular"
     )
-    # Without a refit, the served candidate is the first fold's network.
-    fine_tuned = tuners[0].served(regular.head if config.ensemble else None)
     refit = None
     if kept == "FineTuned" and config.refit:
         refit = _refit(
             tuners, images, labels, regular, deadline, report("(all images)", len(folds))
         )
-    served = refit or fine_tuned
+    # Without a refit, the candidate is the first fold's network (assembled only then).
+    served = refit or tuners[0].served(regular.head if config.ensemble else None)
     stopped = [t.stopped_by for t in tuners if t.stopped_by != "max-epochs"]
     return AdvancedResult(
         kept=kept,
