@@ -79,7 +79,7 @@ def settings(azurite: Azurite) -> Settings:
 @pytest.fixture(scope="session")
 def storage(settings: Settings) -> Storage:
     store = Storage.from_settings(settings)
-    store.clients.ensure_resources()
+    store.prepare()
     return store
 
 

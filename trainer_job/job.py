@@ -50,17 +50,21 @@ class Progress:
         self.iteration = iteration
 
     def __call__(self, stage: str, fraction: float) -> None:
-        current = self.storage.iterations.get(self.project_id, self.iteration.id)
+        attempt = self.iteration.attempt
+        current = self.storage.iterations.edit(
+            self.project_id,
+            self.iteration.id,
+            lambda it: replace(
+                it,
+                progress_stage=stage,
+                progress_fraction=round(fraction, 3),
+                attempt=attempt,
+                last_modified=utcnow(),
+            ),
+        )
         if current is None or self.storage.projects.get(self.project_id) is None:
             raise JobCancelled(f"iteration {self.iteration.id} was deleted")
-        self.iteration = replace(
-            current,
-            progress_stage=stage,
-            progress_fraction=round(fraction, 3),
-            attempt=self.iteration.attempt,
-            last_modified=utcnow(),
-        )
-        self.storage.iterations.save(self.project_id, self.iteration)
+        self.iteration = current
         log.info("iteration %s: %s (%.0f%%)", self.iteration.id, stage, fraction * 100)
 
 
@@ -82,22 +86,37 @@ def run_job(storage: Storage, job: TrainingJob, attempt: int = 1) -> Iteration |
         log.info("job %s cancelled: its project or iteration was deleted", job.iteration_id)
         storage.iterations.unlock(job.project_id, job.iteration_id)
         return None
-    storage.iterations.save(job.project_id, finished)
+    stored = storage.iterations.edit(
+        job.project_id,
+        job.iteration_id,
+        lambda current: replace(
+            current,
+            status=finished.status,
+            trained_at=finished.trained_at,
+            training_time_in_minutes=finished.training_time_in_minutes,
+            progress_stage=finished.progress_stage,
+            progress_fraction=finished.progress_fraction,
+            training_error_details=finished.training_error_details,
+            last_modified=finished.last_modified,
+        ),
+    )
     storage.iterations.unlock(job.project_id, job.iteration_id)
-    return finished
+    return stored
 
 
 def record_failure(storage: Storage, job: TrainingJob, reason: str, final: bool) -> None:
     """Note why an attempt failed; when `final`, mark the iteration Failed and free the project."""
-    iteration = storage.iterations.get(job.project_id, job.iteration_id)
-    if iteration is None or iteration.status is not IterationStatus.TRAINING:
-        storage.iterations.unlock(job.project_id, job.iteration_id)
-        return
-    updated = replace(iteration, training_error_details=reason[:4000], last_modified=utcnow())
-    if final:
-        updated = replace(updated, status=IterationStatus.FAILED, progress_stage="Failed")
-    storage.iterations.save(job.project_id, updated)
-    if final:
+
+    def fail(iteration: Iteration) -> Iteration:
+        if iteration.status is not IterationStatus.TRAINING:
+            return iteration
+        updated = replace(iteration, training_error_details=reason[:4000], last_modified=utcnow())
+        if final:
+            updated = replace(updated, status=IterationStatus.FAILED, progress_stage="Failed")
+        return updated
+
+    stored = storage.iterations.edit(job.project_id, job.iteration_id, fail)
+    if final or stored is None or stored.status is not IterationStatus.TRAINING:
         storage.iterations.unlock(job.project_id, job.iteration_id)
 
 

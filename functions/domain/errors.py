@@ -42,6 +42,12 @@ class ServiceError(DomainError):
     http_status = 500
 
 
+class ServiceUnavailable(DomainError):
+    """A passing condition (storage unreachable, a row under heavy contention): retry later."""
+
+    http_status = 503
+
+
 def project_not_found(project_id: str) -> NotFound:
     return NotFound("NotFoundProject", f"Project {project_id} was not found.")
 

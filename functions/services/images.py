@@ -115,6 +115,15 @@ def _failed(entry: NewImage, status: ImageCreateStatus, message: str) -> _Prepar
     return _Prepared(entry, outcome=outcome)
 
 
+def _check_tag_kinds(image: Image, wanted: list[str], tags: dict[str, Tag]) -> None:
+    kinds = {tags[t].type for t in {*image.tag_ids, *wanted} if t in tags}
+    if TagType.NEGATIVE in kinds and TagType.REGULAR in kinds:
+        raise BadRequest(
+            "BadRequestNegativeAndRegularTagOnSameImage",
+            f"Image {image.id} cannot carry the Negative tag and a regular tag.",
+        )
+
+
 def _download(url: str, tag_ids: list[str], policy: UrlPolicy) -> NewImage:
     try:
         return NewImage(fetch_url(url, policy), tag_ids, source_url=url)
@@ -183,6 +192,9 @@ class ImageService:
                 outcomes[index] = ImageCreateOutcome(
                     ImageCreateStatus.OK, source_url=item.entry.source_url, image=image
                 )
+        stored = [(i, t) for i, (_, image) in new.items() if i not in result.failed
+                  for t in image.tag_ids if i not in result.duplicates]  # fmt: skip
+        self._drop_vanished_tags(project_id, stored)
         return [o for o in outcomes if o is not None]
 
     def create_from_urls(
@@ -275,12 +287,12 @@ class ImageService:
     # ------------------------------------------------------------ delete
 
     def delete(self, project_id: str, image_ids: list[str]) -> None:
+        """Delete the rows first, under the image's ETag, and the bytes after: an image is
+        either whole or gone (bytes left by a crash in between are swept as orphans)."""
         for image_id in image_ids:
-            image = self.storage.images.get(project_id, image_id)
-            if image is None:
-                continue
-            self.storage.images.change(project_id, image, None)
-            self.storage.blobs.delete_image(project_id, image_id)
+            edit = self.storage.images.edit(project_id, image_id, lambda _: None)
+            if edit is not None:
+                self.storage.blobs.delete_image(project_id, image_id)
 
     def delete_all(self, project_id: str) -> None:
         while True:
@@ -304,38 +316,53 @@ class ImageService:
             if tag_id not in tags:
                 raise tag_not_found(tag_id)
             by_image.setdefault(image_id, []).append(tag_id)
-        images = {i: self._require(project_id, i) for i in by_image}
-        for image_id, wanted in by_image.items():
-            kinds = {tags[t].type for t in {*images[image_id].tag_ids, *wanted}}
-            if TagType.NEGATIVE in kinds and TagType.REGULAR in kinds:
-                raise BadRequest(
-                    "BadRequestNegativeAndRegularTagOnSameImage",
-                    f"Image {image_id} cannot carry the Negative tag and a regular tag.",
-                )
+        for image_id, wanted in by_image.items():  # refuse the whole call before any write
+            _check_tag_kinds(self._require(project_id, image_id), wanted, tags)
         created: list[tuple[str, str]] = []
         duplicated: list[tuple[str, str]] = []
         exceeded: list[tuple[str, str]] = []
         now = utcnow()
         for image_id, wanted in by_image.items():
-            image = images[image_id]
-            fresh: list[str] = []
-            for tag_id in dict.fromkeys(wanted):
-                if tag_id in image.tag_ids:
+            unique = list(dict.fromkeys(wanted))
+
+            def add(image: Image, unique: list[str] = unique) -> Image:
+                _check_tag_kinds(image, unique, tags)
+                room = MAX_TAGS_PER_IMAGE - len(image.tags)
+                fresh = [t for t in unique if t not in image.tag_ids][: max(room, 0)]
+                return with_tags(image, fresh, now)
+
+            edit = self.storage.images.edit(project_id, image_id, add)
+            if edit is None or edit.after is None:
+                raise image_not_found(image_id)
+            had, has = set(edit.before.tag_ids), set(edit.after.tag_ids)
+            for tag_id in unique:
+                if tag_id in had:
                     duplicated.append((image_id, tag_id))
-                elif len(image.tags) + len(fresh) >= MAX_TAGS_PER_IMAGE:
-                    exceeded.append((image_id, tag_id))
+                elif tag_id in has:
+                    created.append((image_id, tag_id))
                 else:
-                    fresh.append(tag_id)
-            if fresh:
-                self.storage.images.change(project_id, image, with_tags(image, fresh, now))
-                created.extend((image_id, t) for t in fresh)
+                    exceeded.append((image_id, tag_id))
+        self._drop_vanished_tags(project_id, created)
         return TagPairsResult(created, duplicated, exceeded)
+
+    def _drop_vanished_tags(self, project_id: str, pairs: list[tuple[str, str]]) -> None:
+        """Undo tag references written while their tag was being deleted.
+
+        A tag's deletion removes the tag row first and then the tag from its images; a writer
+        that read the tag before that and wrote after the sweep passed its image checks here,
+        after its own write, so one of the two always removes the reference."""
+        wanted = {tag_id for _, tag_id in pairs}
+        if not wanted:
+            return
+        gone = wanted - {t.id for t in self.storage.tags.list(project_id)}
+        for image_id in {i for i, t in pairs if t in gone}:
+            self.storage.images.edit(project_id, image_id, lambda i: without_tags(i, gone))
+        for tag_id in gone:
+            self.storage.images.delete_tag_counter(project_id, tag_id)
 
     def remove_tags(self, project_id: str, image_ids: list[str], tag_ids: list[str]) -> None:
         for image_id in image_ids:
-            image = self.storage.images.get(project_id, image_id)
-            if image is not None and set(tag_ids) & set(image.tag_ids):
-                self.storage.images.change(project_id, image, without_tags(image, set(tag_ids)))
+            self.storage.images.edit(project_id, image_id, lambda i: without_tags(i, set(tag_ids)))
 
     # ------------------------------------------------------------ metadata
 
@@ -347,18 +374,20 @@ class ImageService:
                 "BadRequestExceededBatchSize", f"At most {MAX_IMAGE_IDS_PER_CALL} image ids."
             )
         validate_metadata(metadata)
+
+        def merge(image: Image) -> Image:
+            updated = with_metadata(image, metadata)
+            return image if len(updated.metadata) > MAX_METADATA_PER_IMAGE else updated
+
         results: list[MetadataResult] = []
         for image_id in image_ids:
-            image = self.storage.images.get(project_id, image_id)
-            if image is None:
+            edit = self.storage.images.edit(project_id, image_id, merge)
+            if edit is None or edit.after is None:
                 results.append(MetadataResult(image_id, "ErrorImageNotFound", {}))
-                continue
-            updated = with_metadata(image, metadata)
-            if len(updated.metadata) > MAX_METADATA_PER_IMAGE:
-                results.append(MetadataResult(image_id, "ErrorLimitExceed", image.metadata))
-                continue
-            self.storage.images.change(project_id, image, updated)
-            results.append(MetadataResult(image_id, "OK", updated.metadata))
+            elif len(with_metadata(edit.before, metadata).metadata) > MAX_METADATA_PER_IMAGE:
+                results.append(MetadataResult(image_id, "ErrorLimitExceed", edit.before.metadata))
+            else:
+                results.append(MetadataResult(image_id, "OK", edit.after.metadata))
         return results
 
     def _require(self, project_id: str, image_id: str) -> Image:

@@ -2,12 +2,14 @@
 
 Idempotent: ingesting the same blob twice stores the image once (identical bytes are a
 duplicate) and makes sure it carries the tag. The source blob is removed afterwards; a blob that
-fails goes to `ingest-rejected/` with the reason in its metadata.
+fails goes to `ingest-rejected/` with the reason in its metadata. Each blob is handled on its
+own: one that cannot even be read or moved is skipped for a while, and the others go on.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 from functions.domain import names
@@ -20,6 +22,7 @@ from functions.services.tags import TagService
 from functions.storage.clients import Storage
 
 log = logging.getLogger(__name__)
+SKIP_SECONDS = 300.0  # how long the poller leaves alone a blob it could not handle at all
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class IngestService:
         self.projects = ProjectService(storage)
         self.tags = TagService(storage)
         self.images = ImageService(storage)
+        self._skip_until: dict[str, float] = {}  # blob name -> monotonic time
 
     def ingest(self, blob_name: str, data: bytes) -> IngestResult:
         """Store the image that `blob_name` (relative to the container) holds."""
@@ -67,8 +71,12 @@ class IngestService:
         return IngestResult(blob_name, outcome.status.value, outcome.message, image_id)
 
     def handle(self, blob_name: str, data: bytes) -> IngestResult:
-        """Ingest, then remove the source blob (moving it aside when it was refused)."""
-        result = self.ingest(blob_name, data)
+        """Ingest, then remove the source blob (moving it aside when it was refused or failed)."""
+        try:
+            result = self.ingest(blob_name, data)
+        except Exception as error:
+            log.exception("ingesting %s failed", blob_name)
+            result = IngestResult(blob_name, "ErrorUnknown", f"Ingestion failed: {error}")
         blobs = self.storage.blobs
         if not result.accepted:
             log.warning("ingest refused %s: %s %s", blob_name, result.status, result.message)
@@ -89,7 +97,16 @@ class IngestService:
         container = self.storage.clients.blobs.get_container_client(names.CONTAINER_INGEST)
         results = []
         for blob in container.list_blobs():
-            data = self.storage.blobs.get(names.CONTAINER_INGEST, blob.name)
-            if data is not None:
-                results.append(self.handle(blob.name, data))
+            if self._skip_until.get(blob.name, 0.0) > time.monotonic():
+                continue
+            try:
+                data = self.storage.blobs.get(names.CONTAINER_INGEST, blob.name)
+                if data is not None:
+                    results.append(self.handle(blob.name, data))
+                self._skip_until.pop(blob.name, None)
+            except Exception:
+                log.exception(
+                    "could not handle %s; skipping it for %.0f s", blob.name, SKIP_SECONDS
+                )
+                self._skip_until[blob.name] = time.monotonic() + SKIP_SECONDS
         return results

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -36,6 +37,27 @@ def completed_iteration(storage: Storage, project_id: str, iteration_id: str) ->
             f"Iteration '{iteration.name}' is {iteration.status}, not Completed.",
         )
     return iteration
+
+
+def _check_publishable(iteration: Iteration) -> None:
+    if iteration.status is not IterationStatus.COMPLETED:
+        raise BadRequest(
+            "BadRequestIterationIsNotTrained", "Only a completed iteration can be published."
+        )
+
+
+def _deletable(iteration: Iteration) -> None:
+    if iteration.publish_name:
+        raise BadRequest(
+            "BadRequestIterationIsPublished",
+            f"Iteration '{iteration.name}' is published as '{iteration.publish_name}'; "
+            "unpublish it first.",
+        )
+    if iteration.status is IterationStatus.TRAINING:
+        raise BadRequest(
+            "BadRequestTrainingAlreadyInProgress",
+            "This iteration is still training; delete it once it has finished.",
+        )
 
 
 @dataclass(frozen=True)
@@ -88,44 +110,32 @@ class IterationService:
         return iteration
 
     def rename(self, project_id: str, iteration_id: str, name: str | None) -> Iteration:
-        iteration = self.get(project_id, iteration_id)
         if name is None:
-            return iteration
+            return self.get(project_id, iteration_id)
         if not name.strip() or len(name) > MAX_PUBLISH_NAME_LENGTH:
             raise BadRequest("BadRequestIterationName", "An iteration name is 1 to 256 characters.")
-        updated = replace(iteration, name=name.strip(), last_modified=utcnow())
-        self.storage.iterations.save(project_id, updated)
-        return updated
+        return self._edit(
+            project_id,
+            iteration_id,
+            lambda it: replace(it, name=name.strip(), last_modified=utcnow()),
+        )
 
     def delete(self, project_id: str, iteration_id: str) -> None:
-        iteration = self.get(project_id, iteration_id)
-        if iteration.publish_name:
-            raise BadRequest(
-                "BadRequestIterationIsPublished",
-                f"Iteration '{iteration.name}' is published as '{iteration.publish_name}'; "
-                "unpublish it first.",
-            )
-        if iteration.status is IterationStatus.TRAINING:
-            raise BadRequest(
-                "BadRequestTrainingAlreadyInProgress",
-                "This iteration is still training; delete it once it has finished.",
-            )
+        deleted = self.storage.iterations.delete_checked(project_id, iteration_id, _deletable)
+        if deleted is None:
+            raise iteration_not_found(iteration_id)
         prefix = artifacts.iteration_prefix(project_id, iteration_id)
         self.storage.blobs.delete_prefix(names.CONTAINER_MODELS, prefix)
         self.storage.blobs.delete_prefix(names.CONTAINER_EXPORTS, prefix)
         self.storage.exports.delete_iteration(project_id, iteration_id)
         self.storage.suggestions.delete_iteration(project_id, iteration_id)
-        self.storage.iterations.delete(project_id, iteration_id)
         self.models.forget(project_id, iteration_id)
 
     def publish(
         self, project_id: str, iteration_id: str, publish_name: str, prediction_id: str
     ) -> Iteration:
         iteration = self.get(project_id, iteration_id)
-        if iteration.status is not IterationStatus.COMPLETED:
-            raise BadRequest(
-                "BadRequestIterationIsNotTrained", "Only a completed iteration can be published."
-            )
+        _check_publishable(iteration)
         if not publish_name or len(publish_name) > MAX_PUBLISH_NAME_LENGTH or "/" in publish_name:
             raise BadRequest(
                 "BadRequestInvalidPublishName",
@@ -142,29 +152,58 @@ class IterationService:
                 "BadRequestInvalidPublishName",
                 f"Another iteration of this project is published as '{publish_name}'.",
             )
-        if iteration.publish_name and iteration.publish_name != publish_name:
-            iterations.release_publish_name(project_id, iteration.publish_name)
-            self.models.forget_name(project_id, iteration.publish_name)
-        published = replace(
-            iteration,
-            publish_name=publish_name,
-            original_publish_resource_id=prediction_id,
-            last_modified=utcnow(),
-        )
-        iterations.save(project_id, published)
+        previous: list[str] = []
+
+        def publish(current: Iteration) -> Iteration:
+            _check_publishable(current)
+            previous[:] = [current.publish_name] if current.publish_name else []
+            return replace(
+                current,
+                publish_name=publish_name,
+                original_publish_resource_id=prediction_id,
+                last_modified=utcnow(),
+            )
+
+        try:
+            published = self._edit(project_id, iteration_id, publish)
+        except Exception:
+            iterations.release_publish_name(project_id, publish_name, iteration_id)
+            raise
+        for old_name in previous:
+            if old_name != publish_name:
+                iterations.release_publish_name(project_id, old_name, iteration_id)
+                self.models.forget_name(project_id, old_name)
         self.models.forget_name(project_id, publish_name)
         return published
 
     def unpublish(self, project_id: str, iteration_id: str) -> None:
-        iteration = self.get(project_id, iteration_id)
-        if not iteration.publish_name:
-            raise BadRequest("BadRequestIterationNotPublished", "This iteration is not published.")
-        self.storage.iterations.release_publish_name(project_id, iteration.publish_name)
+        released: list[str] = []
+
+        def unpublish(current: Iteration) -> Iteration:
+            if not current.publish_name:
+                raise BadRequest(
+                    "BadRequestIterationNotPublished", "This iteration is not published."
+                )
+            released[:] = [current.publish_name]
+            return replace(
+                current,
+                publish_name=None,
+                original_publish_resource_id=None,
+                last_modified=utcnow(),
+            )
+
+        self._edit(project_id, iteration_id, unpublish)
+        for name in released:
+            self.storage.iterations.release_publish_name(project_id, name, iteration_id)
         self.models.forget(project_id, iteration_id)
-        unpublished = replace(
-            iteration, publish_name=None, original_publish_resource_id=None, last_modified=utcnow()
-        )
-        self.storage.iterations.save(project_id, unpublished)
+
+    def _edit(
+        self, project_id: str, iteration_id: str, change: Callable[[Iteration], Iteration]
+    ) -> Iteration:
+        edited = self.storage.iterations.edit(project_id, iteration_id, change)
+        if edited is None:
+            raise iteration_not_found(iteration_id)
+        return edited
 
     def evaluation(self, project_id: str, iteration_id: str) -> Evaluation:
         iteration = self.get(project_id, iteration_id)

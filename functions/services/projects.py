@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from functions.domain import catalog, names
@@ -103,48 +104,62 @@ class ProjectService:
         return project
 
     def update(self, project_id: str, changes: ProjectChanges) -> Project:
-        before = self.get(project_id)
-        domain = _valid_domain(changes.domain_id or before.domain_id)
-        platforms = (
-            changes.target_export_platforms
-            if changes.target_export_platforms is not None
-            else before.target_export_platforms
+        name = (
+            required_text(
+                changes.name, MAX_PROJECT_NAME_LENGTH, "BadRequestProjectName", "A project name"
+            )
+            if changes.name is not None
+            else None
         )
-        after = replace(
-            before,
-            name=(
-                required_text(
-                    changes.name, MAX_PROJECT_NAME_LENGTH, "BadRequestProjectName", "A project name"
-                )
-                if changes.name is not None
-                else before.name
-            ),
-            description=(
-                optional_text(
-                    changes.description,
-                    MAX_DESCRIPTION_LENGTH,
-                    "BadRequestProjectDescription",
-                    "A description",
-                )
-                if changes.description is not None
-                else before.description
-            ),
-            domain_id=domain.id,
-            classification_type=(
-                _classification(changes.classification_type, before.classification_type)
-            ),
-            target_export_platforms=_valid_platforms(platforms),
-            last_modified=utcnow(),
+        description = (
+            optional_text(
+                changes.description,
+                MAX_DESCRIPTION_LENGTH,
+                "BadRequestProjectDescription",
+                "A description",
+            )
+            if changes.description is not None
+            else None
         )
-        self.storage.projects.update(before, after)
-        return after
+
+        def apply(before: Project) -> Project:
+            if before.state is not ProjectState.ACTIVE:
+                raise project_not_found(project_id)
+            domain = _valid_domain(changes.domain_id or before.domain_id)
+            platforms = (
+                changes.target_export_platforms
+                if changes.target_export_platforms is not None
+                else before.target_export_platforms
+            )
+            return replace(
+                before,
+                name=name if name is not None else before.name,
+                description=description if description is not None else before.description,
+                domain_id=domain.id,
+                classification_type=(
+                    _classification(changes.classification_type, before.classification_type)
+                ),
+                target_export_platforms=_valid_platforms(platforms),
+                last_modified=utcnow(),
+            )
+
+        return self._edit(project_id, apply)
 
     def delete(self, project_id: str) -> None:
         """Hide the project at once, then remove its data; `resume_deletions` finishes it."""
-        project = self.get(project_id)
-        marked = replace(project, state=ProjectState.DELETING, last_modified=utcnow())
-        self.storage.projects.update(project, marked)
-        self._purge(marked)
+
+        def mark(project: Project) -> Project:
+            if project.state is not ProjectState.ACTIVE:
+                raise project_not_found(project_id)
+            return replace(project, state=ProjectState.DELETING, last_modified=utcnow())
+
+        self._purge(self._edit(project_id, mark))
+
+    def _edit(self, project_id: str, change: Callable[[Project], Project]) -> Project:
+        edited = self.storage.projects.edit(project_id, change)
+        if edited is None:
+            raise project_not_found(project_id)
+        return edited
 
     def resume_deletions(self) -> int:
         """Finish deletions that an earlier process started but did not complete."""
@@ -165,6 +180,7 @@ class ProjectService:
             names.CONTAINER_PREDICTIONS,
             names.CONTAINER_MODELS,
             names.CONTAINER_EXPORTS,
+            names.CONTAINER_INGEST_REJECTED,
         )
         for container in containers:
             self.storage.blobs.delete_prefix(container, names.project_image_prefix(project.id))

@@ -50,8 +50,8 @@ class TagService:
         return replace(tag, image_count=count)
 
     def find_by_name(self, project_id: str, name: str) -> Tag | None:
-        wanted = name.strip().lower()
-        return next((t for t in self.all(project_id) if t.name.lower() == wanted), None)
+        """The tag of that name, ignoring case."""
+        return self.storage.tags.find_by_name(project_id, name)
 
     def create(
         self,
@@ -80,33 +80,38 @@ class TagService:
         return tag
 
     def update(self, project_id: str, tag_id: str, changes: TagChanges) -> Tag:
-        before = self.get(project_id, tag_id)
-        after = replace(
-            before,
-            name=_name(changes.name) if changes.name is not None else before.name,
-            description=(
-                _description(changes.description)
-                if changes.description is not None
-                else before.description
-            ),
-            type=choice(TagType, changes.type, before.type, "BadRequestTagType", "tag type"),
-        )
-        if after.type is TagType.NEGATIVE and before.type is not TagType.NEGATIVE:
-            others = self.storage.tags.list(project_id)
-            if any(t.type is TagType.NEGATIVE for t in others):
-                raise BadRequest(
-                    "BadRequestMultipleNegativeTag", "A project has one Negative tag at most."
-                )
-        self.storage.tags.update(project_id, before, after)
-        return after
+        name = _name(changes.name) if changes.name is not None else None
+        description = _description(changes.description) if changes.description is not None else None
+
+        def apply(before: Tag) -> Tag:
+            after = replace(
+                before,
+                name=name if name is not None else before.name,
+                description=description if description is not None else before.description,
+                type=choice(TagType, changes.type, before.type, "BadRequestTagType", "tag type"),
+            )
+            if after.type is TagType.NEGATIVE and before.type is not TagType.NEGATIVE:
+                others = self.storage.tags.list(project_id)
+                if any(t.type is TagType.NEGATIVE for t in others):
+                    raise BadRequest(
+                        "BadRequestMultipleNegativeTag", "A project has one Negative tag at most."
+                    )
+            return after
+
+        updated = self.storage.tags.edit(project_id, tag_id, apply)
+        if updated is None:
+            raise tag_not_found(tag_id)
+        count = self.storage.images.tag_counts(project_id).get(tag_id, 0)
+        return replace(updated, image_count=count)
 
     def delete(self, project_id: str, tag_id: str) -> None:
-        """Remove the tag from its images, then the tag itself (safe to repeat)."""
+        """Remove the tag, then the tag from its images (safe to repeat and to race).
+
+        The tag row goes first, so writers that add this tag afterwards find it gone; see
+        ImageService._drop_vanished_tags for writers that read it just before."""
         tag = self.get(project_id, tag_id)
+        self.storage.tags.delete(project_id, tag)
         images = self.storage.images
         for image in list(images.iter_view(project_id, view_tag(tag_id))):
-            current = images.get(project_id, image.id)
-            if current is not None and tag_id in current.tag_ids:
-                images.change(project_id, current, without_tags(current, {tag_id}))
+            images.edit(project_id, image.id, lambda current: without_tags(current, {tag_id}))
         images.delete_tag_counter(project_id, tag_id)
-        self.storage.tags.delete(project_id, tag)

@@ -119,7 +119,7 @@ class TrainingService:
                 "BadRequestTrainingAlreadyInProgress", "A training of this project is in progress."
             )
         try:
-            self.storage.iterations.save(project.id, iteration)
+            self.storage.iterations.insert(project.id, iteration)
             job = TrainingJob(
                 project_id=project.id,
                 iteration_id=iteration.id,

@@ -10,9 +10,10 @@ Partition = project id. Rows:
   cnt|project|{shard}            image and tagged-image counts (summed over shards)
   cnt|tag|{tagId}|{shard}        image count of one tag (summed over shards)
 Index rows carry a copy of the image, so a page is one range query. An image change is one
-entity-group transaction (rows and counters together, counters under ETag concurrency), so
-views and counts never drift apart. Counters are split into shards chosen by image id, so
-concurrent uploads to one project rarely contend for the same counter row.
+entity-group transaction (rows and counters together), conditional on the ETags of the image
+row and of every counter it read: a writer that raced another reads again and re-applies its
+edit, so no acknowledged change is lost and views and counts never drift apart. Counters are
+split into shards chosen at random, so concurrent uploads rarely contend for one counter row.
 """
 
 from __future__ import annotations
@@ -20,30 +21,31 @@ from __future__ import annotations
 import json
 import logging
 import random
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from azure.data.tables import TableClient, TableTransactionError, UpdateMode
+from azure.data.tables import TableClient, UpdateMode
 
 from functions.domain.models import Image, ImageTagRef
 from functions.storage.tables import (
     MAX_TRANSACTION_OPS,
     Entity,
     Operation,
+    Stale,
+    commit,
+    delete_if_match,
     delete_partition,
+    delete_rows,
     get_entity,
     if_match,
-    is_conflict,
     range_query,
-    submit,
+    retrying,
 )
 
 log = logging.getLogger(__name__)
 _MAX_US = 10**16
 COUNTER_SHARDS = 16
-MAX_RETRIES = 30
 
 
 @dataclass(frozen=True)
@@ -56,8 +58,12 @@ class _HashTaken(Exception):
     """A creation failed because the project already holds those bytes."""
 
 
-class ConcurrentChange(Exception):
-    """The counters kept changing under us; the caller may try again."""
+@dataclass(frozen=True)
+class Edit:
+    """An image as read by the write that stored `after` (None: deleted)."""
+
+    before: Image
+    after: Image | None
 
 
 @dataclass(frozen=True)
@@ -195,10 +201,26 @@ class ImageTable:
 
     # ------------------------------------------------------------ writes
 
-    def change(self, project_id: str, before: Image, after: Image | None) -> None:
-        """Store an update (or, with `after` None, the deletion) of one image, with its index
-        rows and counters in one transaction. Creations go through `create_many`."""
-        self._apply(project_id, [(before, after)])
+    def edit(
+        self, project_id: str, image_id: str, change: Callable[[Image], Image | None]
+    ) -> Edit | None:
+        """Store `change(image)` (None deletes the image) with its index rows and counters in
+        one transaction, conditional on the image row's ETag; when another writer changed the
+        image first, read it again and re-apply `change`. None when the image does not exist.
+        `change` may raise to refuse the edit; it must not have side effects."""
+
+        def attempt() -> Edit | None:
+            entity = get_entity(self.table, project_id, f"img|{image_id}")
+            if entity is None:
+                return None
+            before = image_from_entity(entity)
+            after = change(before)
+            if after != before:
+                etag = str(entity["_etag"])
+                commit(self.table, self._operations(project_id, [(before, after, etag)]))
+            return Edit(before, after)
+
+        return retrying(attempt, f"Image {image_id}")
 
     def create_many(self, project_id: str, images: list[Image]) -> CreateManyResult:
         """Create new images in as few transactions as fit; duplicates are not stored."""
@@ -207,7 +229,7 @@ class ImageTable:
             pending = list(chunk)
             while pending:
                 try:
-                    self._apply(project_id, [(None, image) for image in pending])
+                    self._create(project_id, pending)
                     break
                 except _HashTaken:
                     # Someone stored some of these bytes meanwhile: set those aside, retry.
@@ -220,51 +242,68 @@ class ImageTable:
                     break
         return result
 
-    def _apply(self, project_id: str, changes: list[tuple[Image | None, Image | None]]) -> None:
-        for _ in range(MAX_RETRIES):
+    def _create(self, project_id: str, images: list[Image]) -> None:
+        def attempt() -> None:
             try:
-                submit(self.table, self._operations(project_id, changes))
-                return
-            except TableTransactionError as error:
-                if not is_conflict(error):
-                    raise
-                if any(
-                    before is None and after and self.find_by_hash(project_id, after.sha256)
-                    for before, after in changes
-                ):
+                commit(self.table, self._operations(project_id, [(None, i, "") for i in images]))
+            except Stale:
+                if any(self.find_by_hash(project_id, i.sha256) for i in images):
                     raise _HashTaken() from None
-                # A counter moved under us: read again and retry, after a random pause.
-                time.sleep(random.uniform(0, 0.02))
-        raise ConcurrentChange(f"image change in project {project_id} kept conflicting")
+                raise  # a counter moved under us: read it again
+
+        retrying(attempt, "The image counters")
 
     def _operations(
-        self, project_id: str, changes: list[tuple[Image | None, Image | None]]
+        self, project_id: str, changes: list[tuple[Image | None, Image | None, str]]
     ) -> list[Operation]:
-        ops: list[Operation] = []
-        for before, after in changes:
+        """Counters first, then each image row (conditional on `etag`, the ETag its `before`
+        was read with), then the index rows: if a change needs more than one transaction, the
+        first one holds every condition."""
+        conditional: list[Operation] = []
+        rest: list[Operation] = []
+        for before, after, etag in changes:
             old_keys = set(image_row_keys(before)) if before else set()
             new_keys = image_row_keys(after) if after else []
+            image_key = f"img|{(after or before).id}"  # type: ignore[union-attr]
             if before is None and after is not None:
                 hash_row = {"PartitionKey": project_id, "RowKey": f"hash|{after.sha256}"}
-                ops.append(("create", {**hash_row, "ImageId": after.id}))
-            if after is None and before is not None:
+                conditional.append(("create", {**hash_row, "ImageId": after.id}))
+                conditional.append(("create", self._row(project_id, image_key, after)))
+            elif after is None and before is not None:
+                conditional.append(
+                    ("delete", {"PartitionKey": project_id, "RowKey": image_key},
+                     delete_if_match(etag))
+                )  # fmt: skip
                 hash_row = {"PartitionKey": project_id, "RowKey": f"hash|{before.sha256}"}
-                ops.append(("delete", hash_row))
-            for key in sorted(old_keys - set(new_keys)):
-                ops.append(("delete", {"PartitionKey": project_id, "RowKey": key}))
+                rest.append(("delete", hash_row))
+            elif after is not None:
+                conditional.append(
+                    ("update", self._row(project_id, image_key, after), if_match(etag))
+                )
+            for key in sorted(old_keys - set(new_keys) - {image_key}):
+                rest.append(("delete", {"PartitionKey": project_id, "RowKey": key}))
             if after is not None:
-                payload = _payload(after)
                 for key in new_keys:
-                    row = {"PartitionKey": project_id, "RowKey": key, **payload}
-                    ops.append(("upsert", row, {"mode": UpdateMode.REPLACE}))
-        return self._counter_operations(project_id, changes) + ops
+                    if key != image_key:
+                        rest.append(
+                            (
+                                "upsert",
+                                self._row(project_id, key, after),
+                                {"mode": UpdateMode.REPLACE},
+                            )
+                        )
+        return self._counter_operations(project_id, changes) + conditional + rest
+
+    @staticmethod
+    def _row(project_id: str, row_key: str, image: Image) -> Entity:
+        return {"PartitionKey": project_id, "RowKey": row_key, **_payload(image)}
 
     def _counter_operations(
-        self, project_id: str, changes: list[tuple[Image | None, Image | None]]
+        self, project_id: str, changes: list[tuple[Image | None, Image | None, str]]
     ) -> list[Operation]:
         image_delta = tagged_delta = 0
         tag_deltas: dict[str, int] = {}
-        for before, after in changes:
+        for before, after, _ in changes:
             image_delta += (after is not None) - (before is not None)
             tagged_delta += bool(after and after.tags) - bool(before and before.tags)
             old_tags = set(before.tag_ids) if before else set()
@@ -297,8 +336,7 @@ class ImageTable:
 
     def delete_tag_counter(self, project_id: str, tag_id: str) -> None:
         rows = range_query(self.table, project_id, f"cnt|tag|{tag_id}|", select=["RowKey"])
-        keys = [e["RowKey"] for e in rows]
-        submit(self.table, [("delete", {"PartitionKey": project_id, "RowKey": k}) for k in keys])
+        delete_rows(self.table, project_id, [e["RowKey"] for e in rows])
 
     def delete_project(self, project_id: str) -> int:
         return delete_partition(self.table, project_id)

@@ -1,25 +1,40 @@
 """The iterations table: iterations by project, the one-training-at-a-time lock, and the
 published names (so the prediction API finds an iteration by its publish name).
 
-Partition = project id. Rows: it|{iterationId}, active (the lock), pub|{publishName}.
+Partition = project id. Rows: it|{iterationId}, active (the lock), pb|{digest of the publish
+name} (publish names may hold characters that Table keys forbid).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.data.tables import TableClient, UpdateMode
+from azure.data.tables import TableClient
 
 from functions.domain.models import ClassificationType, Iteration, IterationStatus, TrainingType
-from functions.storage.tables import Entity, delete_partition, get_entity, range_query
+from functions.storage.tables import (
+    Entity,
+    Stale,
+    commit,
+    delete_if_match,
+    delete_partition,
+    get_entity,
+    if_match,
+    range_query,
+    retrying,
+)
 
 LOCK_ROW = "active"
+PUBLISH_ROW_PREFIX = "pb|"
+LEGACY_PUBLISH_ROW_PREFIX = "pub|"
 
 
-def _publish_key(name: str) -> str:
-    return "pub|" + name
+def publish_key(name: str) -> str:
+    return PUBLISH_ROW_PREFIX + hashlib.sha256(name.encode()).hexdigest()
 
 
 def iteration_to_entity(project_id: str, it: Iteration) -> Entity:
@@ -87,15 +102,52 @@ class IterationTable:
         entity = get_entity(self.table, project_id, "it|" + iteration_id)
         return iteration_from_entity(entity) if entity else None
 
-    def save(self, project_id: str, iteration: Iteration) -> None:
-        entity = iteration_to_entity(project_id, iteration)
-        self.table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+    def insert(self, project_id: str, iteration: Iteration) -> None:
+        self.table.create_entity(iteration_to_entity(project_id, iteration))
+
+    def edit(
+        self, project_id: str, iteration_id: str, change: Callable[[Iteration], Iteration]
+    ) -> Iteration | None:
+        """Apply `change` to the stored iteration under its ETag, re-reading and re-applying
+        it when another writer (the trainer's progress, a rename) got there first. None when
+        the iteration does not exist."""
+
+        def attempt() -> Iteration | None:
+            entity = get_entity(self.table, project_id, "it|" + iteration_id)
+            if entity is None:
+                return None
+            before = iteration_from_entity(entity)
+            after = change(before)
+            if after != before:
+                row = iteration_to_entity(project_id, after)
+                commit(self.table, [("update", row, if_match(str(entity["_etag"])))])
+            return after
+
+        return retrying(attempt, f"Iteration {iteration_id}")
 
     def delete(self, project_id: str, iteration_id: str) -> None:
         try:
             self.table.delete_entity(project_id, "it|" + iteration_id)
         except ResourceNotFoundError:
             pass
+
+    def delete_checked(
+        self, project_id: str, iteration_id: str, check: Callable[[Iteration], None]
+    ) -> Iteration | None:
+        """Delete the iteration if `check` (which raises to refuse) passes on the row as it is
+        deleted: conditional on the ETag read, so a concurrent publish cannot slip between."""
+
+        def attempt() -> Iteration | None:
+            entity = get_entity(self.table, project_id, "it|" + iteration_id)
+            if entity is None:
+                return None
+            iteration = iteration_from_entity(entity)
+            check(iteration)
+            key = {"PartitionKey": project_id, "RowKey": entity["RowKey"]}
+            commit(self.table, [("delete", key, delete_if_match(str(entity["_etag"])))])
+            return iteration
+
+        return retrying(attempt, f"Iteration {iteration_id}")
 
     # ------------------------------------------------------------ the training lock
 
@@ -127,23 +179,28 @@ class IterationTable:
             self.table.create_entity(
                 {
                     "PartitionKey": project_id,
-                    "RowKey": _publish_key(name),
+                    "RowKey": publish_key(name),
                     "IterationId": iteration_id,
                 }
             )
             return True
         except ResourceExistsError:
-            entity = get_entity(self.table, project_id, _publish_key(name))
+            entity = get_entity(self.table, project_id, publish_key(name))
             return bool(entity and entity["IterationId"] == iteration_id)
 
-    def release_publish_name(self, project_id: str, name: str) -> None:
+    def release_publish_name(self, project_id: str, name: str, iteration_id: str) -> None:
+        """Free the name if `iteration_id` holds it (never another iteration's claim)."""
+        entity = get_entity(self.table, project_id, publish_key(name))
+        if entity is None or entity["IterationId"] != iteration_id:
+            return
+        key = {"PartitionKey": project_id, "RowKey": entity["RowKey"]}
         try:
-            self.table.delete_entity(project_id, _publish_key(name))
-        except ResourceNotFoundError:
-            pass
+            commit(self.table, [("delete", key, delete_if_match(str(entity["_etag"])))])
+        except Stale:
+            pass  # someone else released or re-claimed it meanwhile
 
     def published(self, project_id: str, name: str) -> str | None:
-        entity = get_entity(self.table, project_id, _publish_key(name))
+        entity = get_entity(self.table, project_id, publish_key(name))
         return str(entity["IterationId"]) if entity else None
 
     def delete_project(self, project_id: str) -> None:

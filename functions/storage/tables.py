@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import hashlib
+import random
+import time
+import unicodedata
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
-from functions.domain.errors import BadRequest
+from functions.domain.errors import BadRequest, ServiceUnavailable
 from functions.domain.models import (
     ClassificationType,
     Project,
@@ -21,7 +30,9 @@ from functions.domain.models import (
 
 Entity = dict[str, Any]
 Operation = tuple[str, Entity] | tuple[str, Entity, dict[str, Any]]
+T = TypeVar("T")
 MAX_TRANSACTION_OPS = 100
+MAX_RETRIES = 40
 
 
 def utcnow() -> datetime:
@@ -63,6 +74,51 @@ def if_match(etag: str) -> dict[str, Any]:
     }
 
 
+def delete_if_match(etag: str) -> dict[str, Any]:
+    return {"etag": etag, "match_condition": MatchConditions.IfNotModified}
+
+
+class Stale(Exception):
+    """A conditional write found its row changed, gone or already there: read again."""
+
+
+class ConcurrentChange(ServiceUnavailable):
+    """A row kept changing under a read-modify-write; the client may simply try again."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__("ErrorUnknown", f"{what} kept changing under concurrent edits; retry.")
+
+
+def commit(table: TableClient, operations: Sequence[Operation]) -> None:
+    """Submit one partition's operations (as one transaction when they fit in one); raise
+    Stale when a condition failed: an ETag no longer matches, a row is gone or already exists."""
+    try:
+        submit(table, operations)
+    except HttpResponseError as error:
+        if is_stale(error):
+            raise Stale() from None
+        raise
+
+
+def retrying(attempt: Callable[[], T], what: str) -> T:
+    """Run a read-modify-write `attempt` until it commits without raising Stale; each try
+    reads afresh. Random, growing pauses keep racing writers from colliding in lockstep."""
+    for tries in range(MAX_RETRIES):
+        try:
+            return attempt()
+        except Stale:
+            time.sleep(random.uniform(0, min(0.05, 0.002 * 2**tries)))
+    raise ConcurrentChange(what)
+
+
+def name_key(prefix: str, name: str) -> str:
+    """A row key for a user-given name that is unique ignoring case: names may hold any
+    character (Table keys forbid / \\ # ? and control characters), so the key is a digest of
+    the normalised name, never the name itself."""
+    folded = unicodedata.normalize("NFC", name.strip()).casefold()
+    return prefix + hashlib.sha256(folded.encode()).hexdigest()
+
+
 def delete_partition(table: TableClient, partition: str) -> int:
     """Delete every row of a partition in batches; safe to call again after an interruption."""
     deleted = 0
@@ -80,24 +136,41 @@ def delete_partition(table: TableClient, partition: str) -> int:
         ]
         if not keys:
             return deleted
-        submit(table, [("delete", {"PartitionKey": partition, "RowKey": k}) for k in keys])
+        try:
+            submit(table, [("delete", {"PartitionKey": partition, "RowKey": k}) for k in keys])
+        except TableTransactionError as error:
+            if error.status_code != 404:
+                raise
+            delete_rows(table, partition, keys)  # another deleter took some of these rows
         deleted += len(keys)
 
 
-def is_conflict(error: TableTransactionError) -> bool:
+def is_conflict(error: HttpResponseError) -> bool:
     return error.status_code in (409, 412) or getattr(error, "error_code", None) in (
         "EntityAlreadyExists",
         "UpdateConditionNotSatisfied",
     )
 
 
+def is_stale(error: HttpResponseError) -> bool:
+    """A condition of a write failed (rather than the service)."""
+    if isinstance(error, ResourceModifiedError | ResourceExistsError | ResourceNotFoundError):
+        return True
+    return is_conflict(error) or (
+        isinstance(error, TableTransactionError) and error.status_code == 404
+    )
+
+
 # ---------------------------------------------------------------- projects
 
 PROJECTS_PARTITION = "project"
+# Rows holding a name digest (see name_key); legacy rows held the lower-cased name itself.
+NAME_ROW_PREFIX = "nm|"
+LEGACY_NAME_ROW_PREFIX = "name|"
 
 
 def _project_name_key(name: str) -> str:
-    return "name|" + name.strip().lower()
+    return name_key(NAME_ROW_PREFIX, name)
 
 
 def project_to_entity(project: Project) -> Entity:
@@ -130,8 +203,21 @@ def project_from_entity(e: Entity) -> Project:
     )
 
 
+def _rename_operations(
+    partition: str, before: str, after: str, holder_field: str, holder: str
+) -> list[Operation]:
+    """Move a unique-name row from one name to another (nothing when only the case changes)."""
+    old_key, new_key = name_key(NAME_ROW_PREFIX, before), name_key(NAME_ROW_PREFIX, after)
+    if old_key == new_key:
+        return []
+    return [
+        ("create", {"PartitionKey": partition, "RowKey": new_key, holder_field: holder}),
+        ("delete", {"PartitionKey": partition, "RowKey": old_key}),
+    ]
+
+
 class ProjectTable:
-    """Projects in one partition, with a row per lower-cased name to keep names unique."""
+    """Projects in one partition, with a row per normalised name to keep names unique."""
 
     def __init__(self, table: TableClient) -> None:
         self.table = table
@@ -139,7 +225,7 @@ class ProjectTable:
     def list(self, include_deleting: bool = False) -> list[Project]:
         rows = self.table.query_entities(
             "PartitionKey eq @pk and RowKey lt @hi",
-            parameters={"pk": PROJECTS_PARTITION, "hi": "name|"},
+            parameters={"pk": PROJECTS_PARTITION, "hi": LEGACY_NAME_ROW_PREFIX},
         )
         projects = [project_from_entity(dict(e)) for e in rows]
         if not include_deleting:
@@ -157,45 +243,47 @@ class ProjectTable:
             "ProjectId": project.id,
         }
         try:
-            submit(self.table, [("create", name_row), ("create", project_to_entity(project))])
-        except TableTransactionError as error:
-            if is_conflict(error):
-                raise _name_taken(project.name) from None
-            raise
+            commit(self.table, [("create", name_row), ("create", project_to_entity(project))])
+        except Stale:
+            raise _name_taken(project.name) from None
 
-    def update(self, before: Project, after: Project) -> None:
-        ops: list[Operation] = [("upsert", project_to_entity(after), {"mode": UpdateMode.REPLACE})]
-        if _project_name_key(before.name) != _project_name_key(after.name):
-            new_name = {
-                "PartitionKey": PROJECTS_PARTITION,
-                "RowKey": _project_name_key(after.name),
-                "ProjectId": after.id,
-            }
-            old_name = {
-                "PartitionKey": PROJECTS_PARTITION,
-                "RowKey": _project_name_key(before.name),
-            }
-            ops = [("create", new_name), ("delete", old_name), *ops]
-        try:
-            submit(self.table, ops)
-        except TableTransactionError as error:
-            if is_conflict(error):
-                raise _name_taken(after.name) from None
-            raise
+    def edit(self, project_id: str, change: Callable[[Project], Project]) -> Project | None:
+        """Apply `change` to the stored project under its ETag, re-reading and re-applying it
+        when another writer got there first. None when the project does not exist."""
+
+        def attempt() -> Project | None:
+            entity = get_entity(self.table, PROJECTS_PARTITION, project_id)
+            if entity is None:
+                return None
+            before = project_from_entity(entity)
+            after = change(before)
+            if after == before:
+                return after
+            ops: list[Operation] = [
+                *_rename_operations(
+                    PROJECTS_PARTITION, before.name, after.name, "ProjectId", project_id
+                ),
+                ("update", project_to_entity(after), if_match(str(entity["_etag"]))),
+            ]
+            try:
+                commit(self.table, ops)
+            except Stale:
+                if self._name_holder(after.name) not in (None, project_id):
+                    raise _name_taken(after.name) from None
+                raise
+            return after
+
+        return retrying(attempt, f"Project {project_id}")
+
+    def _name_holder(self, name: str) -> str | None:
+        row = get_entity(self.table, PROJECTS_PARTITION, _project_name_key(name))
+        return str(row["ProjectId"]) if row else None
 
     def delete(self, project: Project) -> None:
-        ops: list[Operation] = [
-            ("delete", {"PartitionKey": PROJECTS_PARTITION, "RowKey": project.id}),
-        ]
-        name_row = get_entity(self.table, PROJECTS_PARTITION, _project_name_key(project.name))
-        if name_row and name_row.get("ProjectId") == project.id:
-            ops.append(
-                ("delete", {"PartitionKey": PROJECTS_PARTITION, "RowKey": name_row["RowKey"]})
-            )
-        try:
-            submit(self.table, ops)
-        except (TableTransactionError, ResourceNotFoundError):
-            pass  # already gone: deletion is resumable
+        """Remove the project row and its name row (each only if still this project's)."""
+        delete_rows(self.table, PROJECTS_PARTITION, [project.id])
+        if self._name_holder(project.name) == project.id:
+            delete_rows(self.table, PROJECTS_PARTITION, [_project_name_key(project.name)])
 
 
 def _name_taken(name: str) -> BadRequest:
@@ -206,7 +294,7 @@ def _name_taken(name: str) -> BadRequest:
 
 
 def _tag_name_key(name: str) -> str:
-    return "name|" + name.strip().lower()
+    return name_key(NAME_ROW_PREFIX, name)
 
 
 def tag_to_entity(project_id: str, tag: Tag) -> Entity:
@@ -229,7 +317,7 @@ def tag_from_entity(e: Entity) -> Tag:
 
 
 class TagTable:
-    """Tags partitioned by project, with a row per lower-cased name to keep names unique."""
+    """Tags partitioned by project, with a row per normalised name to keep names unique."""
 
     def __init__(self, table: TableClient) -> None:
         self.table = table
@@ -241,45 +329,51 @@ class TagTable:
         entity = get_entity(self.table, project_id, "tag|" + tag_id)
         return tag_from_entity(entity) if entity else None
 
+    def find_by_name(self, project_id: str, name: str) -> Tag | None:
+        """The tag of this name, ignoring case (read through its unique-name row)."""
+        row = get_entity(self.table, project_id, _tag_name_key(name))
+        return self.get(project_id, str(row["TagId"])) if row else None
+
     def insert(self, project_id: str, tag: Tag) -> None:
         name_row = {"PartitionKey": project_id, "RowKey": _tag_name_key(tag.name), "TagId": tag.id}
         try:
-            submit(self.table, [("create", name_row), ("create", tag_to_entity(project_id, tag))])
-        except TableTransactionError as error:
-            if is_conflict(error):
-                raise _tag_name_taken(tag.name) from None
-            raise
+            commit(self.table, [("create", name_row), ("create", tag_to_entity(project_id, tag))])
+        except Stale:
+            raise _tag_name_taken(tag.name) from None
 
-    def update(self, project_id: str, before: Tag, after: Tag) -> None:
-        ops: list[Operation] = [
-            ("upsert", tag_to_entity(project_id, after), {"mode": UpdateMode.REPLACE})
-        ]
-        if _tag_name_key(before.name) != _tag_name_key(after.name):
-            ops = [
-                (
-                    "create",
-                    {
-                        "PartitionKey": project_id,
-                        "RowKey": _tag_name_key(after.name),
-                        "TagId": after.id,
-                    },
-                ),
-                ("delete", {"PartitionKey": project_id, "RowKey": _tag_name_key(before.name)}),
-                *ops,
+    def edit(self, project_id: str, tag_id: str, change: Callable[[Tag], Tag]) -> Tag | None:
+        """Apply `change` to the stored tag under its ETag, re-reading and re-applying it when
+        another writer got there first. None when the tag does not exist."""
+
+        def attempt() -> Tag | None:
+            entity = get_entity(self.table, project_id, "tag|" + tag_id)
+            if entity is None:
+                return None
+            before = tag_from_entity(entity)
+            after = change(before)
+            if after == before:
+                return after
+            ops: list[Operation] = [
+                *_rename_operations(project_id, before.name, after.name, "TagId", tag_id),
+                ("update", tag_to_entity(project_id, after), if_match(str(entity["_etag"]))),
             ]
-        try:
-            submit(self.table, ops)
-        except TableTransactionError as error:
-            if is_conflict(error):
-                raise _tag_name_taken(after.name) from None
-            raise
+            try:
+                commit(self.table, ops)
+            except Stale:
+                holder = get_entity(self.table, project_id, _tag_name_key(after.name))
+                if holder is not None and holder["TagId"] != tag_id:
+                    raise _tag_name_taken(after.name) from None
+                raise
+            return after
+
+        return retrying(attempt, f"Tag {tag_id}")
 
     def delete(self, project_id: str, tag: Tag) -> None:
-        for row in ("tag|" + tag.id, _tag_name_key(tag.name)):
-            try:
-                self.table.delete_entity(project_id, row)
-            except ResourceNotFoundError:
-                pass
+        """Remove the tag row and its name row; safe to repeat and to race."""
+        delete_rows(self.table, project_id, ["tag|" + tag.id])
+        holder = get_entity(self.table, project_id, _tag_name_key(tag.name))
+        if holder is not None and holder["TagId"] == tag.id:
+            delete_rows(self.table, project_id, [_tag_name_key(tag.name)])
 
     def delete_project(self, project_id: str) -> None:
         delete_partition(self.table, project_id)
@@ -287,6 +381,15 @@ class TagTable:
 
 def _tag_name_taken(name: str) -> BadRequest:
     return BadRequest("BadRequestTagNameNotUnique", f"A tag named '{name}' already exists.")
+
+
+def delete_rows(table: TableClient, partition: str, row_keys: Iterable[str]) -> None:
+    """Delete rows that may already be gone (deletions racing each other both succeed)."""
+    for key in row_keys:
+        try:
+            table.delete_entity(partition, key)
+        except ResourceNotFoundError:
+            pass
 
 
 def create_or_fail(table: TableClient, entity: Entity) -> bool:

@@ -64,7 +64,7 @@ def test_interrupted_project_deletion_is_resumed(
     # Simulate a crash right after the project was marked for deletion.
     project = storage.projects.get(project_id)
     assert project is not None
-    storage.projects.update(project, replace(project, state=ProjectState.DELETING))
+    storage.projects.edit(project_id, lambda p: replace(p, state=ProjectState.DELETING))
     assert project_id not in {p.id for p in trainer.get_projects()}
 
     assert ProjectService(storage).resume_deletions() >= 1
