@@ -37,7 +37,7 @@ PREDICTION_PREFIXES = ("/customvision/v3.0/prediction", "/customvision/v3.1/pred
 
 def prepare_storage(services: Services) -> None:
     """Create missing tables, containers and queues; finish interrupted project deletions."""
-    services.storage.clients.ensure_resources()
+    services.storage.prepare()
     services.projects.resume_deletions()
 
 

@@ -15,6 +15,7 @@ from functions.storage.blobs import BlobStore
 from functions.storage.exports import ExportTable
 from functions.storage.image_index import ImageTable
 from functions.storage.iterations import IterationTable
+from functions.storage.migrations import rekey_names
 from functions.storage.predictions import PredictionTable
 from functions.storage.suggestions import SuggestionTable
 from functions.storage.tables import ProjectTable, TagTable
@@ -79,3 +80,8 @@ class Storage:
     @classmethod
     def from_settings(cls, settings: Settings) -> Storage:
         return cls(StorageClients.from_settings(settings))
+
+    def prepare(self) -> None:
+        """Create what is missing and rewrite rows stored by earlier versions."""
+        self.clients.ensure_resources()
+        rekey_names(self.projects.table, self.tags.table, self.iterations.table)
