@@ -155,8 +155,10 @@ def test_tag_addition_racing_image_deletion_leaves_it_whole_or_gone(
     for i in range(ROUNDS):
         image_id = upload(http, project_id, photo(100 + i), [tags["a"]])
         added, deleted = race(
-            lambda: add_tag(tagger, project_id, image_id, tags["b"]),
-            lambda: deleter.delete(f"/projects/{project_id}/images", params={"imageIds": image_id}),
+            lambda i=image_id: add_tag(tagger, project_id, i, tags["b"]),
+            lambda i=image_id: deleter.delete(
+                f"/projects/{project_id}/images", params={"imageIds": i}
+            ),
         )
         assert deleted.status_code == 204, deleted.text
         assert added.status_code in (200, 404), added.text
@@ -173,8 +175,8 @@ def test_two_deletions_of_one_tag_both_succeed(
         tag_id = http.post(f"/projects/{project_id}/tags", params={"name": f"t{i}"}).json()["id"]
         upload(http, project_id, photo(200 + i), [tag_id])
         responses = race(
-            lambda: one.delete(f"/projects/{project_id}/tags/{tag_id}"),
-            lambda: two.delete(f"/projects/{project_id}/tags/{tag_id}"),
+            lambda t=tag_id: one.delete(f"/projects/{project_id}/tags/{t}"),
+            lambda t=tag_id: two.delete(f"/projects/{project_id}/tags/{t}"),
         )
         assert sorted(r.status_code for r in responses) in ([204, 204], [204, 404])
         assert http.get(f"/projects/{project_id}/tags/{tag_id}").status_code == 404
