@@ -9,6 +9,7 @@ import pytest
 from azure.cognitiveservices.vision.customvision.training import CustomVisionTrainingClient
 
 from functions.domain import names
+from functions.services.images import NewImage
 from functions.services.ingest import IngestService
 from functions.storage.clients import Storage
 from tests.conftest import jpeg_bytes, real_photos, registered_functions
@@ -78,3 +79,53 @@ def test_polling_loop_ingests_tags_and_rejects(
     container = storage.clients.blobs.get_container_client(names.CONTAINER_INGEST)
     assert not [b.name for b in container.list_blobs(name_starts_with=project_id)]
     assert IngestService(storage).poll_once() == []
+
+
+def test_a_bad_blob_never_blocks_the_others(
+    trainer: CustomVisionTrainingClient, storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project_id = _project(trainer)
+    good = f"{project_id}/C# & what?/good.jpg"  # a name Table keys could not hold
+    long_tag = f"{project_id}/{'x' * 300}/long.jpg"  # no such tag can be created
+    failing = f"{project_id}/sea/failing.jpg"  # storing it fails unexpectedly
+    unreadable = f"{project_id}/sea/unreadable.jpg"  # it cannot even be read
+    for n, path in enumerate((good, long_tag, failing, unreadable)):
+        _drop(storage, path, jpeg_bytes((40 * n, 10, 10)))
+    service = IngestService(storage)
+    create = service.images.create
+
+    def create_or_fail(project: str, entries: list[NewImage], *args: object) -> object:
+        if entries[0].source_url == "failing.jpg":
+            raise RuntimeError("storage hiccup")
+        return create(project, entries, *args)
+
+    read = storage.blobs.get
+
+    def read_or_fail(container: str, path: str) -> bytes | None:
+        if path == unreadable:
+            raise OSError("cannot read")
+        return read(container, path)
+
+    monkeypatch.setattr(service.images, "create", create_or_fail)
+    monkeypatch.setattr(storage.blobs, "get", read_or_fail)
+    results = {r.blob_name: r.status for r in service.poll_once()}
+
+    assert results[good] == "OK"
+    assert results[long_tag] == "BadRequestTagName"
+    assert results[failing] == "ErrorUnknown"
+    assert unreadable not in results
+    counts = {t.name: t.image_count for t in trainer.get_tags(project_id)}
+    assert counts == {"C# & what?": 1, "sea": 0}  # "sea" was created for the failing blob
+    rejected = storage.clients.blobs.get_container_client(names.CONTAINER_INGEST_REJECTED)
+    assert sorted(b.name for b in rejected.list_blobs(name_starts_with=project_id)) == sorted(
+        [long_tag, failing]
+    )
+    # The unreadable blob stays where it was and is left alone for a while.
+    monkeypatch.setattr(storage.blobs, "get", read)
+    assert _blob_exists(storage, names.CONTAINER_INGEST, unreadable)
+    assert unreadable not in {r.blob_name for r in service.poll_once()}
+    assert unreadable in {r.blob_name for r in IngestService(storage).poll_once()}
+
+    # Deleting the project removes its rejected blobs too.
+    trainer.delete_project(project_id)
+    assert list(rejected.list_blobs(name_starts_with=project_id)) == []
