@@ -1,8 +1,9 @@
 """Azure Functions entry point (Python v2 model): wiring only.
 
 The HTTP function serves the FastAPI app of `functions/`; the blob trigger ingests images
-dropped into the `ingest` container (Event Grid source); the timer deletes stored predictions
-older than the retention period (CV_PREDICTION_RETENTION_DAYS, 30 by default).
+dropped into the `ingest` container (Event Grid source); the timers delete stored predictions
+older than the retention period (CV_PREDICTION_RETENTION_DAYS, 30 by default) and sweep
+orphaned blobs (bytes no row refers to, left by a process killed mid-write).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import azure.functions as func
 from functions.api.app import create_app
 from functions.domain import names
 from functions.services.ingest import IngestService
+from functions.services.orphans import OrphanSweeper
 from functions.settings import get_settings
 from functions.storage.clients import Storage
 
@@ -41,3 +43,10 @@ def ingest_blob(blob: func.InputStream) -> None:
 def purge_predictions(timer: func.TimerRequest) -> None:
     deleted = _api.state.services.stored_predictions.purge_expired()
     logging.info("retention: deleted %d stored predictions", deleted)
+
+
+@app.function_name("sweep_orphans")
+@app.timer_trigger(arg_name="timer", schedule="0 47 * * * *", run_on_startup=False)
+def sweep_orphans(timer: func.TimerRequest) -> None:
+    result = OrphanSweeper(_storage).sweep()
+    logging.info("orphan sweep: %s", result)

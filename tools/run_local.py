@@ -21,6 +21,7 @@ log = logging.getLogger("run")
 INGEST_POLL_SECONDS = 2.0
 PURGE_EVERY_SECONDS = 3600.0  # stored predictions past retention (the Functions timer's job)
 PURGE_FIRST_SECONDS = 60.0
+SWEEP_EVERY_SECONDS = 3600.0  # orphaned blobs (the Functions timer's job)
 
 
 def _ingest_loop(stop: threading.Event) -> None:
@@ -37,14 +38,14 @@ def _ingest_loop(stop: threading.Event) -> None:
             log.exception("ingest poll failed; retrying")
 
 
-def _purge_loop(purge: Callable[[], int], stop: threading.Event) -> None:
+def _every(seconds: float, job: Callable[[], object], what: str, stop: threading.Event) -> None:
     delay = PURGE_FIRST_SECONDS  # after the API's start-up has created the tables
     while not stop.wait(delay):
         try:
-            log.info("retention: deleted %d stored predictions", purge())
+            log.info("%s: %s", what, job())
         except Exception:
-            log.exception("retention purge failed; retrying later")
-        delay = PURGE_EVERY_SECONDS
+            log.exception("%s failed; retrying later", what)
+        delay = seconds
 
 
 def main() -> None:
@@ -65,8 +66,15 @@ def main() -> None:
 
         app = create_app(settings)
         poller.start()
-        purge = app.state.services.stored_predictions.purge_expired
-        threading.Thread(target=_purge_loop, args=(purge, stop), daemon=True).start()
+        from functions.services.orphans import OrphanSweeper
+
+        services = app.state.services
+        jobs = (
+            (PURGE_EVERY_SECONDS, services.stored_predictions.purge_expired, "retention purge"),
+            (SWEEP_EVERY_SECONDS, OrphanSweeper(services.storage).sweep, "orphan sweep"),
+        )
+        for seconds, job, what in jobs:
+            threading.Thread(target=_every, args=(seconds, job, what, stop), daemon=True).start()
         trainer = subprocess.Popen([sys.executable, "-m", "trainer_job", "--watch"], cwd=ROOT)
         print(
             f"\n  Open Custom Vision is running on http://localhost:{port}\n"

@@ -111,6 +111,10 @@ class TagService:
         ImageService._drop_vanished_tags for writers that read it just before."""
         tag = self.get(project_id, tag_id)
         self.storage.tags.delete(project_id, tag)
+        self.remove_from_images(project_id, tag_id)
+
+    def remove_from_images(self, project_id: str, tag_id: str) -> None:
+        """Take a deleted tag off every image that still carries it, and drop its counters."""
         images = self.storage.images
         for image in list(images.iter_view(project_id, view_tag(tag_id))):
             images.edit(project_id, image.id, lambda current: without_tags(current, {tag_id}))

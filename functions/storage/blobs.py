@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import datetime
+
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, ContentSettings
 
@@ -38,6 +41,12 @@ class BlobStore:
             self.service.get_blob_client(container, path).delete_blob()
         except ResourceNotFoundError:
             pass
+
+    def list_with_times(self, container: str, prefix: str = "") -> Iterator[tuple[str, datetime]]:
+        """Every blob under `prefix`: its name and when it was last written."""
+        client = self.service.get_container_client(container)
+        for blob in client.list_blobs(name_starts_with=prefix or None):
+            yield blob.name, blob.last_modified
 
     def delete_prefix(self, container: str, prefix: str) -> int:
         client = self.service.get_container_client(container)

@@ -185,6 +185,11 @@ class ImageTable:
             return iter(list(images)[::-1])
         return images
 
+    def ids(self, project_id: str) -> set[str]:
+        """The ids of every image of the project."""
+        rows = range_query(self.table, project_id, "img|", select=["RowKey"])
+        return {e["RowKey"].removeprefix("img|") for e in rows}
+
     def counts(self, project_id: str) -> Counts:
         images = tagged = 0
         for e in range_query(self.table, project_id, "cnt|project|"):

@@ -16,7 +16,7 @@ from azure.data.tables import TableClient
 
 from functions.domain.ids import inverted, time_prefix
 from functions.domain.predictions import Prediction, QueryOrder, TagScore
-from functions.storage.tables import Entity, delete_partition, get_entity, submit
+from functions.storage.tables import Entity, delete_partition, get_entity, range_query, submit
 
 OLDEST = "p|"
 NEWEST = "n|"
@@ -67,6 +67,11 @@ class PredictionTable:
             self.table,
             [("create", prediction_to_entity(prediction, key)) for key in _keys(prediction.id)],
         )
+
+    def ids(self, project_id: str) -> set[str]:
+        """The ids of every stored prediction of the project."""
+        rows = range_query(self.table, project_id, OLDEST, select=["RowKey"])
+        return {e["RowKey"].removeprefix(OLDEST) for e in rows}
 
     def get(self, project_id: str, prediction_id: str) -> Prediction | None:
         entity = get_entity(self.table, project_id, OLDEST + prediction_id)

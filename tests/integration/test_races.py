@@ -10,12 +10,12 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import TRAINING_KEY, TRAINING_PREFIX, jpeg_bytes
+from tests.integration.checks import all_images, assert_consistent
 
 ROUNDS = 8
 
@@ -77,53 +77,6 @@ def upload(http: httpx.Client, project_id: str, data: bytes, tag_ids: list[str])
 
 def photo(seed: int) -> bytes:
     return jpeg_bytes(((seed * 37) % 256, (seed * 91) % 256, (seed * 13 + 50) % 256))
-
-
-def all_images(http: httpx.Client, project_id: str, view: str = "") -> list[dict[str, Any]]:
-    images: list[dict[str, Any]] = []
-    while True:
-        page = http.get(
-            f"/projects/{project_id}/images{view}", params={"take": 256, "skip": len(images)}
-        )
-        assert page.status_code == 200, page.text
-        images += page.json()
-        if len(page.json()) < 256:
-            return images
-
-
-def assert_consistent(http: httpx.Client, project_id: str) -> dict[str, set[str]]:
-    """Counts equal rows, every view agrees with the images' own tags, and every listed
-    image's bytes are readable. Returns each image's tag ids."""
-    images = all_images(http, project_id)
-    tags_of = {i["id"]: {t["tagId"] for t in i.get("tags") or []} for i in images}
-    assert len(tags_of) == len(images), "an image is listed twice"
-    count = http.get(f"/projects/{project_id}/images/count").json()
-    tagged = http.get(f"/projects/{project_id}/images/tagged/count").json()
-    untagged = http.get(f"/projects/{project_id}/images/untagged/count").json()
-    assert count == len(images)
-    assert tagged == sum(1 for t in tags_of.values() if t)
-    assert untagged == count - tagged
-    assert {i["id"] for i in all_images(http, project_id, "/tagged")} == {
-        i for i, t in tags_of.items() if t
-    }
-    assert {i["id"] for i in all_images(http, project_id, "/untagged")} == {
-        i for i, t in tags_of.items() if not t
-    }
-    for tag in http.get(f"/projects/{project_id}/tags").json():
-        carrying = {i for i, t in tags_of.items() if tag["id"] in t}
-        listed = http.get(
-            f"/projects/{project_id}/images/tagged", params={"tagIds": tag["id"], "take": 256}
-        ).json()
-        assert tag["imageCount"] == len(carrying) == len(listed), tag["name"]
-        assert {i["id"] for i in listed} == carrying
-    known_tags = {t["id"] for t in http.get(f"/projects/{project_id}/tags").json()}
-    for image_id, tag_ids in tags_of.items():
-        assert tag_ids <= known_tags, f"image {image_id} carries a deleted tag"
-    with httpx.Client(timeout=30) as plain:
-        for image in images:
-            for link in ("originalImageUri", "resizedImageUri", "thumbnailUri"):
-                assert plain.get(image[link]).status_code == 200, (image["id"], link)
-    return tags_of
 
 
 def add_tag(client: httpx.Client, project_id: str, image_id: str, tag_id: str) -> httpx.Response:

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_functions_and_bindings() -> None:
     functions = registered_functions()
-    assert set(functions) == {"http_app_func", "ingest_blob", "purge_predictions"}
+    assert set(functions) == {"http_app_func", "ingest_blob", "purge_predictions", "sweep_orphans"}
 
     http = json.loads(functions["http_app_func"].get_function_json())["bindings"]
     trigger = next(b for b in http if b["type"] == "httpTrigger")
@@ -37,6 +37,8 @@ def test_functions_and_bindings() -> None:
     timer = json.loads(functions["purge_predictions"].get_function_json())["bindings"]
     assert [b["type"] for b in timer] == ["timerTrigger"]
     assert timer[0]["schedule"] == "0 17 * * * *"  # hourly
+    sweep = json.loads(functions["sweep_orphans"].get_function_json())["bindings"]
+    assert [(b["type"], b["schedule"]) for b in sweep] == [("timerTrigger", "0 47 * * * *")]
 
 
 def test_host_json_serves_routes_without_prefix() -> None:
