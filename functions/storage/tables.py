@@ -316,8 +316,20 @@ def tag_from_entity(e: Entity) -> Tag:
     )
 
 
+NEGATIVE_ROW = "negative"  # which tag is the project's one Negative tag
+
+
+def _negative_operations(project_id: str, before: Tag | None, after: Tag) -> list[Operation]:
+    """Claim the Negative row when a tag becomes Negative: a second claim fails the write."""
+    was = before is not None and before.type is TagType.NEGATIVE
+    if after.type is TagType.NEGATIVE and not was:
+        return [("create", {"PartitionKey": project_id, "RowKey": NEGATIVE_ROW, "TagId": after.id})]
+    return []
+
+
 class TagTable:
-    """Tags partitioned by project, with a row per normalised name to keep names unique."""
+    """Tags partitioned by project, with a row per normalised name to keep names unique and
+    a row naming the Negative tag, so that racing writers cannot make a second one."""
 
     def __init__(self, table: TableClient) -> None:
         self.table = table
@@ -336,10 +348,39 @@ class TagTable:
 
     def insert(self, project_id: str, tag: Tag) -> None:
         name_row = {"PartitionKey": project_id, "RowKey": _tag_name_key(tag.name), "TagId": tag.id}
-        try:
-            commit(self.table, [("create", name_row), ("create", tag_to_entity(project_id, tag))])
-        except Stale:
-            raise _tag_name_taken(tag.name) from None
+        ops: list[Operation] = [
+            ("create", name_row),
+            ("create", tag_to_entity(project_id, tag)),
+            *_negative_operations(project_id, None, tag),
+        ]
+
+        def attempt() -> None:
+            try:
+                commit(self.table, ops)
+            except Stale:
+                if tag.type is TagType.NEGATIVE:
+                    self._check_negative_free(project_id, tag.id)
+                holder = get_entity(self.table, project_id, _tag_name_key(tag.name))
+                if holder is not None:
+                    raise _tag_name_taken(tag.name) from None
+                raise
+
+        retrying(attempt, "The project's tags")
+
+    def _check_negative_free(self, project_id: str, tag_id: str) -> None:
+        """Refuse a second Negative tag; a claim left by a tag that no longer exists (a crash
+        between two deletions) is dropped, and the caller tries again."""
+        holder = get_entity(self.table, project_id, NEGATIVE_ROW)
+        if holder is None or holder["TagId"] == tag_id:
+            return
+        if self.get(project_id, str(holder["TagId"])) is not None:
+            raise _second_negative()
+        delete_rows(self.table, project_id, [NEGATIVE_ROW])
+
+    def _release_negative(self, project_id: str, tag_id: str) -> None:
+        holder = get_entity(self.table, project_id, NEGATIVE_ROW)
+        if holder is not None and holder["TagId"] == tag_id:
+            delete_rows(self.table, project_id, [NEGATIVE_ROW])
 
     def edit(self, project_id: str, tag_id: str, change: Callable[[Tag], Tag]) -> Tag | None:
         """Apply `change` to the stored tag under its ETag, re-reading and re-applying it when
@@ -355,6 +396,7 @@ class TagTable:
                 return after
             ops: list[Operation] = [
                 *_rename_operations(project_id, before.name, after.name, "TagId", tag_id),
+                *_negative_operations(project_id, before, after),
                 ("update", tag_to_entity(project_id, after), if_match(str(entity["_etag"]))),
             ]
             try:
@@ -363,7 +405,11 @@ class TagTable:
                 holder = get_entity(self.table, project_id, _tag_name_key(after.name))
                 if holder is not None and holder["TagId"] != tag_id:
                     raise _tag_name_taken(after.name) from None
+                if _negative_operations(project_id, before, after):
+                    self._check_negative_free(project_id, tag_id)
                 raise
+            if before.type is TagType.NEGATIVE and after.type is not TagType.NEGATIVE:
+                self._release_negative(project_id, tag_id)
             return after
 
         return retrying(attempt, f"Tag {tag_id}")
@@ -374,9 +420,14 @@ class TagTable:
         holder = get_entity(self.table, project_id, _tag_name_key(tag.name))
         if holder is not None and holder["TagId"] == tag.id:
             delete_rows(self.table, project_id, [_tag_name_key(tag.name)])
+        self._release_negative(project_id, tag.id)
 
     def delete_project(self, project_id: str) -> None:
         delete_partition(self.table, project_id)
+
+
+def _second_negative() -> BadRequest:
+    return BadRequest("BadRequestMultipleNegativeTag", "A project has one Negative tag at most.")
 
 
 def _tag_name_taken(name: str) -> BadRequest:

@@ -215,3 +215,54 @@ def test_overlapping_uploaders_and_taggers_keep_counts_exact(
     tags_of = assert_consistent(http, project_id)
     assert len(tags_of) == 10  # every photo stored once
     assert seen == set(tags_of)
+
+
+def test_two_negative_tags_created_at_once_make_one(
+    http: httpx.Client, clients: Callable[[], httpx.Client]
+) -> None:
+    one, two = clients(), clients()
+    for _ in range(ROUNDS):
+        project_id, _ = new_project(http, [])
+        responses = race(
+            lambda p=project_id: one.post(
+                f"/projects/{p}/tags", params={"name": "none", "type": "Negative"}
+            ),
+            lambda p=project_id: two.post(
+                f"/projects/{p}/tags", params={"name": "nothing", "type": "Negative"}
+            ),
+        )
+        assert sorted(r.status_code for r in responses) == [200, 400]
+        refused = next(r for r in responses if r.status_code == 400)
+        assert refused.json()["code"] == "BadRequestMultipleNegativeTag"
+        tags = http.get(f"/projects/{project_id}/tags").json()
+        assert [t["type"] for t in tags] == ["Negative"]
+        # Deleting it frees the claim.
+        assert http.delete(f"/projects/{project_id}/tags/{tags[0]['id']}").status_code == 204
+        again = http.post(f"/projects/{project_id}/tags", params={"name": "x", "type": "Negative"})
+        assert again.status_code == 200, again.text
+
+
+def test_project_and_tag_edits_at_once_both_stay(
+    http: httpx.Client, clients: Callable[[], httpx.Client]
+) -> None:
+    project_id, tags = new_project(http, ["a"])
+    one, two = clients(), clients()
+    for i in range(ROUNDS):
+        race(
+            lambda n=i: one.patch(
+                f"/projects/{project_id}", json={"name": f"renamed-{project_id}-{n}"}
+            ),
+            lambda n=i: two.patch(f"/projects/{project_id}", json={"description": f"d{n}"}),
+        )
+        project = http.get(f"/projects/{project_id}").json()
+        assert (project["name"], project["description"]) == (f"renamed-{project_id}-{i}", f"d{i}")
+        race(
+            lambda n=i: one.patch(
+                f"/projects/{project_id}/tags/{tags['a']}", json={"name": f"a{n}"}
+            ),
+            lambda n=i: two.patch(
+                f"/projects/{project_id}/tags/{tags['a']}", json={"description": f"t{n}"}
+            ),
+        )
+        tag = http.get(f"/projects/{project_id}/tags/{tags['a']}").json()
+        assert (tag["name"], tag["description"]) == (f"a{i}", f"t{i}")
