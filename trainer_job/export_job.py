@@ -93,7 +93,7 @@ def run_export_job(storage: Storage, job: TrainingJob, attempt: int = 1) -> Expo
         error=None,
         size_bytes=len(package),
     )
-    storage.exports.save(done)
+    storage.exports.finish(done)
     log.info("exported %s: %d bytes", record.file_name, len(package))
     return done
 
@@ -106,4 +106,4 @@ def record_export_failure(storage: Storage, job: TrainingJob, reason: str, final
     failed = replace(
         record, status=ExportStatus.FAILED, error=reason[:4000], last_modified=utcnow()
     )
-    storage.exports.save(failed)
+    storage.exports.finish(failed)

@@ -54,7 +54,7 @@ class ExportService:
                 failed = replace(
                     record, status=ExportStatus.FAILED, error="The export could not be queued."
                 )
-                self.storage.exports.save(failed)
+                self.storage.exports.finish(failed)
                 raise
         return stored
 

@@ -13,7 +13,15 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError
 from azure.data.tables import TableClient
 
 from functions.domain.exports import ExportRecord, ExportStatus
-from functions.storage.tables import Entity, get_entity, if_match, range_query, submit
+from functions.storage.tables import (
+    Entity,
+    commit,
+    get_entity,
+    if_match,
+    range_query,
+    retrying,
+    submit,
+)
 
 
 def _key(iteration_id: str, platform: str, flavor: str) -> str:
@@ -88,8 +96,19 @@ class ExportTable:
                 if error.status_code != 412:
                     raise
 
-    def save(self, record: ExportRecord) -> None:
-        self.table.upsert_entity(export_to_entity(record))
+    def finish(self, record: ExportRecord) -> bool:
+        """Store the outcome (Done or Failed) of a running export, conditional on the row read;
+        False when that export is no longer running (finished already, or its iteration gone)."""
+        key = _key(record.iteration_id, record.platform, record.flavor)
+
+        def attempt() -> bool:
+            entity = get_entity(self.table, record.project_id, key)
+            if entity is None or export_from_entity(entity).status is not ExportStatus.EXPORTING:
+                return False
+            commit(self.table, [("update", export_to_entity(record), if_match(entity["_etag"]))])
+            return True
+
+        return retrying(attempt, f"Export {key}")
 
     def delete_iteration(self, project_id: str, iteration_id: str) -> None:
         rows = range_query(self.table, project_id, f"exp|{iteration_id}|", select=["RowKey"])
