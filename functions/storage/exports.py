@@ -15,11 +15,11 @@ from azure.data.tables import TableClient
 from functions.domain.exports import ExportRecord, ExportStatus
 from functions.storage.tables import (
     Entity,
-    commit,
+    Operation,
+    edit_row,
     get_entity,
     if_match,
     range_query,
-    retrying,
     submit,
 )
 
@@ -101,14 +101,16 @@ class ExportTable:
         False when that export is no longer running (finished already, or its iteration gone)."""
         key = _key(record.iteration_id, record.platform, record.flavor)
 
-        def attempt() -> bool:
-            entity = get_entity(self.table, record.project_id, key)
-            if entity is None or export_from_entity(entity).status is not ExportStatus.EXPORTING:
-                return False
-            commit(self.table, [("update", export_to_entity(record), if_match(entity["_etag"]))])
-            return True
+        def finish(current: ExportRecord) -> ExportRecord:
+            return record if current.status is ExportStatus.EXPORTING else current
 
-        return retrying(attempt, f"Export {key}")
+        def operations(_: ExportRecord, after: ExportRecord, etag: str) -> list[Operation]:
+            return [("update", export_to_entity(after), if_match(etag))]
+
+        edited = edit_row(
+            self.table, record.project_id, key, export_from_entity, finish, operations
+        )
+        return edited is not None and edited[1] == record
 
     def delete_iteration(self, project_id: str, iteration_id: str) -> None:
         rows = range_query(self.table, project_id, f"exp|{iteration_id}|", select=["RowKey"])

@@ -37,6 +37,7 @@ from functions.storage.tables import (
     delete_if_match,
     delete_partition,
     delete_rows,
+    edit_row,
     get_entity,
     if_match,
     range_query,
@@ -214,18 +215,12 @@ class ImageTable:
         image first, read it again and re-apply `change`. None when the image does not exist.
         `change` may raise to refuse the edit; it must not have side effects."""
 
-        def attempt() -> Edit | None:
-            entity = get_entity(self.table, project_id, f"img|{image_id}")
-            if entity is None:
-                return None
-            before = image_from_entity(entity)
-            after = change(before)
-            if after != before:
-                etag = str(entity["_etag"])
-                commit(self.table, self._operations(project_id, [(before, after, etag)]))
-            return Edit(before, after)
+        def operations(before: Image, after: Image | None, etag: str) -> list[Operation]:
+            return self._operations(project_id, [(before, after, etag)])
 
-        return retrying(attempt, f"Image {image_id}")
+        key = f"img|{image_id}"
+        edited = edit_row(self.table, project_id, key, image_from_entity, change, operations)
+        return Edit(*edited) if edited else None
 
     def create_many(self, project_id: str, images: list[Image]) -> CreateManyResult:
         """Create new images in as few transactions as fit; duplicates are not stored."""

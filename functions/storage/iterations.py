@@ -18,10 +18,12 @@ from azure.data.tables import TableClient
 from functions.domain.models import ClassificationType, Iteration, IterationStatus, TrainingType
 from functions.storage.tables import (
     Entity,
+    Operation,
     Stale,
     commit,
     delete_if_match,
     delete_partition,
+    edit_row,
     get_entity,
     if_match,
     range_query,
@@ -108,22 +110,15 @@ class IterationTable:
     def edit(
         self, project_id: str, iteration_id: str, change: Callable[[Iteration], Iteration]
     ) -> Iteration | None:
-        """Apply `change` to the stored iteration under its ETag, re-reading and re-applying
-        it when another writer (the trainer's progress, a rename) got there first. None when
-        the iteration does not exist."""
+        """Apply `change` to the stored iteration (see `edit_row`: the trainer's progress and a
+        user's rename never overwrite each other); None when it does not exist."""
 
-        def attempt() -> Iteration | None:
-            entity = get_entity(self.table, project_id, "it|" + iteration_id)
-            if entity is None:
-                return None
-            before = iteration_from_entity(entity)
-            after = change(before)
-            if after != before:
-                row = iteration_to_entity(project_id, after)
-                commit(self.table, [("update", row, if_match(str(entity["_etag"])))])
-            return after
+        def operations(_: Iteration, after: Iteration, etag: str) -> list[Operation]:
+            return [("update", iteration_to_entity(project_id, after), if_match(etag))]
 
-        return retrying(attempt, f"Iteration {iteration_id}")
+        key = "it|" + iteration_id
+        edited = edit_row(self.table, project_id, key, iteration_from_entity, change, operations)
+        return edited[1] if edited else None
 
     def delete(self, project_id: str, iteration_id: str) -> None:
         try:

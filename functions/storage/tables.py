@@ -31,6 +31,7 @@ from functions.domain.models import (
 Entity = dict[str, Any]
 Operation = tuple[str, Entity] | tuple[str, Entity, dict[str, Any]]
 T = TypeVar("T")
+A = TypeVar("A")  # what an edit makes of a T: a T, or None for a deletion
 MAX_TRANSACTION_OPS = 100
 MAX_RETRIES = 40
 
@@ -109,6 +110,37 @@ def retrying(attempt: Callable[[], T], what: str) -> T:
         except Stale:
             time.sleep(random.uniform(0, min(0.05, 0.002 * 2**tries)))
     raise ConcurrentChange(what)
+
+
+def edit_row(
+    table: TableClient,
+    partition: str,
+    row_key: str,
+    decode: Callable[[Entity], T],
+    change: Callable[[T], A],
+    operations: Callable[[T, A, str], list[Operation]],
+    explain: Callable[[T, A], None] = lambda before, after: None,
+) -> tuple[T, A] | None:
+    """The one read-modify-write of a stored row: read it, apply `change` (which may raise to
+    refuse), write `operations(before, after, etag)` conditional on the ETag read, and on a
+    conflict read again and re-apply. `explain` runs after a failed write to raise the final
+    error when the conflict is not a race (a name taken). None when the row does not exist."""
+
+    def attempt() -> tuple[T, A] | None:
+        entity = get_entity(table, partition, row_key)
+        if entity is None:
+            return None
+        before = decode(entity)
+        after = change(before)
+        if after != before:
+            try:
+                commit(table, operations(before, after, str(entity["_etag"])))
+            except Stale:
+                explain(before, after)
+                raise
+        return before, after
+
+    return retrying(attempt, f"Row {row_key}")
 
 
 def name_key(prefix: str, name: str) -> str:
@@ -248,32 +280,25 @@ class ProjectTable:
             raise _name_taken(project.name) from None
 
     def edit(self, project_id: str, change: Callable[[Project], Project]) -> Project | None:
-        """Apply `change` to the stored project under its ETag, re-reading and re-applying it
-        when another writer got there first. None when the project does not exist."""
+        """Apply `change` to the stored project (see `edit_row`); None when it does not exist."""
 
-        def attempt() -> Project | None:
-            entity = get_entity(self.table, PROJECTS_PARTITION, project_id)
-            if entity is None:
-                return None
-            before = project_from_entity(entity)
-            after = change(before)
-            if after == before:
-                return after
-            ops: list[Operation] = [
+        def operations(before: Project, after: Project, etag: str) -> list[Operation]:
+            return [
                 *_rename_operations(
                     PROJECTS_PARTITION, before.name, after.name, "ProjectId", project_id
                 ),
-                ("update", project_to_entity(after), if_match(str(entity["_etag"]))),
+                ("update", project_to_entity(after), if_match(etag)),
             ]
-            try:
-                commit(self.table, ops)
-            except Stale:
-                if self._name_holder(after.name) not in (None, project_id):
-                    raise _name_taken(after.name) from None
-                raise
-            return after
 
-        return retrying(attempt, f"Project {project_id}")
+        def explain(_: Project, after: Project) -> None:
+            if self._name_holder(after.name) not in (None, project_id):
+                raise _name_taken(after.name)
+
+        edited = edit_row(
+            self.table, PROJECTS_PARTITION, project_id, project_from_entity, change, operations,
+            explain,
+        )  # fmt: skip
+        return edited[1] if edited else None
 
     def _name_holder(self, name: str) -> str | None:
         row = get_entity(self.table, PROJECTS_PARTITION, _project_name_key(name))
@@ -383,36 +408,30 @@ class TagTable:
             delete_rows(self.table, project_id, [NEGATIVE_ROW])
 
     def edit(self, project_id: str, tag_id: str, change: Callable[[Tag], Tag]) -> Tag | None:
-        """Apply `change` to the stored tag under its ETag, re-reading and re-applying it when
-        another writer got there first. None when the tag does not exist."""
+        """Apply `change` to the stored tag (see `edit_row`); None when it does not exist."""
 
-        def attempt() -> Tag | None:
-            entity = get_entity(self.table, project_id, "tag|" + tag_id)
-            if entity is None:
-                return None
-            before = tag_from_entity(entity)
-            after = change(before)
-            if after == before:
-                return after
-            ops: list[Operation] = [
+        def operations(before: Tag, after: Tag, etag: str) -> list[Operation]:
+            return [
                 *_rename_operations(project_id, before.name, after.name, "TagId", tag_id),
                 *_negative_operations(project_id, before, after),
-                ("update", tag_to_entity(project_id, after), if_match(str(entity["_etag"]))),
+                ("update", tag_to_entity(project_id, after), if_match(etag)),
             ]
-            try:
-                commit(self.table, ops)
-            except Stale:
-                holder = get_entity(self.table, project_id, _tag_name_key(after.name))
-                if holder is not None and holder["TagId"] != tag_id:
-                    raise _tag_name_taken(after.name) from None
-                if _negative_operations(project_id, before, after):
-                    self._check_negative_free(project_id, tag_id)
-                raise
-            if before.type is TagType.NEGATIVE and after.type is not TagType.NEGATIVE:
-                self._release_negative(project_id, tag_id)
-            return after
 
-        return retrying(attempt, f"Tag {tag_id}")
+        def explain(before: Tag, after: Tag) -> None:
+            holder = get_entity(self.table, project_id, _tag_name_key(after.name))
+            if holder is not None and holder["TagId"] != tag_id:
+                raise _tag_name_taken(after.name)
+            if _negative_operations(project_id, before, after):
+                self._check_negative_free(project_id, tag_id)
+
+        key = "tag|" + tag_id
+        edited = edit_row(self.table, project_id, key, tag_from_entity, change, operations, explain)
+        if edited is None:
+            return None
+        before, after = edited
+        if before.type is TagType.NEGATIVE and after.type is not TagType.NEGATIVE:
+            self._release_negative(project_id, tag_id)
+        return after
 
     def delete(self, project_id: str, tag: Tag) -> None:
         """Remove the tag row and its name row; safe to repeat and to race."""
