@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from functions.api.deps import Services
-from functions.api.errors import install_error_handlers
+from functions.api.errors import CatchAll, install_error_handlers
 from functions.api.middleware import CaseInsensitivePaths, KeyGate
 from functions.api.routes import (
     blobs,
@@ -95,4 +95,5 @@ def create_app(settings: Settings | None = None, storage: Storage | None = None)
         key=settings.prediction_key,
     )
     app.add_middleware(CaseInsensitivePaths, literals=literals)
+    app.add_middleware(CatchAll)  # outermost of ours: it answers what everything else raised
     return app

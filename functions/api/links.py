@@ -39,6 +39,8 @@ class LinkSigner:
         return f"{base_url.rstrip('/')}{path}?{query}"
 
     def verify(self, path: str, expires: int, signature: str) -> None:
-        good = hmac.compare_digest(self._signature(path, expires), signature)
+        good = signature.isascii() and hmac.compare_digest(
+            self._signature(path, expires), signature
+        )
         if not good or expires < time.time():
             raise NotFound("NotFound", "This image link is invalid or has expired.")

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from functions.domain.errors import BadRequest
-from functions.domain.limits import DEFAULT_TAKE, MAX_TAKE
+from functions.domain.limits import DEFAULT_TAKE, MAX_IMAGES_PER_PROJECT, MAX_TAKE
 from functions.domain.metadata_filter import parse_metadata_filter
 from functions.domain.models import Image, OrderBy, TaggingStatus
 from functions.storage.clients import Storage
@@ -44,8 +44,10 @@ def _dedupe(images: Iterable[Image]) -> Iterator[Image]:
 def validate_paging(take: int, skip: int) -> None:
     if not 0 <= take <= MAX_TAKE:
         raise BadRequest("BadRequestInvalid", f"take must be between 0 and {MAX_TAKE}.")
-    if skip < 0:
-        raise BadRequest("BadRequestInvalid", "skip must be 0 or more.")
+    if not 0 <= skip <= MAX_IMAGES_PER_PROJECT:
+        raise BadRequest(
+            "BadRequestInvalid", f"skip must be between 0 and {MAX_IMAGES_PER_PROJECT}."
+        )
 
 
 class ImageQueries:

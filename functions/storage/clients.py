@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from azure.core.exceptions import ResourceExistsError
 from azure.data.tables import TableServiceClient
@@ -20,6 +21,14 @@ from functions.storage.predictions import PredictionTable
 from functions.storage.suggestions import SuggestionTable
 from functions.storage.tables import ProjectTable, TagTable
 
+# When storage cannot be reached, fail within seconds (the API answers 503 with Retry-After)
+# rather than after the SDKs' default of 10 retries with exponential back-off.
+CLIENT_OPTIONS: dict[str, Any] = {
+    "retry_total": 2,
+    "retry_backoff_factor": 0.4,
+    "connection_timeout": 5,
+}
+
 
 @dataclass(frozen=True)
 class StorageClients:
@@ -32,18 +41,25 @@ class StorageClients:
         if settings.storage_connection_string:
             conn = settings.storage_connection_string
             return cls(
-                TableServiceClient.from_connection_string(conn),
-                BlobServiceClient.from_connection_string(conn),
-                QueueServiceClient.from_connection_string(conn),
+                TableServiceClient.from_connection_string(conn, **CLIENT_OPTIONS),
+                BlobServiceClient.from_connection_string(conn, **CLIENT_OPTIONS),
+                QueueServiceClient.from_connection_string(conn, **CLIENT_OPTIONS),
             )
         from azure.identity import DefaultAzureCredential
 
         account = settings.storage_account_name
         credential = DefaultAzureCredential()
+        endpoint = "https://{}.{}.core.windows.net"
         return cls(
-            TableServiceClient(f"https://{account}.table.core.windows.net", credential=credential),
-            BlobServiceClient(f"https://{account}.blob.core.windows.net", credential=credential),
-            QueueServiceClient(f"https://{account}.queue.core.windows.net", credential=credential),
+            TableServiceClient(
+                endpoint.format(account, "table"), credential=credential, **CLIENT_OPTIONS
+            ),
+            BlobServiceClient(
+                endpoint.format(account, "blob"), credential=credential, **CLIENT_OPTIONS
+            ),
+            QueueServiceClient(
+                endpoint.format(account, "queue"), credential=credential, **CLIENT_OPTIONS
+            ),
         )
 
     def ensure_resources(self) -> None:
