@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from functions.api.deps import Services
 from functions.api.errors import CatchAll, install_error_handlers
-from functions.api.middleware import CaseInsensitivePaths, KeyGate
+from functions.api.middleware import BodyLimit, CaseInsensitivePaths, KeyGate
 from functions.api.routes import (
     blobs,
     domains,
@@ -26,6 +26,11 @@ from functions.api.routes import (
     suggestions,
     tags,
 )
+from functions.domain.limits import (
+    MAX_IMAGES_PER_BATCH,
+    MAX_PREDICTION_IMAGE_BYTES,
+    MAX_TRAINING_IMAGE_BYTES,
+)
 from functions.settings import Settings, get_settings
 from functions.storage.clients import Storage
 
@@ -33,6 +38,18 @@ log = logging.getLogger(__name__)
 
 TRAINING_PREFIXES = ("/customvision/v3.3/training", "/customvision/v3.4-preview/training")
 PREDICTION_PREFIXES = ("/customvision/v3.0/prediction", "/customvision/v3.1/prediction")
+
+# The largest body each operation can legally need (Custom Vision's limits) plus room for the
+# multipart or JSON framing; anything larger is refused before it is read.
+_FRAMING = 1024 * 1024
+_BATCH = MAX_IMAGES_PER_BATCH * MAX_TRAINING_IMAGE_BYTES
+BODY_LIMITS = (
+    (r"/training/projects/[^/]+/images$", _BATCH + _FRAMING),  # multipart or raw bytes
+    (r"/training/projects/[^/]+/images/files$", _BATCH * 4 // 3 + _FRAMING),  # base64 JSON
+    (r"/training/projects/[^/]+/quicktest/image$", MAX_PREDICTION_IMAGE_BYTES + _FRAMING),
+    (r"/prediction/.+/image(/nostore)?$", MAX_PREDICTION_IMAGE_BYTES + _FRAMING),
+)
+DEFAULT_BODY_LIMIT = _FRAMING  # every other body is a small JSON document
 
 
 def prepare_storage(services: Services) -> None:
@@ -84,7 +101,9 @@ def create_app(settings: Settings | None = None, storage: Storage | None = None)
     prefixes = (*TRAINING_PREFIXES, *PREDICTION_PREFIXES)
     paths = [*prefixes, *(r.path for m in modules for r in m.router.routes)]
     literals = {s.lower() for p in paths for s in p.split("/") if s and not s.startswith("{")}
-    # Added last runs first: paths are normalised, then the key is checked.
+    # Added last runs first: errors are caught, paths normalised, the key checked, and only
+    # then is a body read, within its limit.
+    app.add_middleware(BodyLimit, limits=BODY_LIMITS, default=DEFAULT_BODY_LIMIT)
     app.add_middleware(
         KeyGate, prefixes=TRAINING_PREFIXES, header="Training-Key", key=settings.training_key
     )

@@ -8,6 +8,8 @@ import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from functions.domain.errors import BadRequest
+
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
@@ -59,3 +61,71 @@ async def _deny(send: Any) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": 401, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+class BodyLimit:
+    """Refuse a request body larger than its route can legally need, before it is buffered:
+    by Content-Length when the client sends one, else while it streams in. The answer is
+    Custom Vision's for an image too large: 400 BadRequestImageSizeBytes."""
+
+    def __init__(self, app: ASGIApp, limits: tuple[tuple[str, int], ...], default: int) -> None:
+        self.app = app
+        self.limits = tuple((re.compile(pattern), size) for pattern, size in limits)
+        self.default = default
+
+    def limit(self, path: str) -> int:
+        return next((size for rule, size in self.limits if rule.search(path)), self.default)
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit(scope["path"])
+        declared = next((v for k, v in scope["headers"] if k.lower() == b"content-length"), None)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _too_large(send, limit)
+            return
+        received = 0
+        overflowed = responded = False
+
+        async def counted() -> Any:
+            nonlocal received, overflowed
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > limit:
+                overflowed = True
+                raise BadRequest("BadRequestImageSizeBytes", _too_large_message(limit))
+            return message
+
+        async def guarded(message: MutableMapping[str, Any]) -> None:
+            # Once the body overflowed, whatever the app answers (FastAPI turns errors while
+            # parsing into its own 400) becomes the 413.
+            nonlocal responded
+            if not overflowed:
+                await send(message)
+            elif message["type"] == "http.response.start" and not responded:
+                await _too_large(send, limit)
+            responded = responded or message["type"] == "http.response.start"
+
+        try:
+            await self.app(scope, counted, guarded)
+        except BadRequest:
+            if not overflowed:
+                raise
+            if not responded:
+                await _too_large(send, limit)
+
+
+def _too_large_message(limit: int) -> str:
+    return f"The request body is over {limit} bytes, the most this operation accepts."
+
+
+async def _too_large(send: Any, limit: int) -> None:
+    body = json.dumps({"code": "BadRequestImageSizeBytes", "message": _too_large_message(limit)})
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),  # the rest of the body is not read
+    ]
+    await send({"type": "http.response.start", "status": 400, "headers": headers})
+    await send({"type": "http.response.body", "body": body.encode()})
