@@ -32,14 +32,15 @@ from functions.domain.models import (
     TagType,
 )
 from functions.imaging import ImageRejected, ProcessedImage, process_image
-from functions.services.url_fetch import UrlFetchError, UrlPolicy, fetch_url
+from functions.services.url_fetch import UrlFetchError, UrlPolicy, fetch_all
 from functions.storage.clients import Storage
 from functions.storage.image_index import view_all
 from functions.storage.tables import utcnow
 
 log = logging.getLogger(__name__)
 
-# Decoding and resizing release the GIL, and blob uploads wait on the network.
+# Decoding and resizing release the GIL, and blob uploads wait on the network. (URL downloads
+# have threads of their own: see url_fetch.fetch_all.)
 _WORKERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="image-upload")
 
 
@@ -124,13 +125,6 @@ def _check_tag_kinds(image: Image, wanted: list[str], tags: dict[str, Tag]) -> N
         )
 
 
-def _download(url: str, tag_ids: list[str], policy: UrlPolicy) -> NewImage:
-    try:
-        return NewImage(fetch_url(url, policy), tag_ids, source_url=url)
-    except UrlFetchError as error:
-        return NewImage(None, tag_ids, source_url=url, source_error=str(error))
-
-
 class ImageService:
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
@@ -162,11 +156,16 @@ class ImageService:
         outcomes: list[ImageCreateOutcome | None] = [item.outcome for item in prepared]
         new: dict[str, tuple[int, Image]] = {}
         now = utcnow()
+        first_of: dict[str, str] = {}  # sha256 -> the id of this batch's first entry with it
+        repeats: dict[int, str] = {}  # entry index -> image id of the same bytes earlier on
         for index, item in enumerate(prepared):
             if item.outcome is not None:
                 continue
             if item.image_id is None:  # bytes the project already held before this batch
                 outcomes[index] = self._duplicate(project_id, item, item.existing_id)
+            elif item.processed is not None and item.processed.sha256 in first_of:
+                self._discard(project_id, item)
+                repeats[index] = first_of[item.processed.sha256]
             elif len(new) >= room:
                 self._discard(project_id, item)
                 outcomes[index] = _outcome(
@@ -177,6 +176,8 @@ class ImageService:
             else:
                 created = now + timedelta(microseconds=index)
                 new[item.image_id] = (index, _new_image(item, metadata, created))
+                if item.processed is not None:
+                    first_of[item.processed.sha256] = item.image_id
         result = self.storage.images.create_many(project_id, [image for _, image in new.values()])
         for image_id, (index, image) in new.items():
             item = prepared[index]
@@ -192,6 +193,12 @@ class ImageService:
                 outcomes[index] = ImageCreateOutcome(
                     ImageCreateStatus.OK, source_url=item.entry.source_url, image=image
                 )
+        for index, first_id in repeats.items():
+            if first_id in result.failed:
+                outcomes[index] = outcomes[new[first_id][0]]
+            else:
+                existing = result.duplicates.get(first_id, first_id)
+                outcomes[index] = self._duplicate(project_id, prepared[index], existing)
         stored = [(i, t) for i, (_, image) in new.items() if i not in result.failed
                   for t in image.tag_ids if i not in result.duplicates]  # fmt: skip
         self._drop_vanished_tags(project_id, stored)
@@ -207,7 +214,13 @@ class ImageService:
         if len(sources) > MAX_IMAGES_PER_BATCH or not sources:
             return self.create(project_id, [NewImage(None) for _ in sources], metadata)
         policy = replace(policy, max_bytes=MAX_TRAINING_IMAGE_BYTES)
-        entries = list(_WORKERS.map(lambda s: _download(s[0], s[1], policy), sources))
+        fetched = fetch_all([url for url, _ in sources], policy)
+        entries = [
+            NewImage(None, tag_ids, source_url=url, source_error=str(result))
+            if isinstance(result, UrlFetchError)
+            else NewImage(result, tag_ids, source_url=url)
+            for (url, tag_ids), result in zip(sources, fetched, strict=True)
+        ]
         return self.create(project_id, entries, metadata)
 
     def _prepare(

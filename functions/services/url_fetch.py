@@ -6,6 +6,7 @@ import ipaddress
 import socket
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import httpx
@@ -17,6 +18,9 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _NAT64_PREFIX = ipaddress.IPv6Network("64:ff9b::/96")
 _USER_AGENT = "customvision-url-fetch/1.0"
+# Downloads wait on other servers, which may be slow on purpose: they get threads of their own,
+# so a batch of slow URLs never holds the threads that decode uploaded files.
+_DOWNLOADS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="url-fetch")
 
 
 class UrlFetchError(Exception):
@@ -280,3 +284,16 @@ def _too_large_error(max_bytes: int) -> UrlFetchError:
 
 def _timeout_error(policy: UrlPolicy) -> UrlFetchError:
     return UrlFetchError(f"Timed out fetching URL (limit {policy.timeout_seconds:g} seconds)")
+
+
+def fetch_all(urls: list[str], policy: UrlPolicy) -> list[bytes | UrlFetchError]:
+    """Download every URL (in parallel, on the download threads); each gives its bytes or the
+    reason it could not be fetched."""
+
+    def fetch(url: str) -> bytes | UrlFetchError:
+        try:
+            return fetch_url(url, policy)
+        except UrlFetchError as error:
+            return error
+
+    return list(_DOWNLOADS.map(fetch, urls))

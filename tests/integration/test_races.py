@@ -266,3 +266,17 @@ def test_project_and_tag_edits_at_once_both_stay(
         )
         tag = http.get(f"/projects/{project_id}/tags/{tags['a']}").json()
         assert (tag["name"], tag["description"]) == (f"a{i}", f"t{i}")
+
+
+def test_one_batch_holding_the_same_photo_twice_stores_it_once(http: httpx.Client) -> None:
+    project_id, tags = new_project(http, ["a"])
+    same = photo(900)
+    files = [("f", (f"{i}.jpg", same if i % 2 else photo(901 + i), "image/jpeg")) for i in range(6)]
+    response = http.post(
+        f"/projects/{project_id}/images", params={"tagIds": tags["a"]}, files=files
+    )
+    assert response.status_code == 207, response.text
+    entries = response.json()["images"]
+    assert [e["status"] for e in entries] == ["OK", "OK", "OK", "OKDuplicate", "OK", "OKDuplicate"]
+    assert entries[3]["image"]["id"] == entries[5]["image"]["id"] == entries[1]["image"]["id"]
+    assert len(assert_consistent(http, project_id)) == 4
