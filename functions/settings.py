@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Annotated
 
@@ -17,6 +18,11 @@ AZURITE_CONNECTION_STRING = (
 )
 
 
+DEFAULT_TRAINING_KEY = "local-training-key"
+DEFAULT_PREDICTION_KEY = "local-prediction-key"
+_LOOPBACK = re.compile(r"(Endpoint|EndpointSuffix)=https?://(127\.0\.0\.1|localhost)[:/]", re.I)
+
+
 class Settings(BaseSettings):
     """Configuration. Environment variables are the field names prefixed with CV_."""
 
@@ -27,8 +33,16 @@ class Settings(BaseSettings):
     storage_connection_string: str | None = None
     storage_account_name: str | None = None
 
-    training_key: str = Field(default="local-training-key", min_length=8)
-    prediction_key: str = Field(default="local-prediction-key", min_length=8)
+    training_key: str = Field(default=DEFAULT_TRAINING_KEY, min_length=8)
+    prediction_key: str = Field(default=DEFAULT_PREDICTION_KEY, min_length=8)
+
+    # `make run` listens here: loopback only, unless you choose to expose it (0.0.0.0).
+    host: str = "127.0.0.1"
+    # The scheme and host of signed links (originalImageUri, downloadUri...), e.g.
+    # https://vision.example.com. Unset: the function app's own host name in Azure
+    # (WEBSITE_HOSTNAME), else the address the server was reached at. Never the Host header.
+    public_base_url: str | None = None
+    website_hostname: str | None = Field(default=None, validation_alias="WEBSITE_HOSTNAME")
 
     # Hosts or CIDRs that image URLs may resolve to even though they are private
     # (e.g. "127.0.0.0/8" in tests). Empty: only public addresses.
@@ -77,6 +91,25 @@ class Settings(BaseSettings):
         if not self.storage_connection_string and not self.storage_account_name:
             self.storage_connection_string = AZURITE_CONNECTION_STRING
         return self
+
+    def check_keys(self) -> None:
+        """Refuse to serve with the well-known default keys anywhere but on local storage."""
+        defaults = {self.training_key, self.prediction_key} & {
+            DEFAULT_TRAINING_KEY,
+            DEFAULT_PREDICTION_KEY,
+        }
+        if defaults and not self.local:
+            raise ValueError(
+                "CV_TRAINING_KEY and CV_PREDICTION_KEY must be set to your own secrets: the "
+                "default keys are accepted only with local storage (Azurite)."
+            )
+
+    @property
+    def local(self) -> bool:
+        """Storage is an emulator on this machine (Azurite): the default keys are allowed."""
+        return bool(
+            self.storage_connection_string and _LOOPBACK.search(self.storage_connection_string)
+        )
 
 
 @lru_cache(maxsize=1)

@@ -88,7 +88,7 @@ def main() -> None:
             "  Ctrl-C stops everything.\n",
             flush=True,
         )
-        uvicorn.run(app, host="0.0.0.0", port=port, log_level="info")
+        uvicorn.run(app, host=settings.host, port=port, log_level="info")
     finally:
         stop.set()
         if trainer is not None and trainer.poll() is None:

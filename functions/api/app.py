@@ -60,6 +60,7 @@ def prepare_storage(services: Services) -> None:
 
 def create_app(settings: Settings | None = None, storage: Storage | None = None) -> FastAPI:
     settings = settings or get_settings()
+    settings.check_keys()
     storage = storage or Storage.from_settings(settings)
     services = Services.build(settings, storage)
 

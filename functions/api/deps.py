@@ -97,4 +97,13 @@ ProjectDep = Annotated[Project, Depends(get_project)]
 
 
 def base_url(request: Request) -> str:
-    return str(request.base_url)
+    """Where signed links point: the configured public URL, the function app's own host name,
+    else the address this server was reached at (its socket, not the client's Host header)."""
+    settings = get_services(request).settings
+    if settings.public_base_url:
+        return settings.public_base_url.rstrip("/") + "/"
+    if settings.website_hostname:
+        return f"https://{settings.website_hostname}/"
+    host, port = request.scope.get("server") or ("127.0.0.1", 80)
+    host = f"[{host}]" if ":" in str(host) else host
+    return f"{request.url.scheme}://{host}:{port}/"

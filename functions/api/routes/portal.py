@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 
+from functions.api.deps import base_url
 from functions.domain.errors import NotFound
 
 router = APIRouter(tags=["portal"], include_in_schema=False)
@@ -18,8 +19,20 @@ MEDIA_TYPES = {
     ".css": "text/css; charset=utf-8",
     ".svg": "image/svg+xml",
 }
-# The portal changes with the app: browsers revalidate instead of running stale scripts.
-HEADERS = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+# The portal changes with the app: browsers revalidate instead of running stale scripts. It
+# runs only its own scripts and styles, talks only to this origin, shows images from here and
+# from the signed links' origin, and is never framed.
+HEADERS = {
+    "Cache-Control": "no-cache",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "img-src 'self' blob: data: {links}; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
 
 
 def _web_files() -> dict[str, Path]:
@@ -34,18 +47,20 @@ def _web_files() -> dict[str, Path]:
 FILES = _web_files()
 
 
-def _serve(name: str) -> FileResponse:
+def _serve(request: Request, name: str) -> FileResponse:
     path = FILES.get(name)
     if path is None:
         raise NotFound("NotFound", f"The portal has no file '{name}'.")
-    return FileResponse(path, media_type=MEDIA_TYPES[path.suffix], headers=HEADERS)
+    links = base_url(request).rstrip("/")
+    headers = {**HEADERS, "Content-Security-Policy": CSP.format(links=links)}
+    return FileResponse(path, media_type=MEDIA_TYPES[path.suffix], headers=headers)
 
 
 @router.get("/")
-def portal_index() -> FileResponse:
-    return _serve("index.html")
+def portal_index(request: Request) -> FileResponse:
+    return _serve(request, "index.html")
 
 
 @router.get("/portal/{name:path}")
-def portal_file(name: str) -> FileResponse:
-    return _serve("portal/" + name)
+def portal_file(request: Request, name: str) -> FileResponse:
+    return _serve(request, "portal/" + name)

@@ -15,6 +15,8 @@ export function h(spec, attrs = {}, ...children) {
       el.className += (el.className ? " " : "") + value;
     } else if (name === "text") {
       el.textContent = value;
+    } else if (name === "style") {
+      el.style.cssText = value; // CSSOM, which the Content-Security-Policy allows (attributes it does not)
     } else if (name === "dataset") {
       Object.assign(el.dataset, value);
     } else if (name in el && typeof value !== "string") {
