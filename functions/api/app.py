@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from functions.api.deps import Services
 from functions.api.errors import CatchAll, install_error_handlers
 from functions.api.middleware import BodyLimit, CaseInsensitivePaths, KeyGate
+from functions.api.openapi import install_openapi
 from functions.api.routes import (
     blobs,
     domains,
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None, storage: Storage | None = None)
         version="0.1.0",
     )
     install_error_handlers(app)
+    install_openapi(app, (*TRAINING_PREFIXES, *PREDICTION_PREFIXES))
     # Suggestions before images: /images/suggested must not be read as /images/{imageId}.
     routers = (
         domains,
