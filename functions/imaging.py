@@ -7,11 +7,13 @@ single entry point; it either returns a :class:`ProcessedImage` or raises
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import hashlib
 import io
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
@@ -25,6 +27,11 @@ from functions.domain.limits import MAX_TRAINING_IMAGE_BYTES
 # staying well below Pillow's own warning threshold (Image.MAX_IMAGE_PIXELS, ~89 MP),
 # which we deliberately leave untouched because other code may rely on it.
 MAX_PIXELS = 40_000_000
+
+# Decoded pixels are the API's biggest allocations (3-4 bytes each, and a copy or two while
+# converting), so decoding waits while other requests hold this many megapixels: memory
+# stays bounded however many large images arrive at once. Two images of MAX_PIXELS fit.
+DECODE_BUDGET_PIXELS = 2 * MAX_PIXELS
 
 MIN_SIDE = 16  # shorter side below this -> ErrorImageDimensions
 MAX_SIDE = 10_240  # longer side above this -> ErrorImageDimensions
@@ -132,13 +139,72 @@ def decode_image(data: bytes, max_bytes: int, draft: DraftSize | None = None) ->
         raw_w, raw_h = img.size
         _check_pixels(raw_w, raw_h)
         _check_dimensions(raw_w, raw_h)
-        if fmt == "JPEG" and draft is not None:
-            img.draft(None, draft(raw_w, raw_h))
-        _load(img, fmt)
-        oriented, swapped = _orient(img)
-        rgb = _to_rgb(oriented)  # a new image: still valid once the file is closed
+        wanted = draft(raw_w, raw_h) if draft is not None else None
+        scale = _dct_scale(raw_w, raw_h, wanted) if fmt == "JPEG" else 1
+        with DECODING.reserve(-(-raw_w // scale) * -(-raw_h // scale)):
+            if fmt == "JPEG" and wanted is not None:
+                img.draft(None, wanted)
+            _load(img, fmt)
+            oriented, swapped = _orient(img)
+            rgb = _to_rgb(oriented)  # a new image: still valid once the file is closed
+            del oriented
+            if wanted is not None:
+                rgb = _reduce_to(rgb, wanted, swapped)  # the full-size pixels go here
     width, height = (raw_h, raw_w) if swapped else (raw_w, raw_h)
     return DecodedImage(rgb, width, height, fmt, _CONTENT_TYPES[fmt])
+
+
+def _dct_scale(width: int, height: int, wanted: tuple[int, int] | None) -> int:
+    """The 1/scale at which libjpeg decodes for Image.draft(None, wanted)."""
+    if wanted is None:
+        return 1
+    fits = (s for s in (8, 4, 2) if width // s >= wanted[0] and height // s >= wanted[1])
+    return next(fits, 1)
+
+
+def _reduce_to(rgb: Image.Image, wanted: tuple[int, int], swapped: bool) -> Image.Image:
+    """Box-reduce by the largest integer factor that still covers `wanted` (given for the raw,
+    unrotated size), so only the pixels the caller needs stay alive."""
+    want_w, want_h = (wanted[1], wanted[0]) if swapped else wanted
+    factor = min(rgb.width // max(want_w, 1), rgb.height // max(want_h, 1))
+    return rgb.reduce(factor) if factor >= 2 else rgb
+
+
+class PixelBudget:
+    """At most `limit` pixels decoded at once across threads; a request over the whole budget
+    still runs alone. Large releases hand the freed memory back to the system."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def reserve(self, pixels: int) -> Iterator[None]:
+        with self._changed:
+            self._changed.wait_for(lambda: self.used == 0 or self.used + pixels <= self.limit)
+            self.used += pixels
+        try:
+            yield
+        finally:
+            with self._changed:
+                self.used -= pixels
+                self._changed.notify_all()
+            if pixels >= 4_000_000:
+                _return_freed_memory()
+
+
+def _return_freed_memory() -> None:
+    """glibc keeps freed blocks of threads' arenas; malloc_trim gives them back."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+try:
+    _LIBC: ctypes.CDLL | None = ctypes.CDLL("libc.so.6")
+except OSError:  # not glibc: nothing to trim
+    _LIBC = None
+DECODING = PixelBudget(DECODE_BUDGET_PIXELS)
 
 
 def _resized_draft(width: int, height: int) -> tuple[int, int]:
