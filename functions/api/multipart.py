@@ -7,9 +7,16 @@ at 1 MB, so we parse the body ourselves with the standard library.
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from email import policy
+from email.message import EmailMessage
 from email.parser import BytesParser
+from typing import IO
+
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser
 
 from functions.domain.errors import BadRequest
 
@@ -75,3 +82,81 @@ def image_from_body(content_type: str, body: bytes) -> bytes:
     if not data:
         raise BadRequest("BadRequestImageStream", "The request holds no image data.")
     return data
+
+
+@dataclass
+class SpooledPart:
+    """One part of a streamed multipart body, its bytes in a temporary file (on disk past
+    1 MB), so a 64-image batch is never held in memory whole."""
+
+    field_name: str | None
+    filename: str | None
+    file: IO[bytes]
+
+
+async def spool_multipart(content_type: str, chunks: AsyncIterator[bytes]) -> list[SpooledPart]:
+    """Parse a multipart/form-data body as it streams in, each part into its own file."""
+    boundary = _boundary(content_type)
+    if boundary is None:
+        raise BadRequest("BadRequestImageStream", "multipart/form-data needs a boundary.")
+    parts: list[SpooledPart] = []
+    header_name = bytearray()
+    header_value = bytearray()
+    headers: dict[str, str] = {}
+
+    def on_part_begin() -> None:
+        headers.clear()
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        header_name.extend(data[start:end])
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        header_value.extend(data[start:end])
+
+    def on_header_end() -> None:
+        headers[header_name.decode("latin-1").lower()] = header_value.decode("utf-8", "replace")
+        header_name.clear()
+        header_value.clear()
+
+    def on_headers_finished() -> None:
+        disposition = headers.get("content-disposition", "")
+        parts.append(
+            SpooledPart(
+                _param(disposition, "name"),
+                _param(disposition, "filename"),
+                tempfile.SpooledTemporaryFile(max_size=1024 * 1024),  # noqa: SIM115 (kept open)
+            )
+        )
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        parts[-1].file.write(data[start:end])
+
+    callbacks = {
+        "on_part_begin": on_part_begin,
+        "on_header_field": on_header_field,
+        "on_header_value": on_header_value,
+        "on_header_end": on_header_end,
+        "on_headers_finished": on_headers_finished,
+        "on_part_data": on_part_data,
+    }
+    parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
+    try:
+        async for chunk in chunks:
+            parser.write(chunk)
+        parser.finalize()
+    except MultipartParseError as error:
+        for part in parts:
+            part.file.close()
+        message = f"The multipart body is malformed: {error}"
+        raise BadRequest("BadRequestImageStream", message) from None
+    for part in parts:
+        part.file.seek(0)
+    return parts
+
+
+def _param(header: str, name: str) -> str | None:
+    """A parameter of a Content-Disposition header (name="...", filename="...")."""
+    message = EmailMessage()
+    message["content-disposition"] = header
+    value = message.get_param(name, header="content-disposition")
+    return value if isinstance(value, str) else None

@@ -7,6 +7,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import IO
 
 from functions.domain.errors import BadRequest, image_not_found, tag_not_found
 from functions.domain.ids import new_time_ordered_id
@@ -46,9 +47,10 @@ _WORKERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="image-upload")
 
 @dataclass(frozen=True)
 class NewImage:
-    """One entry of an upload batch: its bytes, or why they could not be read."""
+    """One entry of an upload batch: its bytes (or a file holding them, read when the entry is
+    processed, so a batch is not held in memory whole), or why they could not be read."""
 
-    data: bytes | None
+    data: bytes | IO[bytes] | None
     tag_ids: list[str] = field(default_factory=list)
     source_url: str | None = None
     source_error: str | None = None
@@ -113,7 +115,12 @@ def _new_image(item: _Prepared, metadata: dict[str, str], now: datetime) -> Imag
 
 def _failed(entry: NewImage, status: ImageCreateStatus, message: str) -> _Prepared:
     outcome = ImageCreateOutcome(status, source_url=entry.source_url, message=message)
-    return _Prepared(entry, outcome=outcome)
+    return _Prepared(replace(entry, data=None), outcome=outcome)
+
+
+def _read(file: IO[bytes]) -> bytes:
+    """An entry's bytes from its file: one byte more than allowed is enough to refuse it."""
+    return file.read(MAX_TRAINING_IMAGE_BYTES + 1)
 
 
 def _check_tag_kinds(image: Image, wanted: list[str], tags: dict[str, Tag]) -> None:
@@ -231,7 +238,7 @@ class ImageService:
         tags: dict[str, Tag],
         metadata: dict[str, str],
     ) -> _Prepared:
-        data = entry.data
+        data = entry.data if isinstance(entry.data, bytes | None) else _read(entry.data)
         if data is None:
             return _failed(entry, ImageCreateStatus.ERROR_SOURCE, entry.source_error or "No data.")
         tag_ids = list(dict.fromkeys(entry.tag_ids))
@@ -263,7 +270,7 @@ class ImageService:
             processed = process_image(data, MAX_TRAINING_IMAGE_BYTES)
         except ImageRejected as rejected:
             return _failed(entry, ImageCreateStatus(rejected.status), rejected.message)
-        entry = replace(entry, tag_ids=tag_ids)
+        entry = replace(entry, tag_ids=tag_ids, data=None)  # the bytes go with this call
         existing_id = self.storage.images.find_by_hash(project_id, processed.sha256)
         if existing_id:
             return _Prepared(entry, processed=processed, existing_id=existing_id)

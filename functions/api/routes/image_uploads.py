@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from functions.api.deps import ProjectDep, ServicesDep
-from functions.api.multipart import parse_multipart
+from functions.api.multipart import SpooledPart, spool_multipart
 from functions.api.routes.images import image_mapper
 from functions.api.schemas.training import (
     ImageCreateSummaryOut,
@@ -49,15 +49,19 @@ async def create_images_from_data(
     tag_ids = parse_id_list(tagIds, "tagId", MAX_TAGS_PER_ENTRY)
     entries: list[NewImage] = []
     content_type = request.headers.get("content-type", "")
-    body = await request.body()
+    parts: list[SpooledPart] = []
     if content_type.lower().startswith("multipart/"):
-        for part in parse_multipart(content_type, body):
-            entries.append(NewImage(part.data, tag_ids, source_url=part.filename))
-    elif body:
+        parts = await spool_multipart(content_type, request.stream())
+        entries = [NewImage(p.file, tag_ids, source_url=p.filename) for p in parts]
+    elif body := await request.body():
         entries.append(NewImage(body, tag_ids))
-    if not entries:
-        raise BadRequest("BadRequestImageBatch", "The request holds no image data.")
-    outcomes = await run_in_threadpool(services.images.create, project.id, entries)
+    try:
+        if not entries:
+            raise BadRequest("BadRequestImageBatch", "The request holds no image data.")
+        outcomes = await run_in_threadpool(services.images.create, project.id, entries)
+    finally:
+        for part in parts:
+            part.file.close()
     return summary_response(services, request, project.id, outcomes)
 
 
