@@ -28,10 +28,11 @@ from functions.domain.limits import MAX_TRAINING_IMAGE_BYTES
 # which we deliberately leave untouched because other code may rely on it.
 MAX_PIXELS = 40_000_000
 
-# Decoded pixels are the API's biggest allocations (3-4 bytes each, and a copy or two while
-# converting), so decoding waits while other requests hold this many megapixels: memory
-# stays bounded however many large images arrive at once. Two images of MAX_PIXELS fit.
-DECODE_BUDGET_PIXELS = 2 * MAX_PIXELS
+# Decoded pixels are the API's biggest allocations (3-4 bytes each, and a copy while
+# converting), so decoding waits while other requests hold this many pixels: memory stays
+# bounded however many large images arrive at once. One image of MAX_PIXELS, or three
+# 12-megapixel photos, decode at a time (bench/memory.py: two at once peaked over 1 GB).
+DECODE_BUDGET_PIXELS = MAX_PIXELS
 
 MIN_SIDE = 16  # shorter side below this -> ErrorImageDimensions
 MAX_SIDE = 10_240  # longer side above this -> ErrorImageDimensions
