@@ -19,6 +19,8 @@ _DESCRIPTIONS = {
     "400": "Bad request: the code says what is wrong (Custom Vision's CustomVisionErrorCodes).",
     "401": "The key header is missing or wrong.",
     "404": "A project, tag, image, iteration or published name in the path does not exist.",
+    "413": "The request body is larger than this operation can need (BadRequestImageSizeBytes).",
+    "500": "An unexpected fault (ErrorUnknown); the connection stays usable.",
     "503": "Storage is unavailable or a row is under heavy contention: retry (see Retry-After).",
 }
 # Batch uploads answer 207 (with the same summary) when some images were not stored.
@@ -32,6 +34,17 @@ def _error(status: str) -> dict[str, Any]:
     }
 
 
+def _ids_are_uuids(operation: dict[str, Any]) -> None:
+    """Ids are GUIDs, as Custom Vision documents them: anything else is a 400."""
+    for parameter in operation.get("parameters", []):
+        if not parameter["name"].endswith("Id") or parameter["schema"].get("default") == "":
+            continue
+        schema = parameter["schema"]
+        for branch in schema.get("anyOf", [schema]):
+            if branch.get("type") == "string":
+                branch["format"] = "uuid"
+
+
 def describe_errors(document: dict[str, Any], keyed_prefixes: tuple[str, ...]) -> dict[str, Any]:
     document.setdefault("components", {}).setdefault("schemas", {})
     schemas = document["components"]["schemas"]
@@ -43,11 +56,14 @@ def describe_errors(document: dict[str, Any], keyed_prefixes: tuple[str, ...]) -
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
             responses.pop("422", None)
-            statuses = ["400"]
+            _ids_are_uuids(operation)
+            statuses = ["400", "500", "503"]  # every documented operation reads storage
             if keyed:
-                statuses += ["401", "503"]
+                statuses.append("401")
             if "{" in path:
                 statuses.append("404")
+            if "requestBody" in operation:
+                statuses.append("413")
             for status in statuses:
                 responses.setdefault(status, _error(status))
             if method == "post" and path.endswith(_MULTI_STATUS) and "200" in responses:

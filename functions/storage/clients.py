@@ -22,11 +22,14 @@ from functions.storage.suggestions import SuggestionTable
 from functions.storage.tables import ProjectTable, TagTable
 
 # When storage cannot be reached, fail within seconds (the API answers 503 with Retry-After)
-# rather than after the SDKs' default of 10 retries with exponential back-off.
+# rather than after the SDKs' default of 10 retries with exponential back-off. A server that
+# accepts but stalls is given up on after 30 s without a byte (tables default to 300 s per
+# try); that bounds a wait between reads, not a whole transfer, so large blobs still stream.
 CLIENT_OPTIONS: dict[str, Any] = {
     "retry_total": 2,
     "retry_backoff_factor": 0.4,
     "connection_timeout": 5,
+    "read_timeout": 30,
 }
 
 
