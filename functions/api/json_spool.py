@@ -40,18 +40,20 @@ class SpooledJson:
             return self.files[int(value[len(self._prefix) :])]
         return None
 
-    def restored(self, value: Any, keep: frozenset[str] = frozenset()) -> Any:
-        """`value` with every long string read back as text, except those under the keys in
-        `keep`, which stay placeholders (for `spooled`)."""
+    def restored(self, value: Any, keep: tuple[str, ...] | None = None) -> Any:
+        """`value` with every long string read back as text (ValueError if it is not valid
+        JSON text), except the one at the path `keep`, which stays a placeholder for `spooled`
+        (keys name object members, "*" any list item: ("images", "*", "contents"))."""
+
+        def rest(step: str) -> tuple[str, ...] | None:
+            return keep[1:] if keep and keep[0] == step else None
+
         if isinstance(value, dict):
-            return {
-                self.restored(k): v if k in keep and self.spooled(v) else self.restored(v, keep)
-                for k, v in value.items()
-            }
+            return {self.restored(k): self.restored(v, rest(k)) for k, v in value.items()}
         if isinstance(value, list):
-            return [self.restored(v, keep) for v in value]
+            return [self.restored(v, rest("*")) for v in value]
         file = self.spooled(value)
-        if file is None:
+        if file is None or keep == ():
             return value
         file.seek(0)
         return json.loads(b'"' + file.read() + b'"')

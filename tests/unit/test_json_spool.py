@@ -32,7 +32,8 @@ BATCH: dict[str, Any] = {
         {"name": "small", "contents": base64.b64encode(b"tiny").decode()},
     ],
     "tagIds": ["5f3a6b2e-0000-4000-8000-000000000001"],
-    "metadata": {"k\n": "v" * (LONG_STRING + 5)},  # a long string that is not an image
+    # Long strings that are not images, one of them under a key named "contents":
+    "metadata": {"k\n": "v" * (LONG_STRING + 5), "contents": "w" * (LONG_STRING + 1)},
 }
 
 
@@ -41,13 +42,13 @@ def test_any_chunking_gives_the_document_back(size: int) -> None:
     body = json.dumps(BATCH).encode()
     spooled = _spool(body, size)
     try:
-        assert len(spooled.files) == 2  # the photo and the long metadata value
+        assert len(spooled.files) == 3  # the photo and the long metadata values
         assert spooled.restored(spooled.document) == BATCH
-        kept = spooled.restored(spooled.document, keep=frozenset({"contents"}))
+        kept = spooled.restored(spooled.document, keep=("images", "*", "contents"))
         first, second = kept["images"]
         assert first["name"] == BATCH["images"][0]["name"]
         assert second["contents"] == BATCH["images"][1]["contents"]  # short: inline
-        assert kept["metadata"] == BATCH["metadata"]  # long, but not kept: read back
+        assert kept["metadata"] == BATCH["metadata"]  # long, but not at the path: read back
         file = spooled.spooled(first["contents"])
         assert file is not None
         decoded = decode_base64(file)

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
+from typing import IO, Any
 
 from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from functions.api.deps import ProjectDep, ServicesDep
+from functions.api.deps import ProjectDep, Services, ServicesDep
+from functions.api.json_spool import SpooledJson, decode_base64, spool_json
 from functions.api.multipart import SpooledPart, spool_multipart
 from functions.api.routes.images import image_mapper
 from functions.api.schemas.training import (
@@ -19,7 +24,7 @@ from functions.api.schemas.training import (
 )
 from functions.domain.errors import BadRequest
 from functions.domain.ids import parse_id, parse_id_list
-from functions.domain.limits import MAX_TAGS_PER_ENTRY
+from functions.domain.limits import MAX_IMAGES_PER_BATCH, MAX_TAGS_PER_ENTRY
 from functions.domain.models import ImageCreateOutcome
 from functions.services.images import NewImage
 
@@ -65,22 +70,98 @@ async def create_images_from_data(
     return summary_response(services, request, project.id, outcomes)
 
 
-@router.post("/projects/{projectId}/images/files", response_model=ImageCreateSummaryOut)
-def create_images_from_files(
-    services: ServicesDep, request: Request, project: ProjectDep, batch: ImageFileBatch
+def _inline_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """A model's JSON schema with its $defs inlined (the document resolves $ref from its root)."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return inline(defs[ref.removeprefix("#/$defs/")])
+            return {key: inline(value) for key, value in node.items()}
+        return [inline(value) for value in node] if isinstance(node, list) else node
+
+    inlined: dict[str, Any] = inline(schema)
+    return inlined
+
+
+# The route reads the body itself (as it streams in); the document still describes it.
+_FILE_BATCH_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": _inline_schema(ImageFileBatch)}},
+    }
+}
+_CONTENTS = ("images", "*", "contents")
+
+
+@router.post(
+    "/projects/{projectId}/images/files",
+    response_model=ImageCreateSummaryOut,
+    openapi_extra=_FILE_BATCH_BODY,
+)
+async def create_images_from_files(
+    services: ServicesDep, request: Request, project: ProjectDep
 ) -> JSONResponse:
-    common = _tag_ids(batch.tagIds)
-    entries = []
-    for item in batch.images or []:
-        tag_ids = common + _tag_ids(item.tagIds)
-        try:
-            data = base64.b64decode(item.contents or "", validate=True)
-        except (binascii.Error, ValueError):
-            entries.append(NewImage(None, tag_ids, item.name, "contents is not valid base64."))
-            continue
-        entries.append(NewImage(data, tag_ids, source_url=item.name))
-    outcomes = services.images.create(project.id, entries, batch.metadata)
+    try:
+        # The Python SDK's batch is one JSON document (up to 64 x 8 MB of base64): its image
+        # contents go to files as it streams in, never into memory whole.
+        body = await spool_json(request.stream(), MAX_IMAGES_PER_BATCH)
+    except ValueError as error:
+        raise _not_json(error) from None
+    try:
+        outcomes = await run_in_threadpool(_create_from_files, services, project.id, body)
+    finally:
+        body.close()
     return summary_response(services, request, project.id, outcomes)
+
+
+def _create_from_files(
+    services: Services, project_id: str, body: SpooledJson
+) -> list[ImageCreateOutcome]:
+    try:
+        document = body.restored(body.document, keep=_CONTENTS)
+    except ValueError as error:
+        raise _not_json(error) from None
+    try:
+        batch = ImageFileBatch.model_validate(document)
+    except ValidationError as error:
+        raise RequestValidationError(error.errors(include_url=False)) from None
+    common = _tag_ids(batch.tagIds)
+    entries: list[NewImage] = []
+    try:
+        for item in batch.images or []:
+            tag_ids = common + _tag_ids(item.tagIds)
+            data = _base64_contents(body, item.contents)
+            if data is None:
+                entries.append(NewImage(None, tag_ids, item.name, "contents is not valid base64."))
+            else:
+                entries.append(NewImage(data, tag_ids, source_url=item.name))
+        return services.images.create(project_id, entries, batch.metadata)
+    finally:
+        for entry in entries:
+            if not isinstance(entry.data, bytes | None):
+                entry.data.close()
+
+
+def _base64_contents(body: SpooledJson, contents: str | None) -> bytes | IO[bytes] | None:
+    """An image's bytes (in a file when they were spooled), or None when not valid base64."""
+    spooled = body.spooled(contents)
+    if spooled is not None:
+        return decode_base64(spooled)
+    try:
+        return base64.b64decode(contents or "", validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _not_json(error: ValueError) -> RequestValidationError:
+    """What FastAPI answers for a body that is not JSON."""
+    where = ("body", error.pos) if isinstance(error, json.JSONDecodeError) else ("body",)
+    detail: dict[str, Any] = {"type": "json_invalid", "loc": where, "msg": "JSON decode error"}
+    return RequestValidationError([{**detail, "input": {}, "ctx": {"error": str(error)}}])
 
 
 @router.post("/projects/{projectId}/images/urls", response_model=ImageCreateSummaryOut)
