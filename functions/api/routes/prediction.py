@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from functions.api.deps import Services, ServicesDep
-from functions.api.multipart import image_from_body
+from functions.api.multipart import image_from_stream
 from functions.api.schemas.predictions import ImagePredictionOut, ImageUrlIn
 from functions.domain.errors import BadRequest, project_not_found
 from functions.domain.ids import parse_id
@@ -54,7 +54,7 @@ async def _classify_body(
     store: bool,
 ) -> JSONResponse:
     project_id = parse_id(project_id, "projectId")
-    data = image_from_body(request.headers.get("content-type", ""), await request.body())
+    data = await image_from_stream(request.headers.get("content-type", ""), request.stream())
     prediction = await run_in_threadpool(
         services.prediction.classify_published,
         project_id,
