@@ -1,4 +1,5 @@
-"""ASGI middleware: case-insensitive paths, and the key check that runs before anything else."""
+"""ASGI middleware: case-insensitive paths, the key check that runs before anything else, and
+the body limit that runs before any body is read."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from functions.domain.errors import BadRequest
+from functions.domain.errors import PayloadTooLarge
 
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
@@ -66,7 +67,7 @@ async def _deny(send: Any) -> None:
 class BodyLimit:
     """Refuse a request body larger than its route can legally need, before it is buffered:
     by Content-Length when the client sends one, else while it streams in. The answer is
-    Custom Vision's for an image too large: 400 BadRequestImageSizeBytes."""
+    413 with Custom Vision's code for an image too large, BadRequestImageSizeBytes."""
 
     def __init__(self, app: ASGIApp, limits: tuple[tuple[str, int], ...], default: int) -> None:
         self.app = app
@@ -94,12 +95,12 @@ class BodyLimit:
             received += len(message.get("body", b""))
             if received > limit:
                 overflowed = True
-                raise BadRequest("BadRequestImageSizeBytes", _too_large_message(limit))
+                raise PayloadTooLarge("BadRequestImageSizeBytes", _too_large_message(limit))
             return message
 
         async def guarded(message: MutableMapping[str, Any]) -> None:
-            # Once the body overflowed, whatever the app answers (FastAPI turns errors while
-            # parsing into its own 400) becomes the 413.
+            # Once the body overflowed, whatever the app answers (a route may turn the error
+            # into another one while parsing) becomes the 413.
             nonlocal responded
             if not overflowed:
                 await send(message)
@@ -109,7 +110,7 @@ class BodyLimit:
 
         try:
             await self.app(scope, counted, guarded)
-        except BadRequest:
+        except Exception:  # whatever reading past the limit led to, the answer is the 413
             if not overflowed:
                 raise
             if not responded:
@@ -127,5 +128,5 @@ async def _too_large(send: Any, limit: int) -> None:
         (b"content-length", str(len(body)).encode()),
         (b"connection", b"close"),  # the rest of the body is not read
     ]
-    await send({"type": "http.response.start", "status": 400, "headers": headers})
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
     await send({"type": "http.response.body", "body": body.encode()})
