@@ -22,6 +22,10 @@ from functions.domain.errors import DomainError
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 5
+# Custom Vision's CustomVisionErrorCodes (Training v3.3) has no generic "service unavailable"
+# code (only ErrorFeaturizationServiceUnavailable and ErrorPredictionServiceUnavailable, which
+# name other services), so an outage is ErrorUnknown: the 503 and Retry-After say "retry".
+STORAGE_DOWN_CODE = "ErrorUnknown"
 STORAGE_DOWN = "Storage is unavailable right now; retry in a few seconds."
 
 Scope = MutableMapping[str, Any]
@@ -62,13 +66,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceResponseError)
     async def storage_unreachable(_: Request, error: Exception) -> JSONResponse:
         log.warning("storage unreachable: %s", error)
-        return error_response(503, "ErrorUnknown", STORAGE_DOWN)
+        return error_response(503, STORAGE_DOWN_CODE, STORAGE_DOWN)
 
     @app.exception_handler(HttpResponseError)
     async def storage_error(_: Request, error: HttpResponseError) -> JSONResponse:
         if (error.status_code or 0) >= 500:
             log.warning("storage failed: %s", error)
-            return error_response(503, "ErrorUnknown", STORAGE_DOWN)
+            return error_response(503, STORAGE_DOWN_CODE, STORAGE_DOWN)
         log.error("unexpected storage answer", exc_info=error)
         return error_response(500, "ErrorUnknown", "An internal error occurred.")
 

@@ -10,6 +10,11 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from azure.core.exceptions import (
+    HttpResponseError,
+    ServiceRequestError,
+    ServiceResponseTimeoutError,
+)
 from fastapi.testclient import TestClient
 
 from functions.api.app import create_app
@@ -87,3 +92,40 @@ def test_absurd_paging_and_forged_links_are_refused(http: httpx.Client) -> None:
         for sig in ("é" * 64, "%00", "", "a" * 10000):
             assert_error(plain.get(f"{base}&sig={sig}"), 404, "NotFound")
         assert_error(plain.get(link.replace("se=", "se=99999999999999999999")), 404, "NotFound")
+
+
+def _storage_answer(status: int) -> HttpResponseError:
+    error = HttpResponseError(message=f"storage said {status}")
+    error.status_code = status
+    return error
+
+
+@pytest.mark.parametrize(
+    ("raised", "status"),
+    [
+        (ServiceResponseTimeoutError("read timed out"), 503),
+        (ServiceRequestError("connection refused"), 503),
+        (_storage_answer(503), 503),  # ServerBusy
+        (_storage_answer(500), 503),  # InternalError
+        (_storage_answer(412), 500),  # a condition the code should have handled: a bug
+    ],
+)
+def test_storage_failures_are_503_with_retry_after_or_500(
+    settings: Settings,
+    storage: Storage,
+    monkeypatch: pytest.MonkeyPatch,
+    raised: Exception,
+    status: int,
+) -> None:
+    app = create_app(settings, storage)
+
+    def failing(project_id: str) -> None:
+        raise raised
+
+    monkeypatch.setattr(app.state.services.projects, "get", failing)
+    client = TestClient(app, raise_server_exceptions=False)  # no lifespan: nothing to prepare
+    response = client.get(
+        f"{TRAINING_PREFIX}/projects/{uuid.uuid4()}", headers={"Training-Key": TRAINING_KEY}
+    )
+    assert_error(response, status, "ErrorUnknown")  # type: ignore[arg-type]
+    assert ("retry-after" in response.headers) == (status == 503)
