@@ -150,7 +150,10 @@ def _base64_contents(body: SpooledJson, contents: str | None) -> bytes | IO[byte
     """An image's bytes (in a file when they were spooled), or None when not valid base64."""
     spooled = body.spooled(contents)
     if spooled is not None:
-        return decode_base64(spooled)
+        try:
+            return decode_base64(spooled)
+        finally:
+            spooled.close()  # only the decoded copy stays on disk
     try:
         return base64.b64decode(contents or "", validate=True)
     except (binascii.Error, ValueError):
