@@ -6,7 +6,7 @@ import re
 from functools import lru_cache
 from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 AZURITE_CONNECTION_STRING = (
@@ -73,6 +73,17 @@ class Settings(BaseSettings):
     onnx_threads: int = Field(default=1, ge=0)
     publish_name_ttl_seconds: float = Field(default=10.0, ge=0)
     prediction_retention_days: float = Field(default=30.0, gt=0)
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _absolute_url(cls, value: str | None) -> str | None:
+        # A path is kept (a reverse proxy may serve the API under one); a query is not.
+        if value and not re.match(r"^https?://[^/?#\s]+(/[^?#\s]*)?$", value):
+            raise ValueError(
+                "CV_PUBLIC_BASE_URL is an absolute http(s) URL without query, e.g. "
+                "https://vision.example.com"
+            )
+        return value
 
     @model_validator(mode="before")
     @classmethod

@@ -71,3 +71,11 @@ def test_default_keys_are_refused_outside_local_storage() -> None:
     )
     own.check_keys()  # no error
     assert Settings().local  # the Azurite default
+
+
+def test_public_base_url_must_be_an_absolute_http_url() -> None:
+    for bad in ("vision.example.com", "javascript:alert(1)", "https://vision.example.com/?a=b"):
+        with pytest.raises(ValueError, match="CV_PUBLIC_BASE_URL"):
+            Settings(public_base_url=bad)
+    behind_proxy = Settings(public_base_url="https://example.com/vision")
+    assert behind_proxy.public_base_url == "https://example.com/vision"

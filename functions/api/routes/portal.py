@@ -51,7 +51,7 @@ def _serve(request: Request, name: str) -> FileResponse:
     path = FILES.get(name)
     if path is None:
         raise NotFound("NotFound", f"The portal has no file '{name}'.")
-    links = base_url(request).rstrip("/")
+    links = base_url(request)  # with its trailing slash: a source with a path is a prefix
     headers = {**HEADERS, "Content-Security-Policy": CSP.format(links=links)}
     return FileResponse(path, media_type=MEDIA_TYPES[path.suffix], headers=headers)
 
