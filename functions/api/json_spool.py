@@ -18,9 +18,11 @@ from collections.abc import AsyncIterator
 from typing import IO, Any
 
 from functions.domain.errors import BadRequest, PayloadTooLarge
+from functions.domain.limits import MAX_IMAGES_PER_BATCH
 
-LONG_STRING = 64 * 1024  # strings longer than this go to a file
-MAX_SKELETON_BYTES = 1024 * 1024  # the rest of a batch (names, tag ids, metadata) is small
+LONG_STRING = 16 * 1024  # strings longer than this go to a file
+# A batch's small images stay inline; names, tag ids and metadata add well under 1 MB.
+MAX_SKELETON_BYTES = MAX_IMAGES_PER_BATCH * LONG_STRING + 1024 * 1024
 _QUOTE_OR_BACKSLASH = re.compile(rb'["\\]')
 _BASE64_CHUNK = 4 * 256 * 1024  # decoded a quarter megabyte at a time
 

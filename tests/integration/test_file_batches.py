@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import uuid
 from collections.abc import Iterator
 
@@ -60,6 +61,17 @@ def test_large_and_small_contents_are_stored_and_bad_ones_refused(http: httpx.Cl
         httpx.get(r["image"]["originalImageUri"]).content for r in results if r["status"] == "OK"
     ]
     assert originals == [large, jpeg_bytes(), escaped]
+
+
+def test_a_full_batch_of_small_images_is_read_whole(http: httpx.Client) -> None:
+    """64 contents each just short of being spooled: the most the in-memory part can hold."""
+    project_id = http.post("/projects", params={"name": uuid.uuid4().hex}).json()["id"]
+    contents = [base64.b64encode(os.urandom(LONG_STRING * 3 // 4 - 3)).decode() for _ in range(64)]
+    assert all(len(c) < LONG_STRING for c in contents)
+    batch = {"images": [{"name": f"{i}", "contents": c} for i, c in enumerate(contents)]}
+    answer = http.post(f"/projects/{project_id}/images/files", json=batch)
+    assert answer.status_code == 207, answer.text  # read, then refused one by one (not images)
+    assert {r["status"] for r in answer.json()["images"]} == {"ErrorImageFormat"}
 
 
 def test_a_body_that_is_not_a_batch_is_a_bad_request(http: httpx.Client) -> None:
