@@ -78,7 +78,9 @@ def test_a_body_that_is_not_a_batch_is_a_bad_request(http: httpx.Client) -> None
     project_id = http.post("/projects", params={"name": uuid.uuid4().hex}).json()["id"]
     path = f"/projects/{project_id}/images/files"
     headers = {"Content-Type": "application/json"}
-    for body in (b'{"images": [', b'{"images": "x" }', b'["' + b"A" * (LONG_STRING + 1) + b'"]'):
+    long_string = b'["' + b"A" * (LONG_STRING + 1) + b'"]'
+    deep = b"[" * 100_000 + b"]" * 100_000
+    for body in (b'{"images": [', b'{"images": "x"}', long_string, deep):
         assert_error(http.post(path, content=body, headers=headers), 400, "BadRequest")
     assert_error(http.post(path, json={"images": []}), 400, "BadRequestImageBatch")
 

@@ -109,7 +109,7 @@ async def create_images_from_files(
         # The Python SDK's batch is one JSON document (up to 64 x 8 MB of base64): its image
         # contents go to files as it streams in, never into memory whole.
         body = await spool_json(request.stream(), MAX_IMAGES_PER_BATCH)
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:  # not JSON, or nested too deep
         raise _not_json(error) from None
     try:
         outcomes = await run_in_threadpool(_create_from_files, services, project.id, body)
@@ -123,7 +123,7 @@ def _create_from_files(
 ) -> list[ImageCreateOutcome]:
     try:
         document = body.restored(body.document, keep=_CONTENTS)
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:  # not JSON, or nested too deep
         raise _not_json(error) from None
     try:
         batch = ImageFileBatch.model_validate(document)
@@ -160,7 +160,7 @@ def _base64_contents(body: SpooledJson, contents: str | None) -> bytes | IO[byte
         return None
 
 
-def _not_json(error: ValueError) -> RequestValidationError:
+def _not_json(error: ValueError | RecursionError) -> RequestValidationError:
     """What FastAPI answers for a body that is not JSON."""
     where = ("body", error.pos) if isinstance(error, json.JSONDecodeError) else ("body",)
     detail: dict[str, Any] = {"type": "json_invalid", "loc": where, "msg": "JSON decode error"}
