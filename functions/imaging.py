@@ -16,7 +16,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, UnidentifiedImageError
 
 from functions.domain.limits import MAX_TRAINING_IMAGE_BYTES
 
@@ -56,6 +56,17 @@ _CONTENT_TYPES = {
 # Pillow reports multi-picture JPEGs (common from phones) as "MPO"; they are JPEG files.
 _FORMAT_ALIASES = {"MPO": "JPEG"}
 _SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})
+_TRANSPOSES = {  # EXIF orientation -> what turns the stored pixels upright (as exif_transpose)
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+# Modes Image.reduce averages exactly (palette indices and 16-bit modes are converted first).
+_REDUCIBLE = frozenset({"L", "LA", "RGB", "RGBA"})
 _MB = 1024 * 1024
 
 # warnings.catch_warnings() swaps process-global state; serialise our own use of it.
@@ -146,11 +157,21 @@ def decode_image(data: bytes, max_bytes: int, draft: DraftSize | None = None) ->
             if fmt == "JPEG" and wanted is not None:
                 img.draft(None, wanted)
             _load(img, fmt)
-            oriented, swapped = _orient(img)
-            rgb = _to_rgb(oriented)  # a new image: still valid once the file is closed
-            del oriented
+            orientation = _orientation(img)
+            # Reduce first, in the decoded mode where that is exact (RGBA is reduced
+            # premultiplied, so compositing onto white after is the same), then convert and
+            # turn only the small copy: the full-size pixels exist once, not three times.
+            pixels = img
+            if wanted is not None and img.mode in _REDUCIBLE and "transparency" not in img.info:
+                pixels = _reduce_to(img, wanted)
+            rgb = _to_rgb(pixels)
+            del pixels
             if wanted is not None:
-                rgb = _reduce_to(rgb, wanted, swapped)  # the full-size pixels go here
+                rgb = _reduce_to(rgb, wanted)
+            rgb = _transposed(rgb, orientation)
+            if rgb is img:
+                rgb = img.copy()  # closing the file destroys its pixels
+    swapped = orientation in _SWAPPING_ORIENTATIONS
     width, height = (raw_h, raw_w) if swapped else (raw_w, raw_h)
     return DecodedImage(rgb, width, height, fmt, _CONTENT_TYPES[fmt])
 
@@ -163,12 +184,11 @@ def _dct_scale(width: int, height: int, wanted: tuple[int, int] | None) -> int:
     return next(fits, 1)
 
 
-def _reduce_to(rgb: Image.Image, wanted: tuple[int, int], swapped: bool) -> Image.Image:
-    """Box-reduce by the largest integer factor that still covers `wanted` (given for the raw,
-    unrotated size), so only the pixels the caller needs stay alive."""
-    want_w, want_h = (wanted[1], wanted[0]) if swapped else wanted
-    factor = min(rgb.width // max(want_w, 1), rgb.height // max(want_h, 1))
-    return rgb.reduce(factor) if factor >= 2 else rgb
+def _reduce_to(img: Image.Image, wanted: tuple[int, int]) -> Image.Image:
+    """Box-reduce by the largest integer factor that still covers `wanted` (both unrotated),
+    so only the pixels the caller needs stay alive."""
+    factor = min(img.width // max(wanted[0], 1), img.height // max(wanted[1], 1))
+    return img.reduce(factor) if factor >= 2 else img
 
 
 class PixelBudget:
@@ -328,13 +348,18 @@ def _load(img: Image.Image, fmt: str) -> None:
         ) from exc
 
 
-def _orient(img: Image.Image) -> tuple[Image.Image, bool]:
-    """Apply the EXIF orientation; also say whether width and height were swapped."""
+def _orientation(img: Image.Image) -> int:
+    """The EXIF orientation (1 when there is none, or the EXIF is unreadable)."""
     try:
         orientation = img.getexif().get(ExifTags.Base.Orientation, 1)
-        return ImageOps.exif_transpose(img), orientation in _SWAPPING_ORIENTATIONS
     except Exception:  # unreadable EXIF: keep the pixels as stored
-        return img.copy(), False
+        return 1
+    return orientation if orientation in _TRANSPOSES else 1
+
+
+def _transposed(img: Image.Image, orientation: int) -> Image.Image:
+    method = _TRANSPOSES.get(orientation)
+    return img if method is None else img.transpose(method)
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

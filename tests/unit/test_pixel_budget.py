@@ -5,8 +5,11 @@ from __future__ import annotations
 import io
 import threading
 
-from PIL import Image
+import numpy as np
+import pytest
+from PIL import ExifTags, Image
 
+from functions import imaging
 from functions.imaging import PixelBudget, decode_image
 
 
@@ -52,3 +55,55 @@ def test_a_large_png_is_reduced_to_what_the_caller_needs() -> None:
     assert decoded.rgb.size == (400, 300)  # reduced by 6: only what is needed stays
     full = decode_image(buffer.getvalue(), 10 * 2**20)
     assert full.rgb.size == (2400, 1800)
+
+
+def test_decoding_waits_for_its_share_of_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    budget = PixelBudget(10_000)
+    monkeypatch.setattr(imaging, "DECODING", budget)
+    buffer = io.BytesIO()
+    Image.new("RGB", (100, 100), (10, 20, 30)).save(buffer, "PNG")
+    decoded = threading.Event()
+
+    def decode() -> None:
+        decode_image(buffer.getvalue(), 2**20)
+        decoded.set()
+
+    with budget.reserve(10_000):  # another request holds the whole budget
+        thread = threading.Thread(target=decode)
+        thread.start()
+        assert not decoded.wait(0.3)
+    assert decoded.wait(10)
+    thread.join(10)
+    assert budget.used == 0
+
+
+def _png(image: Image.Image, orientation: int = 1) -> bytes:
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = orientation
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", exif=exif.tobytes())
+    return buffer.getvalue()
+
+
+def _noise(size: tuple[int, int], mode: str) -> Image.Image:
+    channels = [Image.effect_noise(size, 80).point(lambda v, i=i: (v * (i + 2)) % 256)
+                for i in range(len(mode))]  # fmt: skip
+    return Image.merge(mode, channels)
+
+
+def test_a_turned_image_is_reduced_before_it_is_turned_with_the_same_pixels() -> None:
+    data = _png(_noise((2400, 1800), "RGB"), orientation=6)  # stored on its side
+    small = decode_image(data, 20 * 2**20, lambda w, h: (400, 300))
+    full = decode_image(data, 20 * 2**20)
+    assert (small.width, small.height) == (full.width, full.height) == (1800, 2400)
+    assert small.rgb.size == (300, 400)
+    assert small.rgb.tobytes() == full.rgb.reduce(6).tobytes()
+
+
+def test_transparency_reduced_first_composites_as_if_reduced_after() -> None:
+    data = _png(_noise((1200, 900), "RGBA"))  # every pixel a different alpha
+    small = decode_image(data, 20 * 2**20, lambda w, h: (200, 150))
+    full = decode_image(data, 20 * 2**20)
+    assert small.rgb.mode == "RGB" and small.rgb.size == (200, 150)
+    expected = np.asarray(full.rgb.reduce(6), dtype=np.int16)
+    assert np.abs(np.asarray(small.rgb, dtype=np.int16) - expected).max() <= 2
