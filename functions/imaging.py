@@ -171,6 +171,7 @@ def decode_image(data: bytes, max_bytes: int, draft: DraftSize | None = None) ->
             rgb = _transposed(rgb, orientation)
             if rgb is img:
                 rgb = img.copy()  # closing the file destroys its pixels
+            img.close()  # the full-size pixels are freed before the budget is given back
     swapped = orientation in _SWAPPING_ORIENTATIONS
     width, height = (raw_h, raw_w) if swapped else (raw_w, raw_h)
     return DecodedImage(rgb, width, height, fmt, _CONTENT_TYPES[fmt])
