@@ -12,8 +12,9 @@ the API process's peak resident memory (VmHWM, reset before each case through
 (a) the worst legal training batch: 64 PNGs of 40 megapixels (the most we decode) of about
     5.9 MB each (the limit is 6 MB), as multipart (browsers, the JavaScript SDK) and as
     base64 JSON (the Python SDK);
-(b) the worst legal prediction: a PNG of 40 megapixels under the 4 MB limit;
-(c) 8 concurrent predictions of that 40-megapixel PNG.
+(b) the worst legal prediction: a PNG of 40 megapixels under the 4 MB limit, opaque (RGB)
+    and with transparency (RGBA: a quarter more pixel bytes, composited onto white);
+(c) 8 concurrent predictions of that 40-megapixel (RGB) PNG.
 
 Target: under 1 GB peak (an Azure Functions Flex Consumption instance has 2 GB).
 """
@@ -54,14 +55,14 @@ from tools.azurite import ROOT, free_port, start_azurite
 SIDE = (7300, 5470)  # 39.9 megapixels
 
 
-def _png(noise_rows: int, seed: int = 0) -> bytes:
-    """A 40-megapixel PNG: a smooth gradient with `noise_rows` rows of noise (noise is what
-    makes it big: about 3 bytes a pixel)."""
+def _png(noise_rows: int, channels: int = 3) -> bytes:
+    """A 40-megapixel PNG (RGB, or RGBA for 4 channels): a smooth gradient with `noise_rows`
+    rows of noise (noise is what makes it big: about a byte a channel)."""
     width, height = SIDE
     gradient = np.linspace(0, 255, width, dtype=np.uint8)
-    pixels = np.broadcast_to(gradient[None, :, None], (height, width, 3)).copy()
-    rng = np.random.default_rng(seed)
-    pixels[:noise_rows] = rng.integers(0, 256, (noise_rows, width, 3), dtype=np.uint8)
+    pixels = np.broadcast_to(gradient[None, :, None], (height, width, channels)).copy()
+    rng = np.random.default_rng(0)
+    pixels[:noise_rows] = rng.integers(0, 256, (noise_rows, width, channels), dtype=np.uint8)
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, "PNG", compress_level=1)
     return buffer.getvalue()
@@ -76,13 +77,13 @@ def _variant(png: bytes, index: int) -> bytes:
     return png[:ihdr_end] + chunk + png[ihdr_end:]
 
 
-def _sized_png(limit: int) -> bytes:
+def _sized_png(limit: int, channels: int = 3) -> bytes:
     """A 40-megapixel PNG just under `limit` bytes."""
     rows = 100
     while True:
-        png = _png(rows)
+        png = _png(rows, channels)
         if len(png) > limit:
-            return _png(int(rows * 0.97 * limit / len(png)))
+            return _png(int(rows * 0.97 * limit / len(png)), channels)
         if len(png) > 0.9 * limit:
             return png
         rows = int(rows * 0.95 * limit / len(png))
@@ -119,6 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     log("making the images …")
     training_png = _sized_png(6 * 1024 * 1024 - 64 * 1024)
     prediction_png = _sized_png(4 * 1024 * 1024 - 64 * 1024)
+    transparent_png = _sized_png(4 * 1024 * 1024 - 64 * 1024, channels=4)
     batch = [_variant(training_png, i) for i in range(args.batch)]
 
     azurite = start_azurite(None, free_port(), free_port(), free_port())
@@ -168,8 +170,8 @@ def main(argv: list[str] | None = None) -> None:
         )
         predictor = httpx.Client(headers={"Prediction-Key": PREDICTION_KEY}, timeout=900)
 
-        def predict() -> None:
-            answer = predictor.post(prediction_path, content=prediction_png)
+        def predict(png: bytes = prediction_png) -> None:
+            answer = predictor.post(prediction_path, content=png)
             if answer.status_code != 200:
                 raise RuntimeError(f"prediction: HTTP {answer.status_code}: {answer.text[:300]}")
 
@@ -184,6 +186,10 @@ def main(argv: list[str] | None = None) -> None:
                 base64_json,
             ),
             (f"one prediction: PNG of 40 MP, {len(prediction_png) / 2**20:.1f} MB", predict),
+            (
+                f"one prediction: RGBA PNG of 40 MP, {len(transparent_png) / 2**20:.1f} MB",
+                lambda: predict(transparent_png),
+            ),
             ("8 concurrent predictions of that PNG", eight_at_once),
         )
         for label, work in cases:
