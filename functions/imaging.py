@@ -143,7 +143,9 @@ def decode_image(data: bytes, max_bytes: int, draft: DraftSize | None = None) ->
     """Validate and decode ``data`` (the checks of :func:`process_image`).
 
     ``draft(width, height)`` may name the smallest size the caller needs: a JPEG is then
-    decoded at 1/2, 1/4 or 1/8 scale when that still covers it (libjpeg's DCT scaling).
+    decoded at 1/2, 1/4 or 1/8 scale when that still covers it (libjpeg's DCT scaling), and
+    any image is box-reduced to it as soon as it is decoded. Decoding holds its share of the
+    process-wide pixel budget until the full-size pixels are freed.
     """
     _check_byte_size(len(data), max_bytes)
     with _open(data) as img:
@@ -153,7 +155,9 @@ def decode_image(data: bytes, max_bytes: int, draft: DraftSize | None = None) ->
         _check_dimensions(raw_w, raw_h)
         wanted = draft(raw_w, raw_h) if draft is not None else None
         scale = _dct_scale(raw_w, raw_h, wanted) if fmt == "JPEG" else 1
-        with DECODING.reserve(-(-raw_w // scale) * -(-raw_h // scale)):
+        # closing(img) exits first: the full-size pixels are freed before the budget is
+        # given back (and freed memory trimmed), on errors too.
+        with DECODING.reserve(-(-raw_w // scale) * -(-raw_h // scale)), contextlib.closing(img):
             if fmt == "JPEG" and wanted is not None:
                 img.draft(None, wanted)
             _load(img, fmt)
@@ -171,7 +175,6 @@ def decode_image(data: bytes, max_bytes: int, draft: DraftSize | None = None) ->
             rgb = _transposed(rgb, orientation)
             if rgb is img:
                 rgb = img.copy()  # closing the file destroys its pixels
-            img.close()  # the full-size pixels are freed before the budget is given back
     swapped = orientation in _SWAPPING_ORIENTATIONS
     width, height = (raw_h, raw_w) if swapped else (raw_w, raw_h)
     return DecodedImage(rgb, width, height, fmt, _CONTENT_TYPES[fmt])
