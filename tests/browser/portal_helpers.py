@@ -24,6 +24,10 @@ from tests.conftest import DATASETS, PREDICTION_KEY, ROOT, TRAINING_KEY, TRAININ
 sync_api = pytest.importorskip("playwright.sync_api")
 Page = sync_api.Page
 expect = sync_api.expect
+# The Projects page asks for every project's counts; in a full `make test` run the session's
+# storage holds the projects of every test before, and on 2 busy cores that page can take
+# longer than Playwright's default 5 s (an expectation that holds returns at once anyway).
+expect.set_options(timeout=30_000)
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = ROOT / ".artifacts" / "screenshots"
