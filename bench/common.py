@@ -133,12 +133,18 @@ class Served:
 
     def trainer_env(self) -> dict[str, str]:
         """The environment for a `python -m trainer_job` process against this Azurite."""
-        env = dict(os.environ)
-        env["CV_STORAGE_CONNECTION_STRING"] = self.azurite.connection_string
-        env["CV_TRAINING_KEY"] = TRAINING_KEY
-        env["CV_PREDICTION_KEY"] = PREDICTION_KEY
-        env.pop("CV_STORAGE_ACCOUNT_NAME", None)
-        return env
+        return process_env(self.azurite.connection_string)
+
+
+def process_env(connection_string: str) -> dict[str, str]:
+    """The environment for an API or trainer process against that storage, with the
+    benchmarks' keys."""
+    env = dict(os.environ)
+    env["CV_STORAGE_CONNECTION_STRING"] = connection_string
+    env["CV_TRAINING_KEY"] = TRAINING_KEY
+    env["CV_PREDICTION_KEY"] = PREDICTION_KEY
+    env.pop("CV_STORAGE_ACCOUNT_NAME", None)
+    return env
 
 
 @contextmanager

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import base64
 import io
-import os
 import struct
 import subprocess
 import sys
@@ -48,6 +47,7 @@ from bench.common import (
     machine_line,
     markdown_table,
     out,
+    process_env,
 )
 from bench.predict import PUBLISH_NAME, _train_and_publish, _wait_until_up
 from tools.azurite import ROOT, free_port, start_azurite
@@ -125,13 +125,7 @@ def main(argv: list[str] | None = None) -> None:
 
     azurite = start_azurite(None, free_port(), free_port(), free_port())
     port = free_port()
-    env = dict(os.environ)
-    env.update(
-        CV_STORAGE_CONNECTION_STRING=azurite.connection_string,
-        CV_TRAINING_KEY=TRAINING_KEY,
-        CV_PREDICTION_KEY=PREDICTION_KEY,
-    )
-    env.pop("CV_STORAGE_ACCOUNT_NAME", None)
+    env = process_env(azurite.connection_string)
     command = [sys.executable, "-m", "uvicorn", "functions.api.app:create_app", "--factory"]
     api = subprocess.Popen(
         [*command, "--port", str(port), "--log-level", "warning"], cwd=ROOT, env=env

@@ -53,6 +53,7 @@ from bench.common import (
     markdown_table,
     out,
     percentile,
+    process_env,
     request_training,
     upload_tagged,
 )
@@ -232,13 +233,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     azurite = start_azurite(None, free_port(), free_port(), free_port())
     port = free_port()
-    env = dict(os.environ)
-    env.update(
-        CV_STORAGE_CONNECTION_STRING=azurite.connection_string,
-        CV_TRAINING_KEY=TRAINING_KEY,
-        CV_PREDICTION_KEY=PREDICTION_KEY,
-    )
-    env.pop("CV_STORAGE_ACCOUNT_NAME", None)
+    env = process_env(azurite.connection_string)
     api = subprocess.Popen(
         [
             sys.executable,
