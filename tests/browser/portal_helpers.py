@@ -85,6 +85,14 @@ def tab_fixture(browser: sync_api.Browser, endpoint: str) -> Iterator[Tab]:
         lambda m: opened.problems.append(f"console: {m.text}") if m.type == "error" else None,
     )
     page.on("pageerror", lambda e: opened.problems.append(f"page error: {e}"))
+    page.on(  # which request it was (the console message does not say)
+        "response",
+        lambda r: (
+            opened.problems.append(f"status of {r.status}: {r.request.method} {r.url}")
+            if r.status >= 400
+            else None
+        ),
+    )
     yield opened
     context.close()
     assert not opened.unexpected(), opened.problems

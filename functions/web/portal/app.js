@@ -71,6 +71,7 @@ async function route() {
     signal: controller.signal,
     onLeave: (fn) => view.cleanups.push(fn),
     active: () => current === view,
+    stop: () => controller.abort(), // before deleting what the view is still loading
   };
   const main = document.getElementById("main");
   const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean);

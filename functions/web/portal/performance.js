@@ -204,6 +204,7 @@ export async function renderPerformance(view, ctx) {
     h("button.danger-outline", { type: "button", text: "Delete iteration", onclick: async () => {
       const ok = await confirmDialog(`Delete ${it.name}?`, "Its model and its performance figures are deleted.");
       if (!ok) return;
+      ctx.stop(); // its figures may still be loading: they would ask for a deleted iteration
       try {
         await training("DELETE", `/projects/${project.id}/iterations/${it.id}`);
         toast(`Deleted ${it.name}.`);
