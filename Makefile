@@ -2,7 +2,10 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-PY_STAMP := $(VENV)/.installed
+# `make run` installs requirements-local.txt; `make test` adds the tools and every converter.
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
+EXPORTERS_STAMP := $(VENV)/.installed-exporters
 # checkov (tests/infra) conflicts with pytest's pins, so it gets a venv of its own inside .venv.
 TOOLS_VENV := $(VENV)/tools
 TOOLS_STAMP := $(TOOLS_VENV)/.installed
@@ -11,15 +14,28 @@ NODE_STAMP := node_modules/.installed
 CHROMIUM := /usr/bin/chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: run test lint typecheck setup clean
+.PHONY: run test lint typecheck setup exporters clean
 
-setup: $(PY_STAMP) $(NODE_STAMP)
+setup: $(RUN_STAMP) $(NODE_STAMP)
 
-$(PY_STAMP): requirements.txt requirements-dev.txt trainer_job/requirements.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+
+$(RUN_STAMP): requirements-local.txt requirements.txt trainer_job/requirements.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements-local.txt
 	touch $@
+
+# The export converters (about 2.5 GB); without this, the first export that needs one installs it.
+exporters: $(EXPORTERS_STAMP)
+
+$(EXPORTERS_STAMP): trainer_job/requirements-exporters.txt trainer_job/requirements.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -c trainer_job/requirements.txt -r trainer_job/requirements-exporters.txt
+	touch $@
+
+$(DEV_STAMP): requirements-dev.txt requirements-local.txt requirements.txt trainer_job/requirements.txt trainer_job/requirements-exporters.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@ $(RUN_STAMP) $(EXPORTERS_STAMP)
 
 $(TOOLS_STAMP): requirements-tools.txt
 	test -x $(TOOLS_VENV)/bin/python || $(PYTHON) -m venv $(TOOLS_VENV)
@@ -37,14 +53,14 @@ $(CHROMIUM):
 run: setup
 	$(BIN)/python -m tools.run_local
 
-lint: $(PY_STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: $(PY_STAMP)
+typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
-test: setup $(TOOLS_STAMP) $(CHROMIUM) lint typecheck
+test: $(DEV_STAMP) $(NODE_STAMP) $(TOOLS_STAMP) $(CHROMIUM) lint typecheck
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
 
 clean:

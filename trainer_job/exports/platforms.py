@@ -11,6 +11,7 @@ import numpy as np
 
 from functions.domain.exports import EXPORT_FLAVORS
 from trainer_job.exports import (
+    converters,
     coreml_format,
     docker_format,
     onnx_formats,
@@ -81,6 +82,7 @@ def build_export(platform: str, flavor: str | None, inputs: ExportInputs) -> byt
     """The export of `inputs` for (platform, flavor) as a zip; ExportError saying why not."""
     concrete = resolve(platform, flavor)
     _check_inputs(inputs)
+    converters.ensure(concrete)
     return build_zip(inputs, _CONVERTERS[concrete](inputs), platform, concrete)
 
 
@@ -101,6 +103,7 @@ def load_export(platform: str, flavor: str | None, folder: Path, threads: int = 
     """The unpacked export in `folder`, loaded once with its format's runtime (`threads`: the
     runtime's thread count, 0 = its default); ExportError where it cannot run here (Core ML)."""
     concrete = resolve(platform, flavor)
+    converters.ensure(concrete)
     settings = json.loads((folder / "preprocessing.json").read_text("utf-8"))
     return _LOADERS[concrete](folder, str(settings["model"]["file"]), threads)
 
