@@ -22,6 +22,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def require_free(port: int, what: str, fix: str) -> None:
+    """Stop with a message that says what to do when `port` is taken on 127.0.0.1."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is ok
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as error:
+            reason = error.strerror or str(error)
+            raise SystemExit(f"Port {port}, for {what}, is in use ({reason}). {fix}") from None
+
+
 @dataclass
 class Azurite:
     process: subprocess.Popen[bytes]
@@ -74,6 +85,13 @@ def start_azurite(
     """Start Azurite; data under `data_dir`, or in memory when it is None."""
     if not AZURITE_BIN.exists():
         raise RuntimeError("Azurite is not installed: run `npm ci` (make does this for you).")
+    for port in (blob_port, queue_port, table_port):
+        require_free(
+            port,
+            "Azurite",
+            "Another Azurite (or an earlier `make run`) is probably running: stop it "
+            "(`lsof -i :10000-10002` or `docker ps` shows which) and start again.",
+        )
     args = [
         str(AZURITE_BIN),
         "--silent",

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import uvicorn
 
-from tools.azurite import ROOT, start_azurite
+from tools.azurite import ROOT, require_free, start_azurite
 
 log = logging.getLogger("run")
 INGEST_POLL_SECONDS = 2.0
@@ -52,6 +52,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("azure").setLevel(logging.WARNING)  # no per-request HTTP logs
     port = int(os.environ.get("PORT", "7071"))
+    require_free(port, "the API", "Stop what uses it, or choose another: `PORT=7072 make run`.")
     data_dir = ROOT / ".data" / "azurite"
     azurite = start_azurite(data_dir, log_file=Path(ROOT / ".data" / "azurite.log"))
     os.environ["CV_STORAGE_CONNECTION_STRING"] = azurite.connection_string
