@@ -1,7 +1,7 @@
 // The portal's shell: hash routing, the top navigation and the project tabs.
 
 import { ApiError, keys, training } from "./api.js";
-import { clear, errorBanner, h, spinner } from "./ui.js";
+import { clear, closeDialogs, errorBanner, h, spinner } from "./ui.js";
 import { renderStart, renderSettings } from "./settings.js";
 import { renderProjects } from "./projects.js";
 import { renderImages } from "./images.js";
@@ -25,6 +25,7 @@ const TABS = [
 let current = null; // {controller, cleanups} of the view on screen
 
 function leaveView() {
+  closeDialogs(); // a dialog belongs to the page that opened it (an upload would go to its project)
   if (!current) return;
   current.controller.abort();
   for (const fn of current.cleanups) fn();

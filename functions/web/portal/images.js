@@ -2,21 +2,21 @@
 
 import { chunks, training } from "./api.js";
 import {
-  clear, confirmDialog, dialog, emptyState, field, formatDate, h, icon, progressBar, showError,
-  spinner, toast,
+  clear, confirmDialog, dialog, disabledReason, emptyState, field, formatDate, h, icon, progressBar,
+  showError, spinner, toast, uniqueId,
 } from "./ui.js";
 
 const PAGE_SIZE = 48;
 const BATCH = 64; // images per upload request, the API's limit
 
 /** Tag names -> ids, creating the tags that do not exist yet. */
-export async function ensureTags(projectId, tags, names) {
+export async function ensureTags(projectId, tags, names, signal) {
   const ids = [];
   for (const name of names) {
     const found = tags.find((t) => t.name.toLowerCase() === name.toLowerCase());
     if (found) ids.push(found.id);
     else {
-      const created = await training("POST", `/projects/${projectId}/tags`, { query: { name } });
+      const created = await training("POST", `/projects/${projectId}/tags`, { query: { name }, signal });
       tags.push({ ...created, imageCount: 0 });
       ids.push(created.id);
     }
@@ -24,9 +24,10 @@ export async function ensureTags(projectId, tags, names) {
   return ids;
 }
 
-/** The upload dialog: files by picker or drop, tags to apply, batches of 64 with progress. */
+/** The upload dialog: files by picker or drop, tags to apply, batches of 64 with progress.
+ * Closing it (also by leaving the page) aborts the upload: no later batch is sent. */
 function uploadDialog(project, tags, droppedFiles) {
-  return dialog("Add images", (body, close) => {
+  return dialog("Add images", (body, close, signal) => {
     let files = [...(droppedFiles || [])];
     let uploaded = 0;
     const input = h("input", { type: "file", multiple: true, accept: "image/*", name: "imageData" });
@@ -60,6 +61,7 @@ function uploadDialog(project, tags, droppedFiles) {
     const progress = h("div.upload-progress", { "aria-live": "polite" });
     const results = h("div.upload-results");
     const start = h("button.primary", { type: "submit", text: "Upload" });
+    const busy = disabledReason(start);
     const done = h("button", { type: "button", text: "Close", onclick: () => close(uploaded) });
 
     const form = h("form", {
@@ -70,15 +72,16 @@ function uploadDialog(project, tags, droppedFiles) {
           clear(results, h("p.alert", { role: "alert", text: "Choose at least one photo first." }));
           return;
         }
-        start.disabled = true;
+        busy.because("Uploading: wait for it to finish.");
         const names = newTags.value.split(",").map((s) => s.trim()).filter(Boolean);
         let tagIds;
         try {
           tagIds = tagBoxes.filter((b) => b.firstChild.checked).map((b) => b.firstChild.value);
-          tagIds.push(...await ensureTags(project.id, tags, names));
+          tagIds.push(...await ensureTags(project.id, tags, names, signal));
         } catch (error) {
+          if (error.name === "AbortError") return;
           showError(results, error, "Creating the tags");
-          start.disabled = false;
+          busy.because(null);
           return;
         }
         const failures = [];
@@ -90,11 +93,12 @@ function uploadDialog(project, tags, droppedFiles) {
           progressBar(processed / total, "Upload progress"));
         show();
         for (const batch of chunks(files, BATCH)) {
+          if (signal.aborted) return;
           const form = new FormData();
           for (const file of batch) form.append("imageData", file, file.name);
           try {
             const summary = await training("POST", `/projects/${project.id}/images`,
-              { query: { tagIds }, form });
+              { query: { tagIds }, form, signal });
             summary.images.forEach((result, i) => {
               if (result.status === "OK") uploaded += 1;
               else if (result.status === "OKDuplicate") duplicates += 1;
@@ -102,6 +106,7 @@ function uploadDialog(project, tags, droppedFiles) {
                 status: result.status, message: result.message || "" });
             });
           } catch (error) {
+            if (error.name === "AbortError") return;
             for (const file of batch) {
               failures.push({ name: file.name, status: error.code, message: error.message });
             }
@@ -123,7 +128,7 @@ function uploadDialog(project, tags, droppedFiles) {
         }
         files = [];
         showChosen();
-        start.disabled = false;
+        busy.because(null);
         done.focus();
       },
     },
@@ -132,7 +137,7 @@ function uploadDialog(project, tags, droppedFiles) {
       tagBoxes.length ? h("div.checks", {}, tagBoxes) : null,
       field("New tags (comma-separated)", newTags)),
     progress, results,
-    h("div.actions", {}, done, start));
+    h("div.actions", {}, busy.note, done, start));
     body.append(form);
   }, { wide: true });
 }
@@ -212,7 +217,7 @@ export async function renderImages(view, ctx) {
 
   async function openUpload(files) {
     await uploadDialog(project, state.tags, files);
-    await reload();
+    if (ctx.active()) await reload(); // not after leaving the page, which closed the dialog
   }
 
   async function loadTags() {
@@ -344,22 +349,24 @@ export async function renderImages(view, ctx) {
     }
     const pick = h("select", { "aria-label": "Tag for the selected images" },
       state.tags.map((t) => h("option", { value: t.id, text: t.name })));
-    const none = !count;
+    const clearSelection = h("button", { type: "button", text: "Clear selection", onclick: () => {
+      state.selected.clear(); drawToolbar(); drawGrid();
+    } });
+    const tag = h("button", { type: "button", text: "Tag", onclick: () => tagSelection(pick.value, true) });
+    const untag = h("button", { type: "button", text: "Untag", onclick: () => tagSelection(pick.value, false) });
+    const remove = h("button.danger-outline", { type: "button", text: "Delete", onclick: deleteSelection });
+    const needsSelection = disabledReason(clearSelection, tag, untag, remove);
+    needsSelection.because(count ? null : "Select images to tag, untag or delete them.");
     clear(toolbar,
       add,
       h("span.sep"),
       h("button", { type: "button", text: "Select page", onclick: () => {
         state.images.forEach((i) => state.selected.add(i.id)); drawToolbar(); drawGrid();
       } }),
-      h("button", { type: "button", text: "Clear selection", disabled: none, onclick: () => {
-        state.selected.clear(); drawToolbar(); drawGrid();
-      } }),
-      state.tags.length ? h("span.group", {},
-        pick,
-        h("button", { type: "button", text: "Tag", disabled: none, onclick: () => tagSelection(pick.value, true) }),
-        h("button", { type: "button", text: "Untag", disabled: none, onclick: () => tagSelection(pick.value, false) })) : null,
-      h("button.danger-outline", { type: "button", text: "Delete", disabled: none, onclick: deleteSelection }),
-      count ? h("span.selected-count", { text: `${count} selected` }) : null);
+      clearSelection,
+      state.tags.length ? h("span.group", {}, pick, tag, untag) : null,
+      remove,
+      count ? h("span.selected-count", { text: `${count} selected` }) : needsSelection.note);
   }
 
   async function tagSelection(tagId, add) {
@@ -375,7 +382,7 @@ export async function renderImages(view, ctx) {
           await training("DELETE", `/projects/${project.id}/images/tags`, { query: { imageIds: batch, tagIds: tagId } });
         }
       }
-      const name = state.tags.find((t) => t.id === tagId)?.name;
+      const name = state.tags.find((t) => t.id === tagId)?.name || "the chosen tag";
       toast(`${add ? "Tagged" : "Untagged"} ${ids.length} image${ids.length === 1 ? "" : "s"} ${add ? "with" : "from"} ${name}.`);
       state.selected.clear();
       await reload();
@@ -428,10 +435,12 @@ export async function renderImages(view, ctx) {
     }));
     const pages = Math.max(1, Math.ceil(state.total / PAGE_SIZE));
     const page = Math.floor(state.skip / PAGE_SIZE) + 1;
-    clear(pager,
-      h("button", { type: "button", text: "← Previous", disabled: page <= 1, onclick: () => { state.skip -= PAGE_SIZE; reload({ tags: false }); } }),
-      h("span", { text: `Page ${page} of ${pages} · ${state.total} images` }),
-      h("button", { type: "button", text: "Next →", disabled: page >= pages, onclick: () => { state.skip += PAGE_SIZE; reload({ tags: false }); } }));
+    // The page count between the buttons says why one is disabled (first or last page).
+    const where = h("span", { id: uniqueId("page"), text: `Page ${page} of ${pages} · ${state.total} images` });
+    const turn = (text, disabled, step) => h("button", { type: "button", text, disabled,
+      "aria-describedby": disabled ? where.id : false,
+      onclick: () => { state.skip += step; reload({ tags: false }); } });
+    clear(pager, turn("← Previous", page <= 1, -PAGE_SIZE), where, turn("Next →", page >= pages, PAGE_SIZE));
   }
 
   clear(grid, spinner());

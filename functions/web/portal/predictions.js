@@ -4,7 +4,8 @@
 import { chunks, training } from "./api.js";
 import { addToTraining, scoreList } from "./quicktest.js";
 import {
-  clear, confirmDialog, dialog, emptyState, field, formatDate, h, percent, showError, spinner, toast,
+  clear, confirmDialog, dialog, disabledReason, emptyState, field, formatDate, h, percent, showError,
+  spinner, toast,
 } from "./ui.js";
 
 const PAGE = 24;
@@ -25,6 +26,7 @@ export async function renderPredictions(view, ctx) {
     tags.map((t) => h("option", { value: t.id, text: t.name })));
   const min = h("input", { type: "range", min: "0", max: "100", value: "0", name: "minThreshold", id: "pred-min" });
   const minOut = h("output", { for: "pred-min", text: "0%" });
+  const minWhy = disabledReason(min);
   const order = h("select", { name: "orderBy" },
     h("option", { value: "Newest", text: "Newest first" }),
     h("option", { value: "Suggested", text: "Most uncertain first" }));
@@ -36,11 +38,12 @@ export async function renderPredictions(view, ctx) {
   clear(view,
     h("form.filters-bar", { onsubmit: (e) => { e.preventDefault(); load(false); } },
       field("Iteration", iteration), field("Tag", tag),
-      h("div.field", {}, h("label", { for: "pred-min", text: "Tag probability at least" }), h("div.inline", {}, min, minOut)),
+      h("div.field", {}, h("label", { for: "pred-min", text: "Tag probability at least" }),
+        h("div.inline", {}, min, minOut), minWhy.note),
       field("Order", order)),
     message, toolbar, grid, more);
   for (const control of [iteration, tag, order]) control.addEventListener("change", () => load(false));
-  const syncThreshold = () => { min.disabled = !tag.value; };
+  const syncThreshold = () => minWhy.because(tag.value ? null : "Choose a tag to filter by its probability.");
   tag.addEventListener("change", syncThreshold);
   syncThreshold();
   min.addEventListener("input", () => { minOut.textContent = `${min.value}%`; });
@@ -83,7 +86,7 @@ export async function renderPredictions(view, ctx) {
       const top = score(p);
       const picked = state.selected.has(p.id);
       return h("div.thumb", { class: picked ? "picked" : "" },
-        h("input.pick", { type: "checkbox", checked: picked, "aria-label": `Select prediction ${i + 1} (${top?.tagName})`,
+        h("input.pick", { type: "checkbox", checked: picked, "aria-label": `Select prediction ${i + 1} (${top?.tagName || "no tag"})`,
           onchange: (e) => { if (e.target.checked) state.selected.add(p.id); else state.selected.delete(p.id);
             e.target.parentElement.classList.toggle("picked", e.target.checked); drawToolbar(); } }),
         h("button.thumb-open", { type: "button", "aria-label": `Open prediction ${i + 1}`, onclick: () => open(p) },
@@ -104,14 +107,19 @@ export async function renderPredictions(view, ctx) {
     }
     const pick = h("select", { "aria-label": "Tag for the selected predictions" },
       tags.map((t) => h("option", { value: t.id, text: t.name })));
+    const add = h("button.primary", { type: "button", text: "Add to training images",
+      onclick: () => promote([...state.selected], pick.value) });
+    const drop = h("button.danger-outline", { type: "button", text: "Delete", onclick: remove });
+    const needsSelection = disabledReason(add, drop);
+    const needsTag = disabledReason(add);
+    if (!count) needsSelection.because("Select predictions to add them to the training images or delete them.");
+    else if (!tags.length) needsTag.because("The project has no tags: create one on Training images first.");
     clear(toolbar,
       h("button", { type: "button", text: "Select all", onclick: () => {
         state.results.forEach((p) => state.selected.add(p.id)); draw(); } }),
-      h("span.group", {}, pick,
-        h("button.primary", { type: "button", text: "Add to training images", disabled: !count || !tags.length,
-          onclick: () => promote([...state.selected], pick.value) })),
-      h("button.danger-outline", { type: "button", text: "Delete", disabled: !count, onclick: remove }),
-      count ? h("span.selected-count", { text: `${count} selected` }) : null);
+      h("span.group", {}, pick, add, needsTag.note),
+      drop,
+      count ? h("span.selected-count", { text: `${count} selected` }) : needsSelection.note);
   }
 
   async function forget(ids) {
@@ -134,7 +142,7 @@ export async function renderPredictions(view, ctx) {
           .push({ id: batch[i], ...r }));
       }
       await forget(added.map((r) => r.id));
-      const name = tags.find((t) => t.id === tagId)?.name;
+      const name = tags.find((t) => t.id === tagId)?.name || "the chosen tag";
       toast(`Added ${added.length} image${added.length === 1 ? "" : "s"} to the training images as ${name}.`);
       if (failed.length) {
         clear(message, h("div.alert", { role: "alert" }, h("strong", { text: `${failed.length} not added` }),
@@ -158,7 +166,7 @@ export async function renderPredictions(view, ctx) {
 
   function open(p) {
     return dialog("Prediction", (body, close) => body.append(h("div.image-view", {},
-      h("img.full", { src: p.originalImageUri, alt: `Predicted ${p.predictions[0]?.tagName}` }),
+      h("img.full", { src: p.originalImageUri, alt: p.predictions.length ? `Predicted ${p.predictions[0].tagName}` : "A stored prediction" }),
       h("div.image-info", {},
         h("p.hint", { text: `${names.get(p.iteration) || "deleted iteration"} · ${formatDate(p.created)}` }),
         scoreList(p.predictions),

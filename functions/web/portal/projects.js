@@ -15,8 +15,9 @@ async function domains() {
 }
 
 /** The create/edit form; resolves with the saved project, or null. */
-async function projectDialog(project) {
+async function projectDialog(project, ctx) {
   const available = await domains();
+  if (!ctx.active()) return null; // left the page while the domains loaded
   const title = project ? `Edit ${project.name}` : "New project";
   return dialog(title, (body, close) => {
     const name = h("input", { name: "name", required: true, maxlength: "256",
@@ -73,12 +74,12 @@ async function projectDialog(project) {
   });
 }
 
-function projectCard(project, counts, refresh) {
+function projectCard(project, counts, refresh, ctx) {
   const cover = project.thumbnailUri
     ? h("img.cover", { src: project.thumbnailUri, alt: "", loading: "lazy" })
     : h("div.cover.placeholder", { "aria-hidden": "true", text: project.name.slice(0, 1).toUpperCase() });
   const edit = async () => {
-    const saved = await projectDialog(project);
+    const saved = await projectDialog(project, ctx);
     if (saved) { toast(`Saved ${saved.name}.`); refresh(); }
   };
   const remove = async () => {
@@ -113,7 +114,7 @@ export async function renderProjects(main, ctx) {
   const refresh = () => load();
   const create = async () => {
     try {
-      const saved = await projectDialog(null);
+      const saved = await projectDialog(null, ctx);
       if (saved) location.hash = `#/projects/${saved.id}/images`;
     } catch (error) {
       showError(status, error, "Loading the domains");
@@ -141,7 +142,7 @@ export async function renderProjects(main, ctx) {
         ]);
         return { images, tags: tags.length };
       }));
-      clear(list, projects.map((p, i) => projectCard(p, counts[i], refresh)));
+      clear(list, projects.map((p, i) => projectCard(p, counts[i], refresh, ctx)));
     } catch (error) {
       showError(list, error, "Loading the projects");
     }

@@ -2,7 +2,7 @@
 
 import { ApiError, PREDICTION, keys, prediction, training } from "./api.js";
 import {
-  clear, copyText, emptyState, errorBanner, field, h, percent, showError, spinner,
+  clear, copyText, disabledReason, emptyState, errorBanner, field, h, percent, showError, spinner,
 } from "./ui.js";
 
 const TRAINING_KEY_HELP =
@@ -23,6 +23,7 @@ function keyForm(onDone, submitLabel, look = "card narrow") {
   });
   const status = h("div.form-status");
   const submit = h("button.primary", { type: "submit", text: submitLabel });
+  const busy = disabledReason(submit);
   const form = h("form", { class: look,
     onsubmit: async (event) => {
       event.preventDefault();
@@ -30,8 +31,8 @@ function keyForm(onDone, submitLabel, look = "card narrow") {
       const predictionKey = predictionInput.value.trim();
       const before = [keys.training, keys.prediction];
       keys.set(trainingKey, predictionKey);
-      submit.disabled = true;
-      clear(status, spinner("Checking the training key…"));
+      clear(status);
+      busy.because("Checking the training key…");
       try {
         await training("GET", "/projects");
         clear(status);
@@ -43,14 +44,14 @@ function keyForm(onDone, submitLabel, look = "card narrow") {
           : error;
         showError(status, shown, "Signing in");
       } finally {
-        submit.disabled = false;
+        busy.because(null);
       }
     },
   },
   field("Training key", trainingInput, TRAINING_KEY_HELP),
   field("Prediction key (optional)", predictionInput, PREDICTION_KEY_HELP),
   status,
-  h("div.actions", {}, submit));
+  h("div.actions", {}, busy.note, submit));
   return form;
 }
 

@@ -1,7 +1,7 @@
 // Suggested tags: the smart labeler's suggestions for untagged images, confirmed in bulk.
 
 import { training } from "./api.js";
-import { clear, emptyState, h, percent, showError, spinner, toast } from "./ui.js";
+import { clear, disabledReason, emptyState, h, percent, showError, spinner, toast } from "./ui.js";
 
 const BATCH = 64; // images per suggestions request
 
@@ -32,6 +32,7 @@ export async function renderSuggested(view, ctx) {
   const message = h("div");
   const grid = h("div.image-grid.suggestions", { "aria-live": "polite" });
   const confirm = h("button.primary", { type: "button", text: "Confirm suggestions" });
+  const confirmWhy = disabledReason(confirm);
   let cards = []; // {image, suggestion, chosen: Set}
 
   clear(view,
@@ -39,7 +40,7 @@ export async function renderSuggested(view, ctx) {
       h("div.field", {}, h("label", { for: "sg-iteration", text: "Suggestions from" }), iteration),
       h("div.field", {}, h("label", { for: "sg-threshold", text: "Preselect suggestions at least" }),
         h("div.inline", {}, threshold, thresholdOut)),
-      h("div.field.end", {}, confirm)),
+      h("div.field.end", {}, confirm, confirmWhy.note)),
     h("p.hint", { text: "Each untagged image with the tags the model suggests. Toggle a tag to accept or " +
       "reject it; Confirm applies the accepted tags. Images with none accepted stay untagged." }),
     untaggedCount > BATCH
@@ -71,16 +72,17 @@ export async function renderSuggested(view, ctx) {
       if (error.name === "AbortError") return;
       clear(grid);
       showError(message, error, "Getting suggestions");
+      confirmWhy.because("No suggestions to confirm: getting them failed.");
     }
   }
 
   function draw() {
     if (!cards.length) {
       clear(grid, emptyState("All images are tagged", "Nothing left to confirm."));
-      confirm.disabled = true;
+      confirmWhy.because("No suggestions left to confirm.");
       return;
     }
-    confirm.disabled = false;
+    confirmWhy.because(null);
     clear(grid, cards.map((card, i) => h("div.thumb.suggestion", {},
       h("img", { src: card.image.thumbnailUri, alt: `Untagged image ${i + 1}` }),
       h("div.chips", { role: "group", "aria-label": `Suggested tags for image ${i + 1}` },
@@ -98,7 +100,7 @@ export async function renderSuggested(view, ctx) {
   confirm.addEventListener("click", async () => {
     const pairs = cards.flatMap((c) => [...c.chosen].map((tagId) => ({ imageId: c.image.id, tagId })));
     if (!pairs.length) { toast("No suggestion is accepted.", "warn"); return; }
-    confirm.disabled = true;
+    confirmWhy.because("Applying the tags…");
     try {
       for (let i = 0; i < pairs.length; i += 128) {
         await training("POST", `/projects/${project.id}/images/tags`, { json: { tags: pairs.slice(i, i + 128) } });
@@ -108,7 +110,7 @@ export async function renderSuggested(view, ctx) {
       await load();
     } catch (error) {
       showError(message, error, "Applying the tags");
-      confirm.disabled = false;
+      confirmWhy.because(null);
     }
   });
   iteration.addEventListener("change", load);

@@ -1,7 +1,9 @@
 // Training: readiness of the tags, Quick (Regular) or Advanced, then live progress until done.
 
 import { training } from "./api.js";
-import { clear, emptyState, field, formatDate, h, progressBar, showError, spinner } from "./ui.js";
+import {
+  clear, disabledReason, emptyState, field, formatDate, h, progressBar, showError, spinner,
+} from "./ui.js";
 
 const MIN_IMAGES_PER_TAG = 5;
 const POLL_MS = 1000;
@@ -63,8 +65,19 @@ export async function renderTrain(view, ctx) {
     training("GET", `/projects/${project.id}/iterations`, { signal: ctx.signal }),
     training("GET", `/projects/${project.id}/images/untagged/count`, { signal: ctx.signal }),
   ]);
-  const short = tags.filter((t) => t.imageCount < MIN_IMAGES_PER_TAG);
-  const ready = tags.length >= 2 && !short.length;
+  // What the API checks before it trains (functions/services/training.py): at least 2 tags, the
+  // Negative tag counting once it has images enough, and every other tag on 5 images or more.
+  const regular = tags.filter((t) => t.type !== "Negative");
+  const negativeImages = tags.filter((t) => t.type === "Negative").reduce((n, t) => n + t.imageCount, 0);
+  const counted = regular.length + (negativeImages >= MIN_IMAGES_PER_TAG ? 1 : 0);
+  const short = regular.filter((t) => t.imageCount < MIN_IMAGES_PER_TAG);
+  const notReady = counted < 2
+    ? `Training needs at least 2 tags with ${MIN_IMAGES_PER_TAG} images or more; this project has ` +
+      `${counted === 1 ? "1" : "none"}.`
+    : short.length
+      ? `Each tag needs at least ${MIN_IMAGES_PER_TAG} images; too few for: ` +
+        `${short.map((t) => `${t.name} (${t.imageCount})`).join(", ")}.`
+      : null;
   const running = iterations.find((it) => it.status === "Training");
   const latest = iterations.slice().sort((a, b) => b.created.localeCompare(a.created))[0];
   const progress = h("div.train-status");
@@ -76,52 +89,69 @@ export async function renderTrain(view, ctx) {
       h("thead", {}, h("tr", {}, h("th", { text: "Tag" }), h("th.num", { text: "Images" }), h("th", { text: "" }))),
       h("tbody", {}, tags.map((t) => h("tr", {},
         h("td", { text: t.name }), h("td.num", { text: String(t.imageCount) }),
-        h("td", {}, t.imageCount < MIN_IMAGES_PER_TAG
+        h("td", {}, short.includes(t)
           ? h("span.badge.warn", { text: `needs ${MIN_IMAGES_PER_TAG - t.imageCount} more` })
-          : h("span.badge.ok", { text: "ready" }))))))
+          : h("span.badge.ok", { text: t.type === "Negative" ? "Negative" : "ready" }))))))
       : emptyState("No tags yet", "Add images with at least two tags before training.",
         h("a.button", { href: `#/projects/${project.id}/images`, text: "Go to training images" })),
-    tags.length === 1 ? h("p.hint", { text: "Training needs at least two tags." }) : null,
     untagged ? h("p.hint", {}, `${untagged} untagged images are not used. `,
       h("a", { href: `#/projects/${project.id}/suggested`, text: "Tag them with suggestions" })) : null);
 
   const budget = h("input", { type: "number", min: "1", max: "24", value: "1", name: "budget" });
+  const budgetWhy = disabledReason(budget);
   const force = h("input", { type: "checkbox", name: "force" });
   const radio = (value, label, hint, checked) => h("label.radio", {},
     h("input", { type: "radio", name: "trainingType", value, checked }),
     h("span", {}, h("strong", { text: label }), h("span.hint", { text: ` ${hint}` })));
-  const submit = h("button.primary", { type: "submit", text: "Train", disabled: !ready || Boolean(running) });
-  const finished = () => { submit.disabled = !ready; };
-  const syncBudget = () => {
-    budget.disabled = form.querySelector("input[name=trainingType]:checked").value !== "Advanced";
+  const submit = h("button.primary", { type: "submit", text: "Train" });
+  const submitWhy = disabledReason(submit);
+  const state = { starting: false, running: Boolean(running), unchangedType: null };
+  const chosenType = () => form.querySelector("input[name=trainingType]:checked").value;
+  // Why Train is disabled, beside it; the API's own answer (nothing changed) is shown the same way.
+  const sync = () => {
+    const type = chosenType();
+    submitWhy.because(
+      state.starting ? "Starting the training…"
+        : state.running ? "A training is running; wait for it to finish."
+          : notReady
+            || (state.unchangedType === type && !force.checked
+              ? "Nothing changed since the last iteration; tick “Train even if nothing changed” to train again."
+              : null));
+    budgetWhy.because(type === "Advanced" ? null : "Only Advanced training uses a time budget.");
   };
+  const finished = () => { state.running = false; sync(); };
   const form = h("form.card", { "aria-labelledby": "train-h", onsubmit: async (e) => {
     e.preventDefault();
-    const type = form.querySelector("input[name=trainingType]:checked").value;
-    submit.disabled = true;
+    const type = chosenType();
+    state.starting = true;
+    sync();
     clear(status);
     try {
       const it = await training("POST", `/projects/${project.id}/train`, { query: {
         trainingType: type, reservedBudgetInHours: type === "Advanced" ? budget.value : undefined,
         forceTrain: force.checked ? "true" : undefined,
       } });
+      state.running = true;
       watchIteration(project, it.id, progress, ctx, finished);
     } catch (error) {
-      showError(status, error, "Starting the training");
-      submit.disabled = false;
+      if (error.code === "BadRequestTrainingNotNeeded") state.unchangedType = type;
+      else showError(status, error, "Starting the training");
+    } finally {
+      state.starting = false;
+      if (ctx.active()) sync();
     }
   } },
   h("h2#train-h", { text: "Train" }),
   h("fieldset", {}, h("legend", { text: "Training type" }),
     radio("Regular", "Quick training", "a few seconds to minutes: a classifier on frozen features.", true),
     radio("Advanced", "Advanced training", "also fine-tunes the network within a time budget; kept only if it does better.", false)),
-  field("Time budget for Advanced training (hours)", budget),
+  h("div", {}, field("Time budget for Advanced training (hours)", budget), budgetWhy.note),
   h("label.check", {}, force, h("span", { text: "Train even if nothing changed since the last iteration" })),
   status,
-  h("div.actions.left", {}, submit));
+  h("div.actions.left", {}, submit, submitWhy.note));
 
-  form.addEventListener("change", syncBudget);
-  syncBudget();
+  form.addEventListener("change", sync);
+  sync();
   clear(view, h("div.two-col", {}, readiness, form), progress);
   if (running) watchIteration(project, running.id, progress, ctx, finished);
   else if (latest) {

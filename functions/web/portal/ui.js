@@ -14,7 +14,7 @@ export function h(spec, attrs = {}, ...children) {
     } else if (name === "class") {
       el.className += (el.className ? " " : "") + value;
     } else if (name === "text") {
-      el.textContent = value;
+      el.textContent = textOf(value);
     } else if (name === "style") {
       el.style.cssText = value; // CSSOM, which the Content-Security-Policy allows (attributes it does not)
     } else if (name === "dataset") {
@@ -32,8 +32,47 @@ export function h(spec, attrs = {}, ...children) {
 function append(el, children) {
   for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
-    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    el.append(child instanceof Node ? child : document.createTextNode(textOf(child)));
   }
+}
+
+/** A value as text a person can read: nothing for null, undefined and NaN; objects are
+ * refused (a console error, which fails the browser tests) rather than shown as [object Object]. */
+function textOf(value) {
+  if (value === null || value === undefined || Number.isNaN(value)) return "";
+  if (typeof value === "object") {
+    console.error("Not text:", value);
+    return "";
+  }
+  return String(value);
+}
+
+let lastId = 0;
+/** An id no other element of the page has. */
+export const uniqueId = (prefix = "id") => `${prefix}-${++lastId}`;
+
+/** Add (or remove) `id` in the control's aria-describedby list. */
+function describedBy(control, id, on) {
+  const ids = new Set((control.getAttribute("aria-describedby") || "").split(/\s+/).filter(Boolean));
+  if (on) ids.add(id); else ids.delete(id);
+  if (ids.size) control.setAttribute("aria-describedby", [...ids].join(" "));
+  else control.removeAttribute("aria-describedby");
+}
+
+/** Visible text beside controls that says why they are disabled (their aria-describedby).
+ * because(reason) disables them and shows the reason; because(null) enables them again. */
+export function disabledReason(...controls) {
+  const note = h("span.why", { id: uniqueId("why"), "aria-live": "polite" });
+  const because = (reason) => {
+    note.textContent = reason || "";
+    note.hidden = !reason;
+    for (const control of controls) {
+      control.disabled = Boolean(reason);
+      describedBy(control, note.id, Boolean(reason));
+    }
+  };
+  because(null);
+  return { note, because };
 }
 
 export function svg(tag, attrs = {}, ...children) {
@@ -84,11 +123,23 @@ export function spinner(text = "Loading…") {
   return h("p.loading", { role: "status" }, h("span.spin", { "aria-hidden": "true" }), text);
 }
 
-/** A modal <dialog>: resolves with the value passed to close(value), or null on cancel. */
+// Every open dialog, so that leaving a page closes them (app.js calls closeDialogs()).
+const openDialogs = new Set();
+
+/** Close every open dialog, as if cancelled; the work each one started is aborted. */
+export function closeDialogs() {
+  for (const close of [...openDialogs]) close();
+}
+
+/** A modal <dialog>: resolves with the value passed to close(value), or null on cancel.
+ * build(body, close, signal): `signal` aborts when the dialog closes, however it closes. */
 export function dialog(title, build, { wide = false } = {}) {
   return new Promise((resolve) => {
     const body = h("div.dialog-body");
+    const controller = new AbortController();
     const close = (value = null) => {
+      if (!openDialogs.delete(close)) return; // closed already: the first value stands
+      controller.abort();
       el.close();
       el.remove();
       resolve(value);
@@ -99,8 +150,9 @@ export function dialog(title, build, { wide = false } = {}) {
         h("button.icon", { type: "button", "aria-label": "Close dialog", text: "×", onclick: () => close() })),
       body);
     el.addEventListener("cancel", (event) => { event.preventDefault(); close(); });
+    openDialogs.add(close);
     document.body.append(el);
-    build(body, close);
+    build(body, close, controller.signal);
     el.showModal();
     const first = body.querySelector("input, select, textarea, button");
     if (first) first.focus();
