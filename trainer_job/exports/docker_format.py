@@ -28,12 +28,16 @@ SERVER_PACKAGES = ("onnxruntime", "pillow", "numpy")
 
 def dockerfile(flavor: str) -> str:
     pins = " ".join(f"{name}=={package_version(name)}" for name in SERVER_PACKAGES)
-    # Port 80 as Custom Vision's containers use it (Docker lets a non-root user bind it); the base
-    # image is the trainer's (trainer_job/Dockerfile).
+    # Port 80 as Custom Vision's containers use it: Docker (20.10 on) lets a non-root user bind
+    # it, as it sets net.ipv4.ip_unprivileged_port_start=0 in the container's network namespace.
+    # The base image is the trainer's (trainer_job/Dockerfile). onnxruntime (1.31 on Linux) would
+    # otherwise persist a telemetry device id and event cache under $HOME, which uid 10001 has not:
+    # it warns on every start, and a self-hosted model has nothing to report.
     return (
         f"# Open Custom Vision export ({flavor}): docker build -t classifier . && "
         "docker run -p 8080:80 classifier\n"
         f"FROM {BASE_IMAGES[flavor]}\n"
+        "ENV ORT_DISABLE_TELEMETRY=1\n"
         "WORKDIR /app\n"
         f"RUN pip install --no-cache-dir {pins} \\\n"
         "    && useradd --no-create-home --uid 10001 --user-group classifier\n"

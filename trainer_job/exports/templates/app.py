@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """A prediction server for the exported model, answering like Custom Vision's exported containers.
 
     python app.py --port 8080        (the Docker image runs: python app.py --port 80)

@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Classify an image file with the exported Core ML model (macOS): python predict.py photo.jpg
 
 Needs macOS and: pip install coremltools pillow numpy. The model is a classifier: it returns

@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Classify an image file with the exported ONNX model: python predict.py photo.jpg
 
 Needs: pip install onnxruntime pillow numpy

@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Classify an image file with the exported OpenVINO model: python predict.py photo.jpg
 
 Needs: pip install openvino pillow numpy

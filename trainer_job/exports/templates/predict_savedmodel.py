@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Classify an image file with the exported TensorFlow SavedModel: python predict.py photo.jpg
 
 Needs: pip install tensorflow pillow numpy. The input is NHWC: (1, S, S, 3).

@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Classify an image file with the exported TensorFlow Lite model: python predict.py photo.jpg
 
 Needs: pip install ai-edge-litert pillow numpy (or tensorflow, with tf.lite.Interpreter).
