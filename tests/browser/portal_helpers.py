@@ -121,11 +121,39 @@ def trainer_worker_fixture(storage: Storage, settings: Settings) -> Iterator[thr
     thread.join(timeout=120)
 
 
+# What a value the code forgot to check would show as: never text for a person.
+PLACEHOLDER = re.compile(r"\b(?:null|undefined|NaN)\b|\[object \w+\]")
+# Disabled controls on screen whose aria-describedby names no visible text saying why.
+UNEXPLAINED_DISABLED = """() => [...document.querySelectorAll(
+    "button:disabled, input:disabled, select:disabled, textarea:disabled")]
+  .filter((el) => el.checkVisibility())
+  .filter((el) => !(el.getAttribute("aria-describedby") || "").split(/\\s+/).filter(Boolean)
+    .map((id) => document.getElementById(id))
+    .some((why) => why && why.checkVisibility() && why.innerText.trim()))
+  .map((el) => el.outerHTML.slice(0, 160))"""
+
+
+def assert_no_placeholder_text(page: Page) -> None:
+    """No null, undefined, NaN or [object Object] in the text on screen."""
+    text = page.inner_text("body")
+    found = [text[max(0, m.start() - 40) : m.end() + 40] for m in PLACEHOLDER.finditer(text)]
+    assert not found, found
+
+
+def assert_disabled_controls_say_why(page: Page) -> None:
+    """Every disabled control on screen has visible text saying why (its aria-describedby)."""
+    unexplained = page.evaluate(UNEXPLAINED_DISABLED)
+    assert not unexplained, unexplained
+
+
 def shot(page: Page, name: str) -> None:
-    """Screenshots of what is on screen, at the laptop and the tablet width."""
+    """Screenshots of what is on screen, at the laptop and the tablet width; the screen shows no
+    placeholder text (null, undefined...) and says why each disabled control is disabled."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.wait_for_load_state("networkidle")
     page.evaluate("document.getElementById('toasts').replaceChildren()")
+    assert_no_placeholder_text(page)
+    assert_disabled_controls_say_why(page)
     page.screenshot(path=SCREENSHOTS / f"{name}-desktop.png", full_page=True)
     page.set_viewport_size(TABLET)
     page.screenshot(path=SCREENSHOTS / f"{name}-tablet.png", full_page=True)
