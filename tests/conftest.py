@@ -25,7 +25,8 @@ from tools.azurite import Azurite, free_port, start_azurite
 from tools.serve import serve_in_thread
 
 ROOT = Path(__file__).resolve().parents[1]
-DATASETS = ROOT.parent / "shared" / "datasets"
+FIXTURES = ROOT / "tests" / "fixtures"
+FLOWER_PHOTOS = FIXTURES / "flowers"  # the first 20 photos of each class; see its README.md
 
 
 def jpeg_bytes(
@@ -36,12 +37,25 @@ def jpeg_bytes(
     return buffer.getvalue()
 
 
-def real_photos(dataset: str, label: str, count: int) -> list[bytes]:
-    folder = DATASETS / dataset / label
-    if not folder.is_dir():
-        pytest.skip(f"{folder} is not available")
-    files = sorted(p for p in folder.iterdir() if p.is_file())[:count]
-    return [p.read_bytes() for p in files]
+def photo_paths(label: str, count: int, start: int = 0) -> list[Path]:
+    """`count` photos of a flower class from the `start`th on, in file-name order."""
+    files = sorted((FLOWER_PHOTOS / label).glob("*.jpg"))[start : start + count]
+    if len(files) != count:  # the fixtures lack what a test relies on: fail, never skip
+        raise FileNotFoundError(f"{FLOWER_PHOTOS / label} lacks photos {start} to {start + count}")
+    return files
+
+
+def real_photos(label: str, count: int, start: int = 0) -> list[bytes]:
+    return [path.read_bytes() for path in photo_paths(label, count, start)]
+
+
+def photo_images(label: str, count: int, start: int = 0) -> list[Image.Image]:
+    """The photos decoded to RGB, as the trainer sees them."""
+    images = []
+    for path in photo_paths(label, count, start):
+        with Image.open(path) as image:
+            images.append(image.convert("RGB"))
+    return images
 
 
 @functools.cache
@@ -134,11 +148,11 @@ class PublishedModel:
 
 def held_out_flowers(per_flower: int) -> list[tuple[str, bytes]]:
     """Photos of each flower that the published model was not trained on."""
-    photos = []
-    for flower in FLOWERS:
-        folder = real_photos("flowers5", flower, TRAIN_PER_FLOWER + per_flower)
-        photos += [(flower, data) for data in folder[TRAIN_PER_FLOWER:]]
-    return photos
+    return [
+        (flower, data)
+        for flower in FLOWERS
+        for data in real_photos(flower, per_flower, start=TRAIN_PER_FLOWER)
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -159,7 +173,7 @@ def published_model(
         tags[flower] = tag.id
         entries = [
             ImageFileCreateEntry(name=f"{flower}{i}.jpg", contents=photo, tag_ids=[tag.id])
-            for i, photo in enumerate(real_photos("flowers5", flower, TRAIN_PER_FLOWER))
+            for i, photo in enumerate(real_photos(flower, TRAIN_PER_FLOWER))
         ]
         summary = trainer.create_images_from_files(project.id, ImageFileCreateBatch(images=entries))
         assert summary.is_batch_successful

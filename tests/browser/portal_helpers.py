@@ -19,7 +19,7 @@ import pytest
 
 from functions.settings import Settings
 from functions.storage.clients import Storage
-from tests.conftest import DATASETS, PREDICTION_KEY, ROOT, TRAINING_KEY, TRAINING_PREFIX
+from tests.conftest import PREDICTION_KEY, ROOT, TRAINING_KEY, TRAINING_PREFIX
 
 sync_api = pytest.importorskip("playwright.sync_api")
 Page = sync_api.Page
@@ -37,13 +37,6 @@ GENERAL_COMPACT = "0732100f-1a38-4e49-a514-c9b44c697ab5"
 TIMEOUT_MS = 20_000
 
 needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason="chromium is not installed")
-
-
-def photo_paths(flower: str, start: int, count: int) -> list[Path]:
-    folder = DATASETS / "flowers5" / flower
-    if not folder.is_dir():
-        pytest.skip(f"{folder} is not available")
-    return sorted(p for p in folder.iterdir() if p.is_file())[start : start + count]
 
 
 @pytest.fixture(scope="module", name="browser")

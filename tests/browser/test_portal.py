@@ -21,14 +21,13 @@ from tests.browser.portal_helpers import (
     close_upload,
     expect,
     needs_chromium,
-    photo_paths,
     shot,
     sign_in,
     tab_fixture,  # noqa: F401 (a fixture: tab)
     trainer_worker_fixture,  # noqa: F401 (a fixture: trainer_worker)
     upload,
 )
-from tests.conftest import PREDICTION_KEY, TRAINING_KEY
+from tests.conftest import PREDICTION_KEY, TRAINING_KEY, photo_paths
 
 FLOWERS = ("daisy", "sunflower", "tulip")
 PER_FLOWER = 6
@@ -69,10 +68,11 @@ def test_portal_end_to_end(
 ) -> None:
     page = tab.page
     name = f"portal-{uuid.uuid4().hex[:8]}"
-    training_photos = {f: photo_paths(f, 0, PER_FLOWER) for f in FLOWERS}
+    training_photos = {f: photo_paths(f, PER_FLOWER) for f in FLOWERS}
     # Held-out photos that this training (seed 7) classifies right, with a clear margin.
     held_out = {
-        f: photo_paths(f, PER_FLOWER + i, 1)[0] for f, i in zip(FLOWERS, (1, 2, 3), strict=True)
+        f: photo_paths(f, 1, start=PER_FLOWER + i)[0]
+        for f, i in zip(FLOWERS, (1, 2, 3), strict=True)
     }
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"this is not an image")
@@ -266,8 +266,7 @@ def test_tags_images_and_empty_states(tab: Tab, endpoint: str) -> None:
         project = client.post("/projects", params={"name": name}).json()
         tag = client.post(f"/projects/{project['id']}/tags", params={"name": "daisy"}).json()
         files = [
-            ("imageData", (p.name, p.read_bytes(), "image/jpeg"))
-            for p in photo_paths("daisy", 0, 2)
+            ("imageData", (p.name, p.read_bytes(), "image/jpeg")) for p in photo_paths("daisy", 2)
         ]
         answer = client.post(
             f"/projects/{project['id']}/images", params={"tagIds": tag["id"]}, files=files
@@ -283,7 +282,7 @@ def test_tags_images_and_empty_states(tab: Tab, endpoint: str) -> None:
     expect(sidebar.locator("li", has_text="daisy").locator(".count")).to_have_text("2")
 
     # Drop a photo on the grid: the upload dialog opens with it.
-    dropped = photo_paths("daisy", 2, 1)[0]
+    dropped = photo_paths("daisy", 1, start=2)[0]
     transfer = page.evaluate_handle(
         """([name, bytes]) => {
             const transfer = new DataTransfer();

@@ -31,14 +31,13 @@ from tests.browser.portal_helpers import (
     close_upload,
     expect,
     needs_chromium,
-    photo_paths,
     shot,
     sign_in,
     tab_fixture,  # noqa: F401 (a fixture: tab)
     trainer_worker_fixture,  # noqa: F401 (a fixture: trainer_worker)
     upload,
 )
-from tests.conftest import jpeg_bytes
+from tests.conftest import jpeg_bytes, photo_paths
 
 pytestmark = needs_chromium
 
@@ -104,7 +103,7 @@ def trained(endpoint: str, storage: Storage, settings: Settings) -> Iterator[Tra
     from trainer_job.__main__ import process_one
 
     with api(endpoint) as client:
-        photos = {f: [p.read_bytes() for p in photo_paths(f, 0, PER_FLOWER)] for f in FLOWERS}
+        photos = {f: [p.read_bytes() for p in photo_paths(f, PER_FLOWER)] for f in FLOWERS}
         project_id = new_project(client, "paths-trained", photos)
         iteration = client.post(f"/projects/{project_id}/train").json()
         while process_one(storage, settings):  # also ends queued jobs of earlier tests
@@ -182,7 +181,7 @@ def test_quick_test_by_url_shows_every_tag(tab: Tab, endpoint: str, trained: Tra
     """A signed image link the API serves (an image of another project) is classified; every
     tag is listed with its probability, as the API answered. A broken link shows the error."""
     page = tab.page
-    held_out = photo_paths("sunflower", PER_FLOWER + 2, 1)[0]
+    held_out = photo_paths("sunflower", 1, start=PER_FLOWER + 2)[0]
     with api(endpoint) as client:
         other = new_project(client, "paths-url-source", {})
         (image,) = add_images(client, other, [held_out.read_bytes()], [])
@@ -243,7 +242,7 @@ def test_multilabel_project_performance(
 
     uploads = {"daisy": "daisy", "sunflower": "sunflower, yellow", "tulip": "tulip"}
     for flower, tags in uploads.items():
-        upload(page, photo_paths(flower, 0, PER_FLOWER), tags, PER_FLOWER)
+        upload(page, photo_paths(flower, PER_FLOWER), tags, PER_FLOWER)
         close_upload(page)
     sidebar = page.get_by_role("complementary", name="Tags")
     for tag in ("daisy", "sunflower", "tulip", "yellow"):

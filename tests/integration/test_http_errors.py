@@ -119,7 +119,7 @@ def padded_jpeg(total: int) -> bytes:
 
 def test_corrupt_and_truncated_images_are_error_image_format(http: httpx.Client) -> None:
     project = new_project(http)
-    photo = real_photos("flowers5", "daisy", 1)[0]
+    photo = real_photos("daisy", 1)[0]
     truncated = photo[: len(photo) // 2]
 
     response = upload_files(http, project, [corrupt_jpeg(), truncated])

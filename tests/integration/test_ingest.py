@@ -34,7 +34,7 @@ def test_registered_blob_trigger_ingests_and_removes_source(
 
     monkeypatch.setattr(function_app, "_storage", storage)
     project_id = _project(trainer)
-    photo = real_photos("flowers5", "tulip", 1)[0]
+    photo = real_photos("tulip", 1)[0]
     path = f"{project_id}/tulip/t1.jpg"
     _drop(storage, path, photo)
     trigger = registered_functions()["ingest_blob"].get_user_function()

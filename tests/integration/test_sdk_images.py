@@ -28,7 +28,7 @@ def test_upload_files_list_count_and_fetch_links(
 ) -> None:
     daisy = trainer.create_tag(project_id, "daisy")
     rose = trainer.create_tag(project_id, "rose")
-    photos = real_photos("flowers5", "daisy", 3) + real_photos("flowers5", "rose", 2)
+    photos = real_photos("daisy", 3) + real_photos("rose", 2)
     entries = [
         ImageFileCreateEntry(name=f"daisy{i}.jpg", contents=p, tag_ids=[daisy.id])
         for i, p in enumerate(photos[:3])

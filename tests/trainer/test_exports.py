@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 
 from functions.domain.preprocessing import Preprocessing
+from tests.conftest import photo_paths
 from tests.infra.infra_checks import HADOLINT, hadolint_problems
 from trainer_job.exports import FLAVORS, ExportError, ExportInputs, build_export, run_export
 from trainer_job.exports.bundle import unpack
@@ -32,7 +33,6 @@ from trainer_job.exports.coreml_format import spec_summary
 from trainer_job.exports.onnx_formats import check_agreement, probabilities
 from trainer_job.exports.sample_model import load_photos, train_sample_model
 
-DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
 CLASSES = ("daisy", "sunflower", "tulip")
 TRAIN_PER_CLASS = 8
 TEST_PER_CLASS = 12  # 36 held-out photos
@@ -74,19 +74,15 @@ class Flowers:
         return self.zips[platform, flavor]
 
 
-def _files(label: str) -> list[Path]:
-    folder = DATASETS / "flowers5" / label
-    if not folder.is_dir():
-        pytest.skip(f"{folder} is not available")
-    return sorted(p for p in folder.iterdir() if p.is_file())
-
-
 @pytest.fixture(scope="module")
 def flowers() -> Flowers:
-    train = {name: load_photos(_files(name)[:TRAIN_PER_CLASS]) for name in CLASSES}
+    train = {name: load_photos(photo_paths(name, TRAIN_PER_CLASS)) for name in CLASSES}
     inputs = train_sample_model(train, "efficientnet-lite0")
-    stop = TRAIN_PER_CLASS + TEST_PER_CLASS
-    test_files = [path for name in CLASSES for path in _files(name)[TRAIN_PER_CLASS:stop]]
+    test_files = [
+        path
+        for name in CLASSES
+        for path in photo_paths(name, TEST_PER_CLASS, start=TRAIN_PER_CLASS)
+    ]
     preprocessing = Preprocessing.for_size(224)
     images = np.stack([preprocessing(image) for image in load_photos(test_files)])
     return Flowers(inputs, test_files, images, probabilities(inputs.model_onnx, images))

@@ -15,13 +15,13 @@ import torch
 from PIL import Image
 
 from functions.domain.preprocessing import Preprocessing
+from tests.conftest import photo_images
 from trainer_job.ml import ensemble, finetune, recipe, tuner
 from trainer_job.ml.backbone import build_backbone
 from trainer_job.ml.export import export_onnx, verify_onnx
 from trainer_job.ml.finetune import AdvancedResult, fine_tune
 from trainer_job.ml.tuner import FineTuneConfig
 
-DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
 LITE0 = "efficientnet-lite0"
 SIZE = 224
 CLASSES = ("daisy", "rose", "sunflower")
@@ -41,13 +41,8 @@ def flowers() -> Flowers:
     images: list[Image.Image] = []
     classes: list[int] = []
     for c, name in enumerate(CLASSES):
-        folder = DATASETS / "flowers5" / name
-        if not folder.is_dir():
-            pytest.skip(f"{folder} is not available")
-        for path in sorted(p for p in folder.iterdir() if p.is_file())[:PER_CLASS]:
-            with Image.open(path) as image:
-                images.append(image.convert("RGB"))
-            classes.append(c)
+        images += photo_images(name, PER_CLASS)
+        classes += [c] * PER_CLASS
     labels = np.eye(len(CLASSES), dtype=np.float32)[classes]
     regular = recipe.train_regular(images, labels, False, LITE0, SIZE, seed=0)
     return Flowers(images, labels, regular)

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from functions.domain.preprocessing import Preprocessing
+from tests.conftest import photo_images
 from trainer_job.ml import evaluate, recipe
 from trainer_job.ml.backbone import FeatureExtractor, load_backbone
 from trainer_job.ml.evaluate import assign_folds, cross_validate
@@ -19,23 +20,10 @@ from trainer_job.ml.export import INPUT_NAME, OUTPUT_NAME, onnx_session
 from trainer_job.ml.features import compute_features, run_extractor, view_array
 from trainer_job.ml.head import LinearHead, train_head
 
-DATASETS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
 LITE0 = "efficientnet-lite0"
 FLOWERS = ("daisy", "dandelion", "rose", "sunflower", "tulip")
 TRAIN_PER_CLASS = 10
 TEST_PER_CLASS = 10
-
-
-def photos(dataset: str, label: str, start: int, stop: int) -> list[Image.Image]:
-    folder = DATASETS / dataset / label
-    if not folder.is_dir():
-        pytest.skip(f"{folder} is not available")
-    files = sorted(p for p in folder.iterdir() if p.is_file())[start:stop]
-    images = []
-    for path in files:
-        with Image.open(path) as image:
-            images.append(image.convert("RGB"))
-    return images
 
 
 def one_hot(classes: Sequence[int], count: int) -> np.ndarray:
@@ -52,10 +40,9 @@ class Flowers:
         self.test: list[Image.Image] = []
         train_classes: list[int] = []
         test_classes: list[int] = []
-        stop = TRAIN_PER_CLASS + TEST_PER_CLASS
         for c, name in enumerate(FLOWERS):
-            self.train += photos("flowers5", name, 0, TRAIN_PER_CLASS)
-            self.test += photos("flowers5", name, TRAIN_PER_CLASS, stop)
+            self.train += photo_images(name, TRAIN_PER_CLASS)
+            self.test += photo_images(name, TEST_PER_CLASS, start=TRAIN_PER_CLASS)
             train_classes += [c] * TRAIN_PER_CLASS
             test_classes += [c] * TEST_PER_CLASS
         self.train_classes = np.asarray(train_classes)
@@ -154,7 +141,7 @@ def test_head_and_cross_validation_are_deterministic(flowers: Flowers) -> None:
 
 
 def test_recipe_is_deterministic_and_the_seed_changes_the_augmentations() -> None:
-    images = photos("flowers5", "daisy", 20, 23) + photos("flowers5", "rose", 20, 23)
+    images = photo_images("daisy", 3, start=17) + photo_images("rose", 3, start=17)
     labels = one_hot([0, 0, 0, 1, 1, 1], 2)
 
     def run(seed: int, known: dict[int, np.ndarray] | None = None) -> recipe.RegularResult:

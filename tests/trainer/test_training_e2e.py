@@ -38,7 +38,7 @@ def _upload(trainer: CustomVisionTrainingClient, project_id: str, per_class: int
         tags[name] = tag.id
         entries = [
             ImageFileCreateEntry(name=f"{name}{i}.jpg", contents=photo, tag_ids=[tag.id])
-            for i, photo in enumerate(real_photos("flowers5", name, per_class))
+            for i, photo in enumerate(real_photos(name, per_class))
         ]
         summary = trainer.create_images_from_files(project_id, ImageFileCreateBatch(images=entries))
         assert summary.is_batch_successful
@@ -93,7 +93,7 @@ def test_train_evaluate_publish_and_artifacts(
     assert manifest["imageCount"] == 24
     session = onnxruntime.InferenceSession(artifact(artifacts.MODEL))
     preprocessing = Preprocessing.from_manifest(manifest["preprocessing"])
-    photo = real_photos("flowers5", "sunflower", 20)[-1]  # not among the training images
+    (photo,) = real_photos("sunflower", 1, start=19)  # not among the training images
     tensor = preprocessing(Image.open(io.BytesIO(photo)))[None]
     (probabilities,) = session.run(None, {"image": tensor})
     assert [label["name"] for label in labels] == sorted(CLASSES)

@@ -9,7 +9,6 @@ import random
 import struct
 import warnings
 import zlib
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,8 +25,8 @@ from functions.imaging import (
     resized_size,
     thumbnail_size,
 )
+from tests.conftest import photo_paths
 
-DAISY_DIR = Path("/work/shared/datasets/flowers5/daisy")
 RED = (255, 0, 0)
 BLUE = (0, 0, 255)
 
@@ -462,17 +461,11 @@ def test_image_rejected_keeps_status_and_message() -> None:
 # --- real photos ------------------------------------------------------------------------
 
 
-def daisy_photos(count: int) -> list[Path]:
-    if not DAISY_DIR.is_dir():
-        pytest.skip(f"{DAISY_DIR} is absent")
-    photos = sorted(DAISY_DIR.glob("*.jpg"))[:count]
-    if not photos:
-        pytest.skip(f"no JPEGs in {DAISY_DIR}")
-    return photos
-
-
 def test_real_daisy_photos() -> None:
-    for path in daisy_photos(5):
+    # Photos as Flickr served them and photos downsized by Pillow (tests/fixtures/README.md);
+    # most are upscaled to a 256 px shorter side, at least one is kept at its size.
+    kept: set[bool] = set()
+    for path in photo_paths("daisy", 20):
         data = path.read_bytes()
         with Image.open(path) as original:
             expected = ImageOps.exif_transpose(original).size
@@ -482,8 +475,10 @@ def test_real_daisy_photos() -> None:
         assert result.sha256 == hashlib.sha256(data).hexdigest()
         assert decode(result.resized).size == resized_size(*expected)
         assert decode(result.thumbnail).size == thumbnail_size(*expected)
+        kept.add(resized_size(*expected) == expected)
+    assert kept == {True, False}
 
 
 def test_real_daisy_photo_truncated_is_format_error() -> None:
-    data = daisy_photos(1)[0].read_bytes()
+    data = photo_paths("daisy", 1)[0].read_bytes()
     assert rejected(data[: len(data) // 2]).status == "ErrorImageFormat"
