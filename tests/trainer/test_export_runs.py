@@ -32,7 +32,7 @@ from tests.trainer.test_exports import CLASSES, Flowers, _check_prediction, flow
 from trainer_job.exports import FLAVORS
 from trainer_job.exports.platforms import resolve
 
-__all__ = ["flowers"]  # the fixture, shared with test_exports.py
+__all__ = ["flowers"]  # test_exports.py's fixture, used here (for ruff: not an unused import)
 
 IS_ROOT = os.geteuid() == 0
 UNPRIVILEGED = 10001  # the uid the Docker export runs as; predict.py runs as it too
@@ -136,7 +136,6 @@ def test_predict_script_runs_as_an_unprivileged_user(
     assert sum(scores) == pytest.approx(1.0, abs=1e-2)
     expected = CLASSES[int(flowers.reference[PREDICT_PHOTO].argmax())]
     assert predictions[0]["tagName"] == expected
-    assert not (place / "home" / "user").exists()
 
 
 @pytest.mark.parametrize("name", DOCKER)
