@@ -4,8 +4,8 @@
 import { training } from "./api.js";
 import { predictionUrlPanel } from "./settings.js";
 import {
-  clear, confirmDialog, dialog, emptyState, field, formatDate, h, percent, showError, spinner,
-  svg, toast,
+  clear, confirmDialog, dialog, disabledReason, emptyState, field, formatDate, h, percent, showError,
+  spinner, svg, toast,
 } from "./ui.js";
 
 const TAKE = 256; // the most performance images per request
@@ -186,31 +186,37 @@ export async function renderPerformance(view, ctx) {
     if (location.hash === target) window.dispatchEvent(new HashChangeEvent("hashchange"));
     else location.hash = target;
   };
-  const actions = h("div.actions.left", {},
-    it.status === "Completed" && !it.publishName ? h("button.primary", { type: "button", text: "Publish", onclick: async () => {
-      const name = await publishDialog(project, it);
-      if (name) { toast(`Published as ${name}.`); reload(); }
-    } }) : null,
-    it.publishName ? h("button", { type: "button", text: "Prediction URL", onclick: () => showPredictionUrl(project, it) }) : null,
-    it.publishName ? h("button", { type: "button", text: "Unpublish", onclick: async () => {
-      const ok = await confirmDialog(`Unpublish ${it.name}?`,
-        `Apps calling the name ${it.publishName} will get errors until you publish again.`, "Unpublish");
-      if (!ok) return;
-      try {
-        await training("DELETE", `/projects/${project.id}/iterations/${it.id}/publish`);
-        toast("Unpublished."); reload();
-      } catch (error) { showError(status, error, "Unpublishing"); }
-    } }) : null,
-    h("button.danger-outline", { type: "button", text: "Delete iteration", onclick: async () => {
-      const ok = await confirmDialog(`Delete ${it.name}?`, "Its model and its performance figures are deleted.");
-      if (!ok) return;
-      ctx.stop(); // its figures may still be loading: they would ask for a deleted iteration
-      try {
-        await training("DELETE", `/projects/${project.id}/iterations/${it.id}`);
-        toast(`Deleted ${it.name}.`);
-        location.hash = `#/projects/${project.id}/performance`;
-      } catch (error) { showError(status, error, "Deleting the iteration"); }
-    } }));
+  const publish = it.status === "Completed" && !it.publishName ? h("button.primary", { type: "button", text: "Publish", onclick: async () => {
+    const name = await publishDialog(project, it);
+    if (name) { toast(`Published as ${name}.`); reload(); }
+  } }) : null;
+  const predictionUrl = it.publishName
+    ? h("button", { type: "button", text: "Prediction URL", onclick: () => showPredictionUrl(project, it) }) : null;
+  const unpublish = it.publishName ? h("button", { type: "button", text: "Unpublish", onclick: async () => {
+    const ok = await confirmDialog(`Unpublish ${it.name}?`,
+      `Apps calling the name ${it.publishName} will get errors until you publish again.`, "Unpublish");
+    if (!ok) return;
+    busy.because("Unpublishing…");
+    try {
+      await training("DELETE", `/projects/${project.id}/iterations/${it.id}/publish`);
+      toast("Unpublished."); reload(); // the page is drawn again: its actions stay disabled till then
+    } catch (error) { showError(status, error, "Unpublishing"); busy.because(null); }
+  } }) : null;
+  const remove = h("button.danger-outline", { type: "button", text: "Delete iteration", onclick: async () => {
+    const ok = await confirmDialog(`Delete ${it.name}?`, "Its model and its performance figures are deleted.");
+    if (!ok) return;
+    ctx.stop(); // its figures may still be loading: they would ask for a deleted iteration
+    busy.because("Deleting…");
+    try {
+      await training("DELETE", `/projects/${project.id}/iterations/${it.id}`);
+      toast(`Deleted ${it.name}.`);
+      location.hash = `#/projects/${project.id}/performance`;
+    } catch (error) { showError(status, error, "Deleting the iteration"); busy.because(null); }
+  } });
+  // While one action on the iteration runs, the others wait (and say so).
+  const buttons = [publish, predictionUrl, unpublish, remove].filter(Boolean);
+  const busy = disabledReason(...buttons);
+  const actions = h("div.actions.left", {}, buttons, busy.note);
   main.append(h("div.page-head", {},
     h("div", {}, h("h2", { text: it.name }),
       h("p.hint", { text: `${it.trainingType} · ${it.status}${it.trainedAt ? ` · trained ${formatDate(it.trainedAt)}` : ""}` +
