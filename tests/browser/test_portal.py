@@ -158,7 +158,7 @@ def test_portal_end_to_end(
     assert float(stats.nth(1).inner_text().rstrip("%")) < recall_at_half
 
     # Publish.
-    page.get_by_role("button", name="Publish").click()
+    page.get_by_role("button", name="Publish", exact=True).click()
     publish = page.get_by_role("dialog", name=re.compile("^Publish"))
     publish.get_by_label("Published name").fill("portal-live")
     publish.get_by_role("button", name="Publish").click()
@@ -240,7 +240,7 @@ def test_portal_end_to_end(
     page.goto(f"{endpoint}/#/projects/{project_id}/performance")
     page.get_by_role("button", name="Unpublish").click()
     page.get_by_role("dialog").get_by_role("button", name="Unpublish").click()
-    expect(page.get_by_role("button", name="Publish")).to_be_visible()
+    expect(page.get_by_role("button", name="Publish", exact=True)).to_be_visible()
     page.get_by_role("button", name="Delete iteration").click()
     page.get_by_role("dialog", name="Delete Iteration 1?").get_by_role(
         "button", name="Delete"

@@ -167,7 +167,7 @@ def test_a_failed_training_shows_failed_and_why(
     expect(page.get_by_text("Regular · Failed")).to_be_visible()
     expect(page.get_by_role("alert")).to_contain_text("This training failed")
     expect(page.get_by_role("alert")).to_contain_text(reason)
-    expect(page.get_by_role("button", name="Publish")).to_have_count(0)
+    expect(page.get_by_role("button", name="Publish", exact=True)).to_have_count(0)
     shot(page, "31-performance-failed")
     page.get_by_role("link", name="Quick test").click()
     expect(page.get_by_text("Nothing to test yet")).to_be_visible()
