@@ -15,6 +15,12 @@ Conventions:
   precision-recall curve, sum over distinct scores of (R_k - R_{k-1}) * P_k; images with equal
   scores enter together. It is 0.0 for a tag without positives; the overall value is the mean
   over tags that have at least one positive (0.0 when none has).
+- The precision-recall curve of a tag lists (threshold, precision, recall) for each distinct
+  score used as threshold, descending, preceded by threshold 1.0 when every score is below 1.0
+  (nothing predicted). Each point is exactly what `evaluate` reports at its threshold, edge
+  cases included (recall 1.0 without positives; with nothing predicted, precision 1.0 without
+  positives and 0.0 with). `evaluate` at any threshold t equals the point with the smallest
+  listed threshold >= t, so a threshold's precision and recall always lie on the curve.
 - Standard deviations are population (ddof=0) deviations across folds of the per-fold values.
   A fold counts for recall when it holds positives, and for precision when it holds positives
   or predicted positives (folds where the value is only vacuously defined are left out). The
@@ -116,11 +122,21 @@ def average_precision(scores: np.ndarray, positives: np.ndarray) -> float:
 def precision_recall_curve(
     scores: np.ndarray, positives: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Precision and recall at each distinct score used as threshold, thresholds descending.
-
-    Recall is 1.0 throughout when there are no positives; empty input gives empty arrays.
-    """
+    """Precision, recall and thresholds of one tag's curve (see the module's conventions)."""
     values, truth = _scores_and_positives(scores, positives)
+    return _curve(values, truth)
+
+
+def precision_recall_curves(
+    probabilities: np.ndarray, labels: np.ndarray
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The curve of every column of (N, T) probabilities against 0/1 labels, by column."""
+    probs = _probabilities(probabilities)
+    truth = _binary(labels, "labels", probs.shape)
+    return [_curve(probs[:, j], truth[:, j]) for j in range(probs.shape[1])]
+
+
+def _curve(values: np.ndarray, truth: BoolArray) -> tuple[FloatArray, FloatArray, FloatArray]:
     order = np.argsort(-values, kind="stable")
     ranked = values[order]
     cumulative_tp = np.cumsum(truth[order], dtype=np.int64)
@@ -128,10 +144,14 @@ def precision_recall_curve(
     np.not_equal(ranked[:-1], ranked[1:], out=is_end[:-1])
     ends = np.flatnonzero(is_end)
     tp = cumulative_tp[ends]
-    total = int(cumulative_tp[-1]) if cumulative_tp.size else 0
-    precision = tp / (ends + 1.0)
-    recall = tp / total if total else np.ones(ends.shape, dtype=np.float64)
-    return precision, recall, ranked[ends]
+    predicted = ends + 1
+    thresholds = ranked[ends].astype(np.float64)
+    if not ranked.size or ranked[0] < 1.0:  # threshold 1.0 predicts nothing
+        tp = np.concatenate([[0], tp])
+        predicted = np.concatenate([[0], predicted])
+        thresholds = np.concatenate([[1.0], thresholds])
+    total = np.full(tp.shape, cumulative_tp[-1] if cumulative_tp.size else 0, dtype=np.int64)
+    return _precision(tp, predicted, total), _recall(tp, total), thresholds
 
 
 def _precision(tp: np.ndarray, pp: np.ndarray, pos: np.ndarray) -> FloatArray:

@@ -13,6 +13,7 @@ from functions.domain.metrics import (
     average_precision,
     evaluate,
     precision_recall_curve,
+    precision_recall_curves,
 )
 
 # Six images, two tags. Ranked by score, tag 0 reads +, -, +, +, -, - and tag 1 +, +, +, -, -, -.
@@ -267,19 +268,47 @@ def test_precision_recall_curve() -> None:
     scores = np.array([0.2, 0.7, 0.9, 0.7, 0.7])
     positives = np.array([1, 1, 0, 0, 1])
     precision, recall, thresholds = precision_recall_curve(scores, positives)
-    np.testing.assert_allclose(thresholds, [0.9, 0.7, 0.2])
-    np.testing.assert_allclose(precision, [0.0, 2 / 4, 3 / 5])
-    np.testing.assert_allclose(recall, [0.0, 2 / 3, 1.0])
+    # Threshold 1.0 predicts nothing: precision 0.0 (positives were missed), recall 0.0.
+    np.testing.assert_allclose(thresholds, [1.0, 0.9, 0.7, 0.2])
+    np.testing.assert_allclose(precision, [0.0, 0.0, 2 / 4, 3 / 5])
+    np.testing.assert_allclose(recall, [0.0, 0.0, 2 / 3, 1.0])
     # Each point matches evaluate() at that threshold.
     for p, r, t in zip(precision, recall, thresholds, strict=True):
         assert pr(evaluate(scores[:, None], positives[:, None], None, t)) == pytest.approx((p, r))
     # The step-wise area under it is the average precision.
     area = np.sum(np.diff(recall, prepend=0.0) * precision)
     assert area == pytest.approx(average_precision(scores, positives))
-    # Without positives recall is 1.0 (as in evaluate); empty input gives empty arrays.
-    _, recall, _ = precision_recall_curve(np.array([0.4, 0.1]), np.array([0, 0]))
-    np.testing.assert_array_equal(recall, [1.0, 1.0])
-    assert all(a.size == 0 for a in precision_recall_curve(np.array([]), np.array([])))
+
+
+def test_curve_edge_cases_follow_evaluate() -> None:
+    # Without positives: recall 1.0 throughout; nothing predicted is precision 1.0.
+    precision, recall, thresholds = precision_recall_curve(np.array([0.4, 0.1]), np.array([0, 0]))
+    np.testing.assert_allclose(thresholds, [1.0, 0.4, 0.1])
+    np.testing.assert_array_equal(recall, [1.0, 1.0, 1.0])
+    np.testing.assert_array_equal(precision, [1.0, 0.0, 0.0])
+    # A score of 1.0: no threshold within [0, 1] predicts nothing, so no such point.
+    precision, recall, thresholds = precision_recall_curve(np.array([1.0, 0.3]), np.array([1, 0]))
+    np.testing.assert_allclose(thresholds, [1.0, 0.3])
+    np.testing.assert_allclose(precision, [1.0, 0.5])
+    np.testing.assert_allclose(recall, [1.0, 1.0])
+    # No images: the one point is evaluate()'s (nothing claimed, nothing missed).
+    precision, recall, thresholds = precision_recall_curve(np.array([]), np.array([]))
+    assert (list(precision), list(recall), list(thresholds)) == ([1.0], [1.0], [1.0])
+    assert pr(evaluate(np.zeros((0, 1)), np.zeros((0, 1)), None, 1.0)) == (1.0, 1.0)
+
+
+def test_evaluate_at_any_threshold_lies_on_the_curve() -> None:
+    rng = np.random.default_rng(7)
+    probs = np.round(rng.random((40, 3)), 1).astype(np.float32)  # many ties
+    labels = (rng.random((40, 3)) < 0.3).astype(int)
+    labels[:, 2] = 0  # a tag without positives
+    curves = precision_recall_curves(probs, labels)
+    for threshold in np.linspace(0.0, 1.0, 41):
+        metrics = evaluate(probs, labels, None, float(threshold))
+        for tag, (precision, recall, thresholds) in zip(metrics.per_tag, curves, strict=True):
+            # Thresholds descend; compared in the probabilities' precision, as evaluate() does.
+            k = np.flatnonzero(thresholds.astype(np.float32) >= np.float32(threshold))[-1]
+            assert (tag.precision, tag.recall) == pytest.approx((precision[k], recall[k]))
 
 
 def slow_average_precision(scores: list[float], positives: list[int]) -> float:
