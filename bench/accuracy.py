@@ -13,7 +13,7 @@ dataset, bench/common.py) it creates a project in the chosen domain with one tag
 uploads the training photos and asks for Regular training; the queued job runs in-process with
 trainer_job's `process_one`, exactly what the container job runs. It then reads the
 iteration's model.onnx and manifest.json from models/{projectId}/{iterationId}/ and classifies
-every held-out photo with onnxruntime, preprocessed by `Preprocessing.from_manifest`.
+every held-out photo with onnxruntime, preprocessed as its `ModelManifest` says.
 
 The reference is computed here, on the same photos and split: frozen features of the same
 backbone (trainer_job.ml.backbone, view 0 only: the photo exactly as served) and a plain
@@ -43,7 +43,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import numpy as np
@@ -194,7 +193,7 @@ def reference_accuracy(photos: PhotoCache, backbone: str, split: Split) -> float
 @dataclass
 class Trained:
     iteration_id: str
-    manifest: dict[str, Any]
+    manifest: artifacts.ModelManifest
     seconds: float  # train request -> process_one returned
 
 
@@ -213,8 +212,12 @@ def train(
         )
     if training_type and state["trainingType"] != training_type:
         raise RuntimeError(f"asked for {training_type}, got a {state['trainingType']} iteration")
-    manifest = json.loads(read_artifact(served, project_id, state["id"], artifacts.MANIFEST))
-    return Trained(str(state["id"]), manifest, seconds)
+    return Trained(str(state["id"]), read_manifest(served, project_id, str(state["id"])), seconds)
+
+
+def read_manifest(served: Served, project_id: str, iteration_id: str) -> artifacts.ModelManifest:
+    data = read_artifact(served, project_id, iteration_id, artifacts.MANIFEST)
+    return artifacts.ModelManifest.from_dict(json.loads(data))
 
 
 def model_accuracy(
@@ -224,8 +227,8 @@ def model_accuracy(
     model = read_artifact(served, project_id, trained.iteration_id, artifacts.MODEL)
     session = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
     input_name = session.get_inputs()[0].name
-    preprocessing = Preprocessing.from_manifest(trained.manifest["preprocessing"])
-    outputs = [str(label["name"]) for label in trained.manifest["labels"]]
+    preprocessing = trained.manifest.preprocessing
+    outputs = [str(label["name"]) for label in trained.manifest.labels]
     test_paths, test_labels = split.labelled(split.test)
     correct = 0
     for start in range(0, len(test_paths), BATCH):
@@ -249,7 +252,7 @@ def check_advanced(
     served: Served, client: httpx.Client, project_id: str, regular: Trained
 ) -> tuple[AdvancedSupport, Trained | None]:
     """Ask for an Advanced iteration; supported only if one completes and its manifest shows
-    a recipe other than Regular's (a recipe field naming Advanced, or other timed stages)."""
+    a recipe other than Regular's (an advanced summary, or other timed stages)."""
     response = client.post(f"/projects/{project_id}/train", params={"trainingType": "Advanced"})
     if response.status_code != 200:
         return AdvancedSupport(
@@ -270,34 +273,32 @@ def check_advanced(
         return AdvancedSupport(
             False, f"the Advanced job ended {state['status']}: {state.get('trainingErrorDetails')}"
         ), None
-    manifest = json.loads(read_artifact(served, project_id, state["id"], artifacts.MANIFEST))
-    summary = manifest.get("advanced")
-    recipe = str(manifest.get("recipe", ""))
-    stages = sorted(manifest.get("timings", {}))
-    regular_stages = sorted(regular.manifest.get("timings", {}))
+    manifest = read_manifest(served, project_id, str(state["id"]))
+    summary = manifest.advanced
+    stages = sorted(manifest.timings)
+    regular_stages = sorted(regular.manifest.timings)
     trained = Trained(str(state["id"]), manifest, seconds)
     if isinstance(summary, dict) and summary:
         keys = ", ".join(sorted(summary))
         return AdvancedSupport(True, f"the manifest's advanced summary holds {keys}"), trained
-    if "advanced" in recipe.lower() or (stages and stages != regular_stages):
-        detail = f"recipe {recipe!r}, stages {', '.join(stages)}"
+    if stages and stages != regular_stages:
+        detail = f"stages {', '.join(stages)}"
         return AdvancedSupport(True, detail), trained
     return (
         AdvancedSupport(
             False,
             "the server accepts trainingType=Advanced and the job completes "
             f"({seconds:.0f} s), but the trainer ran the Regular recipe: its manifest has "
-            "no advanced summary, "
-            f"{'no recipe field' if not recipe else f'recipe {recipe!r}'} and the same timed "
+            "no advanced summary and the same timed "
             f"stages as Regular ({', '.join(stages)})",
         ),
         None,
     )
 
 
-def kept_model(manifest: dict[str, Any]) -> str:
+def kept_model(manifest: artifacts.ModelManifest) -> str:
     """Which model an Advanced iteration serves, as its manifest says (or ?)."""
-    summary = manifest.get("advanced")
+    summary = manifest.advanced
     if isinstance(summary, dict) and "kept" in summary:
         return str(summary["kept"])
     return "?"
@@ -342,8 +343,8 @@ def run_one(
             client, project_id, [(p, tags[n]) for n, ps in split.train.items() for p in ps]
         )
         regular = train(served, client, project_id, None)
-        if regular.manifest.get("backbone") != domain.backbone:
-            raise RuntimeError(f"trained {regular.manifest.get('backbone')}, not {domain.backbone}")
+        if regular.manifest.backbone != domain.backbone:
+            raise RuntimeError(f"trained {regular.manifest.backbone}, not {domain.backbone}")
         test_start = time.perf_counter()
         accuracy = model_accuracy(served, project_id, regular, photos, split)
         test_seconds = time.perf_counter() - test_start
@@ -357,7 +358,7 @@ def run_one(
             reference_accuracy(photos, domain.backbone, split),
             regular.seconds,
             test_seconds,
-            timings=dict(regular.manifest.get("timings", {})),
+            timings=dict(regular.manifest.timings),
         )
         if advanced is None:
             advanced, first = check_advanced(served, client, project_id, regular)

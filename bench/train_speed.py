@@ -234,7 +234,8 @@ def train_once(
         process.wait(timeout=120)
         exited = exited or time.perf_counter()
         reader.join(timeout=10)
-    manifest = json.loads(read_artifact(served, project_id, iteration_id, artifacts.MANIFEST))
+    stored = read_artifact(served, project_id, iteration_id, artifacts.MANIFEST)
+    manifest = artifacts.ModelManifest.from_dict(json.loads(stored))
     stages = trainer_log.stages()
     at = {stage.split(" (")[0]: t for t, stage in reversed(stages)}
     new = next((NEW_FEATURES.search(s) for _, s in stages if NEW_FEATURES.search(s)), None)
@@ -243,11 +244,11 @@ def train_once(
         end_at = completed if end is None else at.get(end, float("nan"))
         return end_at - at.get(start, float("nan"))
 
-    recorded = find_thread_count(manifest)
+    recorded = find_thread_count(manifest.to_dict())
     return Run(
         kind=kind,
         per_tag=per_tag,
-        images=int(manifest.get("imageCount", images)),
+        images=images if manifest.image_count is None else manifest.image_count,
         new_images=int(new["count"]) if new else -1,
         force_train=force,
         total_s=completed - sent,
@@ -257,8 +258,10 @@ def train_once(
         learning_s=span("Computing features", "Exporting the model"),
         export_s=span("Exporting the model", None),
         process_s=exited - spawned,
-        training_seconds=float(manifest.get("trainingSeconds", float("nan"))),
-        timings={k: float(v) for k, v in dict(manifest.get("timings", {})).items()},
+        training_seconds=float(
+            "nan" if manifest.training_seconds is None else manifest.training_seconds
+        ),
+        timings={k: float(v) for k, v in manifest.timings.items()},
         threads=f"{recorded} (manifest)" if recorded is not None else probe,
     )
 

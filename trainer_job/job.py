@@ -223,6 +223,21 @@ def _advanced_summary(advanced: Any) -> dict[str, Any]:
     }
 
 
+def evaluation_description(folds: int, advanced: dict[str, Any] | None) -> str:
+    """How the metrics were measured; for Advanced, also how the served model was chosen."""
+    regular = f"{folds}-fold cross-validation of the linear head on frozen features"
+    if advanced is None:
+        return regular
+    chosen = (
+        f"the served model ({advanced['kept']}) was chosen by comparing the fine-tuned ensemble "
+        f"with the linear head out of fold ({advanced['folds']} folds, every image scored, "
+        f"{advanced['heldOutMetric']})"
+    )
+    if advanced["refitImages"]:
+        chosen += f", then fine-tuned again on all {advanced['refitImages']} images"
+    return f"metrics: {regular} (the Regular model); {chosen}"
+
+
 def _skipped_note(data: TrainingSet) -> str | None:
     notes = []
     if data.skipped_unreadable:
@@ -263,33 +278,32 @@ def _write_artifacts(
         probabilities=result.probabilities.astype(np.float32),
         folds=result.folds.astype(np.int16),
     )
-    manifest = {
-        "backbone": domain.backbone,
-        "domainId": domain.id,
-        "domainName": domain.name,
-        "classificationType": "Multilabel" if result.multilabel else "Multiclass",
-        "trainingType": job.training_type,
-        "preprocessing": preprocessing.to_manifest(),
-        "output": "probabilities (softmax for Multiclass, sigmoid per tag for Multilabel)",
-        "labels": labels,
-        "seed": job.seed,
-        "imageCount": len(data.image_ids),
-        "skippedUnreadable": len(data.skipped_unreadable),
-        "skippedAmbiguous": len(data.skipped_ambiguous),
-        "trainingSeconds": round(elapsed, 2),
-        "timings": result.timings,
-        "onnxMaxAbsDifference": difference,
-        "versions": {
+    manifest = artifacts.ModelManifest(
+        backbone=domain.backbone,
+        domain_id=domain.id,
+        domain_name=domain.name,
+        classification_type="Multilabel" if result.multilabel else "Multiclass",
+        training_type=job.training_type,
+        preprocessing=preprocessing,
+        labels=labels,
+        seed=job.seed,
+        image_count=len(data.image_ids),
+        skipped_unreadable=len(data.skipped_unreadable),
+        skipped_ambiguous=len(data.skipped_ambiguous),
+        training_seconds=round(elapsed, 2),
+        timings=result.timings,
+        onnx_max_abs_difference=difference,
+        versions={
             "torch": torch.__version__,
             "onnxruntime": onnxruntime.__version__,
             "python": platform.python_version(),
         },
-        "evaluation": "5-fold cross-validation of the linear head on frozen features",
-        "advanced": advanced,
-    }
+        evaluation=evaluation_description(result.cross_validation.folds, advanced),
+        advanced=advanced,
+    )
     put(artifacts.MODEL, model_bytes, "application/octet-stream")
     put(artifacts.LABELS, json.dumps(labels).encode(), "application/json")
-    put(artifacts.MANIFEST, json.dumps(manifest, indent=2).encode(), "application/json")
+    put(artifacts.MANIFEST, json.dumps(manifest.to_dict(), indent=2).encode(), "application/json")
     put(artifacts.METRICS, json.dumps(_metrics_json(metrics, labels)).encode(), "application/json")
     put(artifacts.EVALUATION, evaluation.getvalue(), "application/octet-stream")
 

@@ -25,9 +25,6 @@ from functions.domain.predictions import Label, parse_labels
 from functions.domain.preprocessing import Preprocessing
 from functions.storage.clients import Storage
 
-INPUT_NAME = "image"
-OUTPUT_NAME = "probabilities"
-
 
 @dataclass(frozen=True)
 class LoadedModel:
@@ -39,6 +36,8 @@ class LoadedModel:
     multilabel: bool
     domain_id: str
     size_bytes: int
+    input_name: str = artifacts.INPUT_NAME
+    output_name: str = artifacts.OUTPUT_NAME
 
     def input_array(self, image: Image.Image) -> np.ndarray:
         """One image as the model's (3, S, S) input, preprocessed as described in its manifest."""
@@ -46,7 +45,7 @@ class LoadedModel:
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Probabilities (N, T) for a batch (N, 3, S, S) of preprocessed images."""
-        (out,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})
+        (out,) = self.session.run([self.output_name], {self.input_name: batch})
         return np.asarray(out, dtype=np.float32)
 
 
@@ -73,7 +72,7 @@ def load_model(storage: Storage, project_id: str, iteration_id: str, threads: in
         return data
 
     model = read(artifacts.MODEL)
-    manifest = json.loads(read(artifacts.MANIFEST))
+    manifest = artifacts.ModelManifest.from_dict(json.loads(read(artifacts.MANIFEST)))
     labels = parse_labels(read(artifacts.LABELS))
     session = onnxruntime.InferenceSession(
         model, sess_options=session_options(threads), providers=["CPUExecutionProvider"]
@@ -83,10 +82,12 @@ def load_model(storage: Storage, project_id: str, iteration_id: str, threads: in
         iteration_id=iteration_id,
         session=session,
         labels=labels,
-        preprocessing=Preprocessing.from_manifest(manifest["preprocessing"]),
-        multilabel=manifest.get("classificationType") == "Multilabel",
-        domain_id=str(manifest.get("domainId", "")),
+        preprocessing=manifest.preprocessing,
+        multilabel=manifest.multilabel,
+        domain_id=manifest.domain_id,
         size_bytes=len(model),
+        input_name=manifest.input_name,
+        output_name=manifest.output_name,
     )
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from functions.domain.artifacts import INPUT_NAME, OUTPUT_NAME
 from trainer_job.exports.inputs import ExportInputs
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -39,7 +40,7 @@ class Converted:
     input_layout: str  # "NCHW" or "NHWC"
     predict_template: str  # templates/ file shipped as predict.py
     requirements: list[str]  # pip requirements of predict.py
-    output_name: str = "probabilities"
+    output_name: str = OUTPUT_NAME
     notes: list[str] = field(default_factory=list)  # measured agreement, caveats
     extra_files: dict[str, bytes] = field(default_factory=dict)  # e.g. Dockerfile, app.py
 
@@ -52,11 +53,12 @@ def package_version(name: str) -> str:
 
 
 def activation(inputs: ExportInputs) -> str:
-    return "sigmoid" if inputs.manifest.get("classificationType") == "Multilabel" else "softmax"
+    return "sigmoid" if inputs.model_manifest.multilabel else "softmax"
 
 
 def preprocessing_json(inputs: ExportInputs, converted: Converted) -> dict[str, Any]:
-    p = inputs.preprocessing
+    manifest = inputs.model_manifest
+    p = manifest.preprocessing
     size = p.size
     shape: list[int | str] = ["N", 3, size, size]
     if converted.input_layout == "NHWC":
@@ -77,10 +79,10 @@ def preprocessing_json(inputs: ExportInputs, converted: Converted) -> dict[str, 
             f"takes {converted.input_layout}, as `input.layout` says.)"
         )
     settings: dict[str, Any] = {
-        "preprocessing": inputs.manifest["preprocessing"],
+        "preprocessing": inputs.manifest["preprocessing"],  # verbatim, as the trainer wrote it
         "description": description,
         "input": {
-            "name": "image",
+            "name": INPUT_NAME,
             "layout": converted.input_layout,
             "shape": shape,
             "dtype": "float32",
@@ -98,12 +100,17 @@ def preprocessing_json(inputs: ExportInputs, converted: Converted) -> dict[str, 
             "format": converted.format_name,
             "runtime": converted.runtime,
         },
-        "classificationType": inputs.manifest.get("classificationType", "Multiclass"),
+        "classificationType": manifest.classification_type,
     }
-    for key in ("projectId", "iterationId"):
-        if inputs.manifest.get(key):
-            settings[key] = inputs.manifest[key]
+    if manifest.project_id:
+        settings["projectId"] = manifest.project_id
+    if manifest.iteration_id:
+        settings["iterationId"] = manifest.iteration_id
     return settings
+
+
+def _or_unknown(value: int | None) -> str:
+    return "?" if value is None else str(value)
 
 
 def _metric(value: Any) -> str:
@@ -126,8 +133,8 @@ def _weights_paragraph(backbone: str) -> str:
 
 
 def model_card(inputs: ExportInputs, converted: Converted, platform: str, flavor: str) -> str:
-    manifest, metrics = inputs.manifest, inputs.metrics
-    backbone = str(manifest.get("backbone", "unknown"))
+    manifest, metrics = inputs.model_manifest, inputs.metrics
+    backbone = manifest.backbone
     size = sum(len(data) for data in converted.files.values())
     lines = [
         "# Model card",
@@ -135,13 +142,13 @@ def model_card(inputs: ExportInputs, converted: Converted, platform: str, flavor
         f"- **Export**: platform `{platform}`, flavor `{flavor}`: {converted.format_name}",
         f"- **Model file**: `{converted.model_path}`, {size:,} bytes ({size / 2**20:.1f} MiB)",
         f"- **Runtime tested**: {converted.runtime}",
-        f"- **Classification type**: {manifest.get('classificationType', 'Multiclass')} "
+        f"- **Classification type**: {manifest.classification_type} "
         f"({activation(inputs)} over {len(inputs.labels)} tags)",
         f"- **Backbone**: {backbone} (frozen, ImageNet weights) + a linear head, "
         f"input {inputs.preprocessing.size} x {inputs.preprocessing.size} px",
-        f"- **Domain**: {manifest.get('domainName') or manifest.get('domainId', 'unknown')}",
-        f"- **Training**: {manifest.get('trainingType', 'Regular')}, "
-        f"{manifest.get('imageCount', '?')} images, seed {manifest.get('seed', '?')}",
+        f"- **Domain**: {manifest.domain_name or manifest.domain_id or 'unknown'}",
+        f"- **Training**: {manifest.training_type}, "
+        f"{_or_unknown(manifest.image_count)} images, seed {_or_unknown(manifest.seed)}",
         "",
         "## Weights and license",
         "",
@@ -150,7 +157,7 @@ def model_card(inputs: ExportInputs, converted: Converted, platform: str, flavor
         "## Metrics of the iteration",
         "",
         f"At threshold {metrics.get('threshold', 0.5)}, as the service reports them "
-        f"({manifest.get('evaluation', 'see the iteration performance')}):",
+        f"({manifest.evaluation or 'see the iteration performance'}):",
         "",
         "| tag | precision | recall | average precision |",
         "|---|---|---|---|",

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from functions.domain.artifacts import ModelManifest
 from functions.domain.preprocessing import Preprocessing
 
 # A loaded export: preprocessed images (N, 3, S, S) float32 -> probabilities (N, T) float32.
@@ -22,13 +23,17 @@ class ExportError(Exception):
 class ExportInputs:
     model_onnx: bytes  # model.onnx: input "image" float32 (N, 3, S, S), output "probabilities"
     labels: list[dict[str, str]]  # labels.json: [{"id", "name", "type"}] in output order
-    manifest: dict[str, Any]  # manifest.json
+    manifest: dict[str, Any]  # manifest.json as stored (the export job adds projectId, iterationId)
     metrics: dict[str, Any]  # metrics.json
     calibration: np.ndarray | None  # (K, 3, S, S) float32 preprocessed training images, for int8
 
     @property
+    def model_manifest(self) -> ModelManifest:
+        return ModelManifest.from_dict(self.manifest)
+
+    @property
     def preprocessing(self) -> Preprocessing:
-        return Preprocessing.from_manifest(self.manifest["preprocessing"])
+        return self.model_manifest.preprocessing
 
     @property
     def tag_names(self) -> list[str]:

@@ -10,12 +10,11 @@ import onnxruntime
 import torch
 from torch import nn
 
+from functions.domain.artifacts import INPUT_NAME, OUTPUT_NAME
 from trainer_job.ml.backbone import FeatureExtractor, build_backbone
 from trainer_job.ml.head import LinearHead
 
 OPSET = 17
-INPUT_NAME = "image"
-OUTPUT_NAME = "probabilities"
 
 
 class ClassifierNet(nn.Module):
