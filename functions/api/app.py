@@ -21,6 +21,7 @@ from functions.api.routes import (
     images,
     iterations,
     portal,
+    portal_data,
     prediction,
     predictions,
     projects,
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None, storage: Storage | None = None)
     # Suggestions before images: /images/suggested must not be read as /images/{imageId}.
     routers = (
         domains,
+        portal_data,
         projects,
         tags,
         suggestions,

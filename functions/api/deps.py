@@ -16,6 +16,7 @@ from functions.services.image_queries import ImageQueries
 from functions.services.images import ImageService
 from functions.services.iterations import IterationService
 from functions.services.model_cache import ModelCache
+from functions.services.performance import PerformanceService
 from functions.services.prediction import PredictionService
 from functions.services.projects import ProjectService
 from functions.services.stored_predictions import StoredPredictions
@@ -37,6 +38,7 @@ class Services:
     queries: ImageQueries
     training: TrainingService
     iterations: IterationService
+    performance: PerformanceService
     models: ModelCache
     exports: ExportService
     prediction: PredictionService
@@ -54,15 +56,18 @@ class Services:
             threads=settings.onnx_threads,
         )
         images = ImageService(storage)
+        queries = ImageQueries(storage)
+        iterations = IterationService(storage, models)
         return cls(
             settings=settings,
             storage=storage,
             projects=ProjectService(storage),
             tags=TagService(storage),
             images=images,
-            queries=ImageQueries(storage),
+            queries=queries,
             training=TrainingService(storage, settings.training_seed),
-            iterations=IterationService(storage, models),
+            iterations=iterations,
+            performance=PerformanceService(iterations, queries),
             models=models,
             exports=ExportService(storage),
             prediction=PredictionService(storage, models),

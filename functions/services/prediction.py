@@ -5,19 +5,21 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from functions.domain import names
-from functions.domain.errors import BadRequest, NotFound, project_not_found
+from functions.domain.errors import BadRequest, NotFound
 from functions.domain.ids import id_time, new_time_ordered_id
 from functions.domain.limits import MAX_PREDICTION_IMAGE_BYTES
-from functions.domain.models import Iteration, IterationStatus, ProjectState
+from functions.domain.models import Iteration, IterationStatus
 from functions.domain.predictions import Prediction, scores_of, uncertainty
 from functions.imaging import DecodedImage, ImageRejected, decode_image, derived_copies
 from functions.services.iterations import completed_iteration
 from functions.services.model_cache import LoadedModel, ModelCache
+from functions.services.projects import read_active_project
+from functions.services.url_fetch import UrlFetchError, UrlPolicy, fetch_url
 from functions.storage.clients import Storage
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,16 @@ def validate_application(application: str | None) -> str | None:
             f"application is at most {MAX_APPLICATION_LENGTH} printable characters.",
         )
     return application
+
+
+def fetch_image(url: str | None, policy: UrlPolicy) -> bytes:
+    """An image URL's bytes under the SSRF guard, at most the prediction size limit."""
+    if not url:
+        raise BadRequest("BadRequestImageUrl", "The body needs a url.")
+    try:
+        return fetch_url(url, replace(policy, max_bytes=MAX_PREDICTION_IMAGE_BYTES))
+    except UrlFetchError as error:
+        raise BadRequest("BadRequestImageUrl", str(error)) from None
 
 
 def decode_for(model: LoadedModel, data: bytes) -> DecodedImage:
@@ -84,11 +96,18 @@ class PredictionService:
         application = validate_application(application)
         iteration_id = self.models.published(project_id, publish_name)
         if iteration_id is None:
-            project = self.storage.projects.get(project_id)
-            if project is None or project.state is not ProjectState.ACTIVE:
-                raise project_not_found(project_id)
+            read_active_project(self.storage, project_id)
             raise invalid_iteration(project_id, publish_name)
         return self._classify(project_id, iteration_id, data, store, application)
+
+    def detect(self, project_id: str) -> None:
+        """Object detection: Custom Vision's answer for a classification project."""
+        read_active_project(self.storage, project_id)
+        raise BadRequest(
+            "BadRequestNotSupported",
+            f"Project {project_id} is a classification project: use classify, not detect "
+            "(this service does not do object detection).",
+        )
 
     def quick_test(
         self, project_id: str, iteration_id: str | None, data: bytes, store: bool

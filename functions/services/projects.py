@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 from functions.domain import catalog, names
@@ -13,6 +14,7 @@ from functions.domain.limits import MAX_DESCRIPTION_LENGTH, MAX_PROJECT_NAME_LEN
 from functions.domain.models import ClassificationType, Project, ProjectState
 from functions.domain.validation import choice, optional_text, required_text
 from functions.storage.clients import Storage
+from functions.storage.image_index import view_all
 from functions.storage.tables import utcnow
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,27 @@ def _valid_platforms(platforms: list[str] | None) -> list[str]:
     return list(dict.fromkeys(chosen))
 
 
+def active_project(project: Project | None, project_id: str) -> Project:
+    """The rule for every use of a project: it exists and is not being deleted."""
+    if project is None or project.state is not ProjectState.ACTIVE:
+        raise project_not_found(project_id)
+    return project
+
+
+def read_active_project(storage: Storage, project_id: str) -> Project:
+    return active_project(storage.projects.get(project_id), project_id)
+
+
+@dataclass(frozen=True)
+class ProjectListing:
+    """A project with what its card shows: its newest image, and image and tag counts."""
+
+    project: Project
+    newest_image_id: str | None
+    image_count: int
+    tag_count: int
+
+
 class ProjectService:
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
@@ -71,10 +94,27 @@ class ProjectService:
         return self.storage.projects.list()
 
     def get(self, project_id: str) -> Project:
-        project = self.storage.projects.get(project_id)
-        if project is None or project.state is not ProjectState.ACTIVE:
-            raise project_not_found(project_id)
-        return project
+        return read_active_project(self.storage, project_id)
+
+    def newest_image_id(self, project_id: str) -> str | None:
+        """The cover of a project: its newest image, if any."""
+        newest = self.storage.images.iter_view(project_id, view_all(), page_size=1)
+        return next((i.id for i in newest), None)
+
+    def listing(self, with_counts: bool = False) -> list[ProjectListing]:
+        """Every active project with its cover image and, when asked, its counts. Projects are
+        partitions of their own, so each is read apart: all at once, on a few threads."""
+        projects = self.all()
+
+        def one(project: Project) -> ProjectListing:
+            counts = self.storage.images.counts(project.id).images if with_counts else 0
+            tags = len(self.storage.tags.list(project.id)) if with_counts else 0
+            return ProjectListing(project, self.newest_image_id(project.id), counts, tags)
+
+        if len(projects) <= 1:
+            return [one(p) for p in projects]
+        with ThreadPoolExecutor(max_workers=min(8, len(projects))) as pool:
+            return list(pool.map(one, projects))
 
     def create(
         self,
@@ -123,8 +163,7 @@ class ProjectService:
         )
 
         def apply(before: Project) -> Project:
-            if before.state is not ProjectState.ACTIVE:
-                raise project_not_found(project_id)
+            active_project(before, project_id)
             domain = _valid_domain(changes.domain_id or before.domain_id)
             platforms = (
                 changes.target_export_platforms
@@ -149,8 +188,7 @@ class ProjectService:
         """Hide the project at once, then remove its data; `resume_deletions` finishes it."""
 
         def mark(project: Project) -> Project:
-            if project.state is not ProjectState.ACTIVE:
-                raise project_not_found(project_id)
+            active_project(project, project_id)
             return replace(project, state=ProjectState.DELETING, last_modified=utcnow())
 
         self._purge(self._edit(project_id, mark))

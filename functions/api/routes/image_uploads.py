@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from functions.api.deps import ProjectDep, Services, ServicesDep
 from functions.api.json_spool import SpooledJson, decode_base64, spool_json
 from functions.api.multipart import SpooledPart, spool_multipart
-from functions.api.routes.images import image_mapper
+from functions.api.presenters import summary_response
 from functions.api.schemas.training import (
     ImageCreateSummaryOut,
     ImageFileBatch,
@@ -29,18 +29,6 @@ from functions.domain.models import ImageCreateOutcome
 from functions.services.images import NewImage
 
 router = APIRouter(tags=["images"])
-
-
-def summary_response(
-    services: ServicesDep, request: Request, project_id: str, outcomes: list[ImageCreateOutcome]
-) -> JSONResponse:
-    mapper = image_mapper(services, request, project_id)
-    summary = ImageCreateSummaryOut(
-        isBatchSuccessful=all(o.ok for o in outcomes),
-        images=[mapper.outcome(o) for o in outcomes],
-    )
-    status = 200 if summary.isBatchSuccessful else 207
-    return JSONResponse(summary.model_dump(mode="json"), status_code=status)
 
 
 def _tag_ids(ids: list[str] | None) -> list[str]:

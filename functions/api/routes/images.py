@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from functions.api.deps import ProjectDep, Services, ServicesDep, base_url
+from functions.api.deps import ProjectDep, Services, ServicesDep
+from functions.api.presenters import image_mapper
 from functions.api.schemas.training import (
-    ImageMapper,
     ImageMetadataEntryOut,
     ImageMetadataSummaryOut,
     ImageOut,
@@ -28,12 +28,6 @@ router = APIRouter(tags=["images"])
 
 TagIdsQuery = Annotated[str | None, Query(alias="tagIds")]
 FilterQuery = Annotated[str | None, Query(alias="$filter")]
-
-
-def image_mapper(services: Services, request: Request, project_id: str) -> ImageMapper:
-    names = {t.id: t.name for t in services.storage.tags.list(project_id)}
-    root = base_url(request)
-    return ImageMapper(project_id, names, lambda p, i, v: services.links.link(root, p, i, v))
 
 
 def _query(

@@ -4,7 +4,6 @@ classification only."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
@@ -14,12 +13,9 @@ from starlette.concurrency import run_in_threadpool
 from functions.api.deps import Services, ServicesDep
 from functions.api.multipart import image_from_stream
 from functions.api.schemas.predictions import ImagePredictionOut, ImageUrlIn
-from functions.domain.errors import BadRequest, project_not_found
 from functions.domain.ids import parse_id
-from functions.domain.limits import MAX_PREDICTION_IMAGE_BYTES
-from functions.domain.models import ProjectState
 from functions.domain.predictions import Prediction
-from functions.services.url_fetch import UrlFetchError, fetch_url
+from functions.services.prediction import fetch_image
 
 router = APIRouter(tags=["prediction"])
 
@@ -32,17 +28,6 @@ DETECT = "/{projectId}/detect/iterations/{publishedName}"
 
 def _response(prediction: Prediction) -> JSONResponse:
     return JSONResponse(ImagePredictionOut.of(prediction).model_dump(mode="json"))
-
-
-def fetch_image(services: Services, url: str | None) -> bytes:
-    """An image URL's bytes under the SSRF guard, at most the prediction size limit."""
-    if not url:
-        raise BadRequest("BadRequestImageUrl", "The body needs a url.")
-    policy = replace(services.url_policy, max_bytes=MAX_PREDICTION_IMAGE_BYTES)
-    try:
-        return fetch_url(url, policy)
-    except UrlFetchError as error:
-        raise BadRequest("BadRequestImageUrl", str(error)) from None
 
 
 async def _classify_body(
@@ -75,7 +60,7 @@ def _classify_url(
     store: bool,
 ) -> JSONResponse:
     project_id = parse_id(project_id, "projectId")
-    data = fetch_image(services, body.url)
+    data = fetch_image(body.url, services.url_policy)
     prediction = services.prediction.classify_published(
         project_id, published_name, data, store, application
     )
@@ -131,12 +116,4 @@ def classify_image_url_with_no_store(
 @router.post(DETECT + "/url")
 @router.post(DETECT + "/url/nostore")
 def detect(services: ServicesDep, project_id: ProjectId, published_name: PublishedName) -> None:
-    project_id = parse_id(project_id, "projectId")
-    project = services.storage.projects.get(project_id)
-    if project is None or project.state is not ProjectState.ACTIVE:
-        raise project_not_found(project_id)
-    raise BadRequest(
-        "BadRequestNotSupported",
-        f"Project {project_id} is a classification project: use classify, not detect "
-        "(this service does not do object detection).",
-    )
+    services.prediction.detect(parse_id(project_id, "projectId"))

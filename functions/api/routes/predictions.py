@@ -9,15 +9,13 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from functions.api.deps import ProjectDep, Services, ServicesDep, base_url
+from functions.api.deps import ProjectDep, ServicesDep
 from functions.api.multipart import image_from_body
-from functions.api.routes.image_uploads import summary_response
-from functions.api.routes.prediction import fetch_image
+from functions.api.presenters import prediction_links, summary_response
 from functions.api.schemas.predictions import (
     ImageIdCreateBatchIn,
     ImagePredictionOut,
     ImageUrlIn,
-    LinkFn,
     PredictionQueryResultOut,
     PredictionQueryTokenIO,
     StoredImagePredictionOut,
@@ -27,16 +25,12 @@ from functions.domain.ids import parse_id, parse_id_list
 from functions.domain.limits import DEFAULT_PREDICTION_QUERY_COUNT, MAX_PREDICTION_IDS_PER_CALL
 from functions.domain.predictions import PredictionQuery, QueryOrder, TagRange
 from functions.domain.validation import choice
+from functions.services.prediction import fetch_image
 from functions.services.stored_predictions import validate_ids
 
 router = APIRouter(tags=["predictions"])
 
 IterationIdQuery = Annotated[str | None, Query(alias="iterationId")]
-
-
-def prediction_links(services: Services, request: Request) -> LinkFn:
-    root = base_url(request)
-    return lambda p, i, v: services.links.link(root, p, i, v, kind="predictions")
 
 
 def _optional_id(value: str | None, what: str) -> str | None:
@@ -68,7 +62,7 @@ def quick_test_image_url(
     store: bool = True,
 ) -> ImagePredictionOut:
     iteration = _optional_id(iteration_id, "iterationId")
-    data = fetch_image(services, body.url)
+    data = fetch_image(body.url, services.url_policy)
     return ImagePredictionOut.of(services.prediction.quick_test(project.id, iteration, data, store))
 
 

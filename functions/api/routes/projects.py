@@ -2,33 +2,28 @@
 
 from __future__ import annotations
 
-import itertools
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from functions.api.deps import ProjectDep, Services, ServicesDep, base_url
+from functions.api.deps import ProjectDep, Services, ServicesDep
+from functions.api.presenters import image_links
 from functions.api.schemas.training import ProjectOut, ProjectPatch
 from functions.domain.models import Project
 from functions.services.projects import ProjectChanges
-from functions.storage.image_index import view_all
 
 router = APIRouter(tags=["projects"])
 
 
 def _out(services: Services, request: Request, project: Project) -> ProjectOut:
-    newest = list(itertools.islice(services.storage.images.iter_view(project.id, view_all()), 1))
-    thumbnail = (
-        services.links.link(base_url(request), project.id, newest[0].id, "thumbnail")
-        if newest
-        else None
-    )
-    return ProjectOut.of(project, thumbnail)
+    cover = services.projects.newest_image_id(project.id)
+    return ProjectOut.of(project, cover, image_links(services, request))
 
 
 @router.get("/projects", response_model=list[ProjectOut])
 def list_projects(services: ServicesDep, request: Request) -> list[ProjectOut]:
-    return [_out(services, request, p) for p in services.projects.all()]
+    link = image_links(services, request)
+    return [ProjectOut.of(p.project, p.newest_image_id, link) for p in services.projects.listing()]
 
 
 @router.post("/projects", response_model=ProjectOut)

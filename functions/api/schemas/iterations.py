@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from functions.api.schemas.predictions import PredictionOut
+from functions.api.schemas.predictions import LinkFn, PredictionOut
 from functions.api.schemas.training import ImageTagOut, Wire
-from functions.domain.metrics import Metrics
 from functions.domain.models import Iteration
-from functions.domain.predictions import Label
+from functions.services.performance import ImagePerformance, Performance, TagCurve
 from functions.services.training import exportable_to
 
 
@@ -89,7 +88,8 @@ class IterationPerformanceOut(Wire):
     averagePrecision: float
 
     @classmethod
-    def of(cls, metrics: Metrics, tags: list[Label]) -> IterationPerformanceOut:
+    def of(cls, performance: Performance) -> IterationPerformanceOut:
+        metrics, tags = performance.metrics, performance.tags
         return cls(
             perTagPerformance=[
                 TagPerformanceOut(
@@ -121,6 +121,45 @@ class ImagePerformanceOut(Wire):
     thumbnailUri: str
     tags: list[ImageTagOut]
     regions: None = None
+
+    @classmethod
+    def of(cls, project_id: str, p: ImagePerformance, link: LinkFn) -> ImagePerformanceOut:
+        image = p.image
+        return cls(
+            predictions=[PredictionOut.of(s) for s in p.scores],
+            id=p.image_id,
+            created=image.created if image else None,
+            width=image.width if image else 0,
+            height=image.height if image else 0,
+            imageUri=link(project_id, p.image_id, "resized"),
+            thumbnailUri=link(project_id, p.image_id, "thumbnail"),
+            tags=(
+                [ImageTagOut(tagId=t.id, tagName=t.name, created=image.created) for t in p.tags]
+                if image is not None
+                else []
+            ),
+        )
+
+
+class TagCurveOut(Wire):
+    """The portal's precision-recall curve of one tag: points by threshold, descending; each
+    point is the performance answer's precision and recall at that threshold."""
+
+    id: str
+    name: str
+    thresholds: list[float]
+    precision: list[float]
+    recall: list[float]
+
+    @classmethod
+    def of(cls, curve: TagCurve) -> TagCurveOut:
+        return cls(
+            id=curve.tag.id,
+            name=curve.tag.name,
+            thresholds=curve.thresholds,
+            precision=curve.precision,
+            recall=curve.recall,
+        )
 
 
 class ExportOut(Wire):

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 from functions.domain.catalog import LITE0
 from functions.domain.catalog import Domain as DomainInfo
 from functions.domain.models import Image, ImageCreateOutcome, Project, Tag
+from functions.services.projects import ProjectListing
 
 LinkFn = Callable[[str, str, str], str]
 
@@ -67,7 +68,7 @@ class ProjectOut(Wire):
     status: str = "Succeeded"
 
     @classmethod
-    def of(cls, p: Project, thumbnail_uri: str | None = None) -> ProjectOut:
+    def of(cls, p: Project, cover_image_id: str | None, link: LinkFn) -> ProjectOut:
         return cls(
             id=p.id,
             name=p.name,
@@ -79,7 +80,21 @@ class ProjectOut(Wire):
             ),
             created=p.created,
             lastModified=p.last_modified,
-            thumbnailUri=thumbnail_uri,
+            thumbnailUri=link(p.id, cover_image_id, "thumbnail") if cover_image_id else None,
+        )
+
+
+class ProjectSummaryOut(ProjectOut):
+    """The portal's project card: the project with its image and tag counts."""
+
+    imageCount: int
+    tagCount: int
+
+    @classmethod
+    def listed(cls, listing: ProjectListing, link: LinkFn) -> ProjectSummaryOut:
+        project = ProjectOut.of(listing.project, listing.newest_image_id, link)
+        return cls(
+            **project.model_dump(), imageCount=listing.image_count, tagCount=listing.tag_count
         )
 
 

@@ -26,38 +26,20 @@ const probability = (image, tagId) => {
 };
 const hasTag = (image, tagId) => image.tags.some((t) => t.tagId === tagId);
 
-/** Precision-recall points of one tag from out-of-sample scores (ties taken together). */
-export function prCurve(images, tagId) {
-  const scored = images.map((i) => [probability(i, tagId), hasTag(i, tagId)]).sort((a, b) => b[0] - a[0]);
-  const positives = scored.filter(([, p]) => p).length;
-  const points = [[0, 1]];
-  let tp = 0;
-  let fp = 0;
-  for (let i = 0; i < scored.length; i++) {
-    if (scored[i][1]) tp += 1; else fp += 1;
-    if (i + 1 < scored.length && scored[i + 1][0] === scored[i][0]) continue;
-    points.push([positives ? tp / positives : 0, tp / (tp + fp)]);
-  }
-  return points;
+/** Each tag's precision-recall curve, as the server computes it (points by threshold). */
+async function curvesOf(projectId, iterationId, signal) {
+  const curves = await training("GET", `/portal/projects/${projectId}/iterations/${iterationId}/curves`, { signal });
+  return new Map(curves.map((c) => [c.id, c]));
 }
 
-function atThreshold(images, tagId, threshold) {
-  let tp = 0; let fp = 0; let fn = 0;
-  for (const image of images) {
-    const predicted = probability(image, tagId) >= threshold;
-    const actual = hasTag(image, tagId);
-    if (predicted && actual) tp += 1; else if (predicted) fp += 1; else if (actual) fn += 1;
-  }
-  return { recall: tp + fn ? tp / (tp + fn) : 0, precision: tp + fp ? tp / (tp + fp) : 1 };
-}
-
-function curveChart(tag, images, threshold, color) {
+// The curve is the server's, point for point; the dot is the performance answer's precision and
+// recall at the threshold (a point of that curve), so the chart and the table cannot disagree.
+function curveChart(tag, curve, threshold, color) {
   const W = 220; const H = 170; const L = 34; const B = 26; const T = 8; const R = 16;
   const x = (r) => L + r * (W - L - R);
   const y = (p) => T + (1 - p) * (H - T - B);
-  const points = prCurve(images, tag.id);
-  const path = points.map(([r, p], i) => `${i ? "L" : "M"}${x(r).toFixed(1)},${y(p).toFixed(1)}`).join(" ");
-  const here = atThreshold(images, tag.id, threshold);
+  const path = curve.recall.map((r, i) => `${i ? "L" : "M"}${x(r).toFixed(1)},${y(curve.precision[i]).toFixed(1)}`).join(" ");
+  const here = { precision: tag.precision, recall: tag.recall };
   const grid = [0, 0.5, 1];
   return svg("svg", { viewBox: `0 0 ${W} ${H}`, class: "pr-chart", role: "img",
     "aria-label": `Precision-recall curve of ${tag.name}; at the threshold, precision ${percent(here.precision)}, recall ${percent(here.recall)}` },
@@ -68,9 +50,12 @@ function curveChart(tag, images, threshold, color) {
   svg("text", { x: x(0.5), y: H - 1, "text-anchor": "middle", class: "axis-title" }, "recall"),
   svg("text", { x: 9, y: y(0.5), "text-anchor": "middle", class: "axis-title", transform: `rotate(-90 9 ${y(0.5)})` }, "precision"),
   svg("path", { d: path, fill: "none", stroke: color, "stroke-width": "2" }),
-  svg("circle", { cx: x(here.recall), cy: y(here.precision), r: "4.5", fill: color, stroke: "#fff", "stroke-width": "1.5" }));
+  svg("circle", { cx: x(here.recall), cy: y(here.precision), r: "4.5", fill: color, stroke: "#fff", "stroke-width": "1.5",
+    class: "pr-dot", "data-tag-id": tag.id, "data-threshold": String(threshold),
+    "data-precision": String(here.precision), "data-recall": String(here.recall) }));
 }
 
+const NO_CURVE = { thresholds: [], precision: [], recall: [] };
 const COLORS = ["#2563eb", "#d97706", "#059669", "#db2777", "#7c3aed", "#0891b2", "#65a30d", "#dc2626"];
 
 function confusion(images, tags, multiclass, threshold) {
@@ -248,6 +233,7 @@ export async function renderPerformance(view, ctx) {
     h("h3", { text: multiclass ? "Confusion matrix" : "Predicted tags" }), matrix, behind);
 
   let images = [];
+  let curvesByTag = new Map();
   let perTag = [];
   let request = 0;
   const draw = async () => {
@@ -278,10 +264,12 @@ export async function renderPerformance(view, ctx) {
     } catch (error) { showError(figures, error, "Loading the performance"); }
   };
   const drawCharts = (threshold) => {
+    if (curvesByTag.size) {
+      clear(curves, perTag.map((t, i) => h("figure.curve", {},
+        curveChart(t, curvesByTag.get(t.id) || NO_CURVE, threshold, COLORS[i % COLORS.length]),
+        h("figcaption", {}, h("strong", { text: t.name }), ` AP ${percent(t.averagePrecision)}`))));
+    }
     if (!images.length) return;
-    clear(curves, perTag.map((t, i) => h("figure.curve", {},
-      curveChart(t, images, threshold, COLORS[i % COLORS.length]),
-      h("figcaption", {}, h("strong", { text: t.name }), ` AP ${percent(t.averagePrecision)}`))));
     clear(matrix, matrixView(images, perTag, multiclass, threshold,
       (row, col, found) => { clear(behind, cellImages(row, col, found)); behind.querySelector("a")?.focus(); }));
   };
@@ -293,10 +281,12 @@ export async function renderPerformance(view, ctx) {
   });
   ctx.onLeave(() => clearTimeout(debounce));
   clear(curves, spinner("Scoring the training images…"));
-  try {
-    images = await allImagePerformances(project.id, it.id, ctx.signal);
-  } catch (error) {
-    showError(curves, error, "Loading the image predictions");
-  }
+  const loading = [
+    curvesOf(project.id, it.id, ctx.signal).then((found) => { curvesByTag = found; },
+      (error) => showError(curves, error, "Loading the precision-recall curves")),
+    allImagePerformances(project.id, it.id, ctx.signal).then((found) => { images = found; },
+      (error) => showError(matrix, error, "Loading the image predictions")),
+  ];
+  await Promise.all(loading);
   await draw();
 }

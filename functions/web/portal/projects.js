@@ -127,7 +127,8 @@ export async function renderProjects(main, ctx) {
 
   async function load() {
     try {
-      const projects = await training("GET", "/projects", { signal: ctx.signal });
+      // One request: each project with its image and tag counts (the portal's own listing).
+      const projects = await training("GET", "/portal/projects", { signal: ctx.signal });
       if (!projects.length) {
         clear(list, emptyState("No projects yet",
           "Create a project, upload a few photos of each thing to recognise, tag them and train.",
@@ -135,14 +136,8 @@ export async function renderProjects(main, ctx) {
         return;
       }
       projects.sort((a, b) => b.created.localeCompare(a.created));
-      const counts = await Promise.all(projects.map(async (p) => {
-        const [images, tags] = await Promise.all([
-          training("GET", `/projects/${p.id}/images/count`, { signal: ctx.signal }),
-          training("GET", `/projects/${p.id}/tags`, { signal: ctx.signal }),
-        ]);
-        return { images, tags: tags.length };
-      }));
-      clear(list, projects.map((p, i) => projectCard(p, counts[i], refresh, ctx)));
+      clear(list, projects.map((p) =>
+        projectCard(p, { images: p.imageCount, tags: p.tagCount }, refresh, ctx)));
     } catch (error) {
       showError(list, error, "Loading the projects");
     }
