@@ -6,7 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from functions.api.deps import ProjectDep, ServicesDep, base_url
+from functions.api.deps import ProjectDep, ServicesDep
+from functions.api.presenters import image_links
 from functions.api.schemas.predictions import (
     PredictionOut,
     StoredSuggestedTagAndRegionOut,
@@ -69,7 +70,7 @@ def query_suggested_images(
     )
     iteration = parse_id(iteration_id, "iterationId")
     found, continuation = services.suggestions.query(project.id, iteration, query)
-    root = base_url(request)
+    link = image_links(services, request)
     results = []
     for s in found:
         image = s.image
@@ -78,9 +79,9 @@ def query_suggested_images(
                 **_out(s, project.id).model_dump(),
                 width=image.width,
                 height=image.height,
-                resizedImageUri=services.links.link(root, project.id, image.id, "resized"),
-                thumbnailUri=services.links.link(root, project.id, image.id, "thumbnail"),
-                originalImageUri=services.links.link(root, project.id, image.id, "original"),
+                resizedImageUri=link(project.id, image.id, "resized"),
+                thumbnailUri=link(project.id, image.id, "thumbnail"),
+                originalImageUri=link(project.id, image.id, "original"),
                 domain=project.domain_id,
             )
         )
