@@ -13,16 +13,15 @@ import logging
 import azure.functions as func
 
 from functions.api.app import create_app
+from functions.api.deps import Services
 from functions.domain import names
-from functions.services.ingest import IngestService
-from functions.services.orphans import OrphanSweeper
 from functions.settings import get_settings
-from functions.storage.clients import Storage
 
-_storage = Storage.from_settings(get_settings())
-
-_api = create_app(get_settings(), _storage)
-app = func.AsgiFunctionApp(app=_api, http_auth_level=func.AuthLevel.ANONYMOUS)
+# One set of services for the HTTP app and the triggers.
+_services = Services.build(get_settings())
+app = func.AsgiFunctionApp(
+    app=create_app(services=_services), http_auth_level=func.AuthLevel.ANONYMOUS
+)
 
 
 @app.function_name("ingest_blob")
@@ -34,19 +33,19 @@ app = func.AsgiFunctionApp(app=_api, http_auth_level=func.AuthLevel.ANONYMOUS)
 )
 def ingest_blob(blob: func.InputStream) -> None:
     name = (blob.name or "").removeprefix(names.CONTAINER_INGEST + "/")
-    result = IngestService(_storage).handle(name, blob.read())
+    result = _services.ingest.handle(name, blob.read())
     logging.info("ingest %s: %s", name, result.status)
 
 
 @app.function_name("purge_predictions")
 @app.timer_trigger(arg_name="timer", schedule="0 17 * * * *", run_on_startup=False)
 def purge_predictions(timer: func.TimerRequest) -> None:
-    deleted = _api.state.services.stored_predictions.purge_expired()
+    deleted = _services.stored_predictions.purge_expired()
     logging.info("retention: deleted %d stored predictions", deleted)
 
 
 @app.function_name("sweep_orphans")
 @app.timer_trigger(arg_name="timer", schedule="0 47 * * * *", run_on_startup=False)
 def sweep_orphans(timer: func.TimerRequest) -> None:
-    result = OrphanSweeper(_storage).sweep()
+    result = _services.orphans.sweep()
     logging.info("orphan sweep: %s", result)

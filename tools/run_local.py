@@ -12,10 +12,14 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import uvicorn
 
 from tools.azurite import ROOT, require_free, start_azurite
+
+if TYPE_CHECKING:
+    from functions.services.ingest import IngestService
 
 log = logging.getLogger("run")
 INGEST_POLL_SECONDS = 2.0
@@ -24,12 +28,7 @@ PURGE_FIRST_SECONDS = 60.0
 SWEEP_EVERY_SECONDS = 3600.0  # orphaned blobs (the Functions timer's job)
 
 
-def _ingest_loop(stop: threading.Event) -> None:
-    from functions.services.ingest import IngestService
-    from functions.settings import get_settings
-    from functions.storage.clients import Storage
-
-    service = IngestService(Storage.from_settings(get_settings()))
+def _ingest_loop(service: IngestService, stop: threading.Event) -> None:
     while not stop.wait(INGEST_POLL_SECONDS):
         try:
             for result in service.poll_once():
@@ -61,18 +60,17 @@ def main() -> None:
     settings = get_settings()
     stop = threading.Event()
     trainer: subprocess.Popen[bytes] | None = None
-    poller = threading.Thread(target=_ingest_loop, args=(stop,), daemon=True)
     try:
         from functions.api.app import create_app
+        from functions.api.deps import Services
 
-        app = create_app(settings)
+        services = Services.build(settings)  # the same services as the Functions host's
+        app = create_app(services=services)
+        poller = threading.Thread(target=_ingest_loop, args=(services.ingest, stop), daemon=True)
         poller.start()
-        from functions.services.orphans import OrphanSweeper
-
-        services = app.state.services
         jobs = (
             (PURGE_EVERY_SECONDS, services.stored_predictions.purge_expired, "retention purge"),
-            (SWEEP_EVERY_SECONDS, OrphanSweeper(services.storage).sweep, "orphan sweep"),
+            (SWEEP_EVERY_SECONDS, services.orphans.sweep, "orphan sweep"),
         )
         for seconds, job, what in jobs:
             threading.Thread(target=_every, args=(seconds, job, what, stop), daemon=True).start()

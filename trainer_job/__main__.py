@@ -8,12 +8,9 @@ import logging
 import threading
 import time
 
-from azure.storage.queue import QueueMessage
-
-from functions.domain import names
-from functions.domain.jobs import TrainingJob
 from functions.settings import Settings, get_settings
 from functions.storage.clients import Storage
+from functions.storage.queues import Delivery
 from trainer_job.export_job import record_export_failure, run_export_job
 from trainer_job.job import record_failure, run_job
 
@@ -22,15 +19,13 @@ RETRY_DELAY_SECONDS = 5
 
 
 def _keep_invisible(
-    storage: Storage, message: QueueMessage, seconds: int, stop: threading.Event
+    storage: Storage, delivery: Delivery, seconds: int, stop: threading.Event
 ) -> None:
     """Extend the message's invisibility while the job runs, so no other worker takes it; if
     this process dies, the message reappears after at most `seconds`."""
-    queue = storage.training_queue
     while not stop.wait(seconds / 3):
         try:
-            receipt = queue.update_message(message, visibility_timeout=seconds)
-            message.pop_receipt = receipt.pop_receipt
+            storage.training_queue.hide(delivery, seconds)
         except Exception:
             log.exception("could not extend the message's visibility")
 
@@ -38,14 +33,14 @@ def _keep_invisible(
 def process_one(storage: Storage, settings: Settings) -> bool:
     """Take one message, train or export, delete it. Returns False when the queue was empty."""
     queue = storage.training_queue
-    message = queue.receive_message(visibility_timeout=settings.trainer_visibility_seconds)
-    if message is None:
+    delivery = queue.receive(settings.trainer_visibility_seconds)
+    if delivery is None:
         return False
-    job = TrainingJob.decode(message.content)
+    job = delivery.job
     exporting = job.kind == "export"
     run_job_ = run_export_job if exporting else run_job
     record_failure_ = record_export_failure if exporting else record_failure
-    deliveries = message.dequeue_count or 1
+    deliveries = delivery.dequeue_count
     if deliveries > settings.trainer_max_deliveries:
         reason = (
             f"{'The export' if exporting else 'Training'} stopped "
@@ -53,14 +48,14 @@ def process_one(storage: Storage, settings: Settings) -> bool:
             "(the job was killed, ran out of memory or kept failing)."
         )
         record_failure_(storage, job, reason, final=True)
-        _to_poison(storage, message)
-        queue.delete_message(message)
+        queue.to_poison(delivery)
+        queue.delete(delivery)
         log.error("job %s moved to the poison queue: %s", job.iteration_id, reason)
         return True
     stop = threading.Event()
     heartbeat = threading.Thread(
         target=_keep_invisible,
-        args=(storage, message, settings.trainer_visibility_seconds, stop),
+        args=(storage, delivery, settings.trainer_visibility_seconds, stop),
         daemon=True,
     )
     heartbeat.start()
@@ -77,17 +72,12 @@ def process_one(storage: Storage, settings: Settings) -> bool:
         heartbeat.join(timeout=30)
     if failed and deliveries < settings.trainer_max_deliveries:
         # Let the message reappear soon: the next delivery is the retry.
-        queue.update_message(message, visibility_timeout=RETRY_DELAY_SECONDS)
+        queue.hide(delivery, RETRY_DELAY_SECONDS)
         return True
     if failed:
-        _to_poison(storage, message)
-    queue.delete_message(message)
+        queue.to_poison(delivery)
+    queue.delete(delivery)
     return True
-
-
-def _to_poison(storage: Storage, message: QueueMessage) -> None:
-    poison = storage.clients.queues.get_queue_client(names.QUEUE_TRAINING_POISON)
-    poison.send_message(message.content)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("azure").setLevel(logging.WARNING)
     settings = get_settings()
     storage = Storage.from_settings(settings)
-    storage.clients.ensure_resources()
+    storage.ensure_resources()
     if not args.watch:
         process_one(storage, settings)
         return 0

@@ -11,9 +11,8 @@ import numpy as np
 from PIL import Image as PILImage
 
 from functions.domain import names
-from functions.domain.models import ClassificationType, Tag
+from functions.domain.models import ClassificationType, Tag, TaggingStatus
 from functions.storage.clients import Storage
-from functions.storage.image_index import view_tagged
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +50,7 @@ def load_training_set(
     image_ids: list[str] = []
     rows: list[list[int]] = []
     ambiguous: list[str] = []
-    for image in storage.images.iter_view(project_id, view_tagged(), oldest_first=True):
+    for image in storage.images.iter_images(project_id, TaggingStatus.TAGGED, oldest_first=True):
         columns = sorted({column[t] for t in image.tag_ids if t in column})
         if not columns:
             continue

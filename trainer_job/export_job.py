@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from functions.domain import artifacts, names
+from functions.domain.clock import utcnow
 from functions.domain.exports import (
     EXPORTER_VERSION,
     ExportRecord,
@@ -26,7 +27,6 @@ from functions.domain.exports import (
 from functions.domain.jobs import TrainingJob
 from functions.domain.preprocessing import Preprocessing
 from functions.storage.clients import Storage
-from functions.storage.tables import utcnow
 
 log = logging.getLogger(__name__)
 

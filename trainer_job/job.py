@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from functions.domain import artifacts, catalog, names
+from functions.domain.clock import utcnow
 from functions.domain.jobs import TrainingJob
 from functions.domain.metrics import evaluate
 from functions.domain.models import (
@@ -30,7 +31,6 @@ from functions.domain.models import (
 )
 from functions.domain.preprocessing import Preprocessing
 from functions.storage.clients import Storage
-from functions.storage.tables import utcnow
 from trainer_job.dataset import TrainingSet, load_training_set
 from trainer_job.feature_cache import FeatureCache
 

@@ -60,11 +60,15 @@ def prepare_storage(services: Services) -> None:
     services.projects.resume_deletions()
 
 
-def create_app(settings: Settings | None = None, storage: Storage | None = None) -> FastAPI:
-    settings = settings or get_settings()
+def create_app(
+    settings: Settings | None = None,
+    storage: Storage | None = None,
+    services: Services | None = None,
+) -> FastAPI:
+    """The app over `services` (by default built from `settings` and `storage`)."""
+    settings = services.settings if services else settings or get_settings()
     settings.check_keys()
-    storage = storage or Storage.from_settings(settings)
-    services = Services.build(settings, storage)
+    services = services or Services.build(settings, storage)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -1,4 +1,7 @@
-"""Dependencies for the routers: the services, the caller's key, the project in the path."""
+"""Dependencies for the routers: the services, the caller's key, the project in the path.
+
+`Services.build` is the one composition root: the HTTP app, the Functions triggers and
+`make run` all get their services from it (the trainer builds only `Storage.from_settings`)."""
 
 from __future__ import annotations
 
@@ -14,8 +17,10 @@ from functions.domain.models import Project
 from functions.services.exports import ExportService
 from functions.services.image_queries import ImageQueries
 from functions.services.images import ImageService
+from functions.services.ingest import IngestService
 from functions.services.iterations import IterationService
 from functions.services.model_cache import ModelCache
+from functions.services.orphans import OrphanSweeper
 from functions.services.performance import PerformanceService
 from functions.services.prediction import PredictionService
 from functions.services.projects import ProjectService
@@ -44,25 +49,31 @@ class Services:
     prediction: PredictionService
     stored_predictions: StoredPredictions
     suggestions: SuggestionService
+    ingest: IngestService
+    orphans: OrphanSweeper
     links: LinkSigner
     url_policy: UrlPolicy
 
     @classmethod
-    def build(cls, settings: Settings, storage: Storage) -> Services:
+    def build(cls, settings: Settings, storage: Storage | None = None) -> Services:
+        """Every service, over `storage` (by default the account `settings` name)."""
+        storage = storage or Storage.from_settings(settings)
         models = ModelCache(
             storage,
             max_bytes=settings.model_cache_mb * 1024 * 1024,
             name_ttl_seconds=settings.publish_name_ttl_seconds,
             threads=settings.onnx_threads,
         )
+        projects = ProjectService(storage)
+        tags = TagService(storage)
         images = ImageService(storage)
         queries = ImageQueries(storage)
         iterations = IterationService(storage, models)
         return cls(
             settings=settings,
             storage=storage,
-            projects=ProjectService(storage),
-            tags=TagService(storage),
+            projects=projects,
+            tags=tags,
             images=images,
             queries=queries,
             training=TrainingService(storage, settings.training_seed),
@@ -75,6 +86,8 @@ class Services:
                 storage, images, timedelta(days=settings.prediction_retention_days)
             ),
             suggestions=SuggestionService(storage, models),
+            ingest=IngestService(storage, projects, tags, images),
+            orphans=OrphanSweeper(storage, tags),
             links=LinkSigner(settings.training_key, settings.image_link_ttl_seconds),
             url_policy=UrlPolicy(
                 timeout_seconds=settings.url_timeout_seconds,

@@ -12,13 +12,13 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from functions.domain.errors import DomainError
+from functions.storage.errors import HttpResponseError, ServiceRequestError, ServiceResponseError
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 5

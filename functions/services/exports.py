@@ -6,13 +6,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 
+from functions.domain.clock import utcnow
 from functions.domain.errors import BadRequest
 from functions.domain.exports import ExportRecord, ExportStatus, parse_target
 from functions.domain.jobs import TrainingJob
 from functions.domain.models import IterationStatus
 from functions.services.iterations import completed_iteration, iteration_not_found
 from functions.storage.clients import Storage
-from functions.storage.tables import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class ExportService:
                 flavor=flavor,
             )
             try:
-                self.storage.training_queue.send_message(job.encode())
+                self.storage.training_queue.send(job)
             except Exception:
                 log.exception("queueing export %s failed", record.file_name)
                 failed = replace(

@@ -12,13 +12,7 @@ from functions.domain.limits import DEFAULT_TAKE, MAX_IMAGES_PER_PROJECT, MAX_TA
 from functions.domain.metadata_filter import parse_metadata_filter
 from functions.domain.models import Image, OrderBy, TaggingStatus
 from functions.storage.clients import Storage
-from functions.storage.image_index import (
-    image_row_keys,
-    view_all,
-    view_tag,
-    view_tagged,
-    view_untagged,
-)
+from functions.storage.image_index import ImageTable
 
 
 @dataclass(frozen=True)
@@ -29,11 +23,6 @@ class ImageQuery:
     order_by: OrderBy = OrderBy.NEWEST
     take: int = DEFAULT_TAKE
     skip: int = 0
-
-
-def _sort_key(image: Image) -> str:
-    # The same order as the newest-first index rows: the key of the 'new|' row.
-    return image_row_keys(image)[1]
 
 
 def _dedupe(images: Iterable[Image]) -> Iterator[Image]:
@@ -64,21 +53,15 @@ class ImageQueries:
         if query.tag_ids:
             if query.tagging_status is TaggingStatus.UNTAGGED:
                 return iter(())
-            streams = [
-                images.iter_view(project_id, view_tag(t), page_size=page_size)
-                for t in query.tag_ids
-            ]
+            streams = [images.iter_tag(project_id, t, page_size=page_size) for t in query.tag_ids]
             if len(streams) == 1:
                 merged: Iterator[Image] = streams[0]
             else:
-                merged = _dedupe(heapq.merge(*streams, key=_sort_key))
+                merged = _dedupe(heapq.merge(*streams, key=ImageTable.newest_first_key))
             return iter(list(merged)[::-1]) if oldest else merged
-        view = {
-            TaggingStatus.ALL: view_all(),
-            TaggingStatus.TAGGED: view_tagged(),
-            TaggingStatus.UNTAGGED: view_untagged(),
-        }[query.tagging_status]
-        return images.iter_view(project_id, view, oldest_first=oldest, page_size=page_size)
+        return images.iter_images(
+            project_id, query.tagging_status, oldest_first=oldest, page_size=page_size
+        )
 
     def _filtered(self, project_id: str, query: ImageQuery) -> Iterator[Image]:
         predicate = parse_metadata_filter(query.metadata_filter)

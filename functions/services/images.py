@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import IO
 
+from functions.domain.clock import utcnow
 from functions.domain.errors import BadRequest, image_not_found, tag_not_found
 from functions.domain.ids import new_time_ordered_id
 from functions.domain.image_edits import with_metadata, with_tags, without_tags
@@ -35,8 +36,6 @@ from functions.domain.models import (
 from functions.imaging import ImageRejected, ProcessedImage, process_image
 from functions.services.url_fetch import UrlFetchError, UrlPolicy, fetch_all
 from functions.storage.clients import Storage
-from functions.storage.image_index import view_all
-from functions.storage.tables import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -316,7 +315,7 @@ class ImageService:
 
     def delete_all(self, project_id: str) -> None:
         while True:
-            stream = self.storage.images.iter_view(project_id, view_all())
+            stream = self.storage.images.iter_images(project_id)
             page = [i.id for i in itertools.islice(stream, 256)]
             if not page:
                 return

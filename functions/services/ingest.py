@@ -42,11 +42,13 @@ def _ascii(text: str) -> str:
 
 
 class IngestService:
-    def __init__(self, storage: Storage) -> None:
+    def __init__(
+        self, storage: Storage, projects: ProjectService, tags: TagService, images: ImageService
+    ) -> None:
         self.storage = storage
-        self.projects = ProjectService(storage)
-        self.tags = TagService(storage)
-        self.images = ImageService(storage)
+        self.projects = projects
+        self.tags = tags
+        self.images = images
         self._skip_until: dict[str, float] = {}  # blob name -> monotonic time
 
     def ingest(self, blob_name: str, data: bytes) -> IngestResult:
@@ -80,10 +82,11 @@ class IngestService:
         blobs = self.storage.blobs
         if not result.accepted:
             log.warning("ingest refused %s: %s %s", blob_name, result.status, result.message)
-            client = blobs.service.get_blob_client(names.CONTAINER_INGEST_REJECTED, blob_name)
-            client.upload_blob(
+            blobs.put(
+                names.CONTAINER_INGEST_REJECTED,
+                blob_name,
                 data,
-                overwrite=True,
+                "application/octet-stream",
                 metadata={"status": result.status, "reason": _ascii(result.message or "")},
             )
         elif result.status == ImageCreateStatus.OK:
@@ -94,19 +97,18 @@ class IngestService:
     def poll_once(self) -> list[IngestResult]:
         """Process every blob now waiting in the ingest container (the local stand-in for
         Event Grid, which Azurite does not emit)."""
-        container = self.storage.clients.blobs.get_container_client(names.CONTAINER_INGEST)
         results = []
-        for blob in container.list_blobs():
-            if self._skip_until.get(blob.name, 0.0) > time.monotonic():
+        for blob_name in self.storage.blobs.list_names(names.CONTAINER_INGEST):
+            if self._skip_until.get(blob_name, 0.0) > time.monotonic():
                 continue
             try:
-                data = self.storage.blobs.get(names.CONTAINER_INGEST, blob.name)
+                data = self.storage.blobs.get(names.CONTAINER_INGEST, blob_name)
                 if data is not None:
-                    results.append(self.handle(blob.name, data))
-                self._skip_until.pop(blob.name, None)
+                    results.append(self.handle(blob_name, data))
+                self._skip_until.pop(blob_name, None)
             except Exception:
                 log.exception(
-                    "could not handle %s; skipping it for %.0f s", blob.name, SKIP_SECONDS
+                    "could not handle %s; skipping it for %.0f s", blob_name, SKIP_SECONDS
                 )
-                self._skip_until[blob.name] = time.monotonic() + SKIP_SECONDS
+                self._skip_until[blob_name] = time.monotonic() + SKIP_SECONDS
         return results

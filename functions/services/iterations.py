@@ -11,13 +11,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from functions.domain import artifacts, names
+from functions.domain.clock import utcnow
 from functions.domain.errors import BadRequest, NotFound
 from functions.domain.metrics import Metrics, evaluate
 from functions.domain.models import Iteration, IterationStatus
 from functions.domain.predictions import Label, parse_labels
 from functions.services.model_cache import ModelCache
 from functions.storage.clients import Storage
-from functions.storage.tables import utcnow
 
 MAX_PUBLISH_NAME_LENGTH = 256
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from functions.domain import names
+from functions.domain.clock import utcnow
 from functions.domain.models import ProjectState
 from functions.services.tags import TagService
 from functions.storage.clients import Storage
-from functions.storage.tables import utcnow
 
 log = logging.getLogger(__name__)
 GRACE = timedelta(hours=1)
@@ -32,10 +32,10 @@ class SweepResult:
 
 
 class OrphanSweeper:
-    def __init__(self, storage: Storage, grace: timedelta = GRACE) -> None:
+    def __init__(self, storage: Storage, tags: TagService, grace: timedelta = GRACE) -> None:
         self.storage = storage
+        self.tags = tags
         self.grace = grace
-        self.tags = TagService(storage)
 
     def sweep(self, now: datetime | None = None) -> SweepResult:
         cutoff = (now or utcnow()) - self.grace

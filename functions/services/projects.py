@@ -8,14 +8,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 from functions.domain import catalog, names
+from functions.domain.clock import utcnow
 from functions.domain.errors import BadRequest, project_not_found
 from functions.domain.ids import new_id
 from functions.domain.limits import MAX_DESCRIPTION_LENGTH, MAX_PROJECT_NAME_LENGTH
 from functions.domain.models import ClassificationType, Project, ProjectState
 from functions.domain.validation import choice, optional_text, required_text
 from functions.storage.clients import Storage
-from functions.storage.image_index import view_all
-from functions.storage.tables import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +97,7 @@ class ProjectService:
 
     def newest_image_id(self, project_id: str) -> str | None:
         """The cover of a project: its newest image, if any."""
-        newest = self.storage.images.iter_view(project_id, view_all(), page_size=1)
+        newest = self.storage.images.iter_images(project_id, page_size=1)
         return next((i.id for i in newest), None)
 
     def listing(self, with_counts: bool = False) -> list[ProjectListing]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from functions.domain import names
+from functions.domain.clock import utcnow
 from functions.domain.errors import BadRequest
 from functions.domain.limits import (
     MAX_IMAGES_PER_BATCH,
@@ -26,7 +27,6 @@ from functions.domain.predictions import (
 )
 from functions.services.images import ImageService, NewImage
 from functions.storage.clients import Storage
-from functions.storage.tables import utcnow
 
 # Suggested order sorts every matching prediction; it reads at most this many.
 MAX_SUGGESTED_SCAN = 20_000

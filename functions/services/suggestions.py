@@ -15,9 +15,10 @@ import numpy as np
 from PIL import Image as PILImage
 
 from functions.domain import names
+from functions.domain.clock import utcnow
 from functions.domain.errors import BadRequest, image_not_found
 from functions.domain.limits import MAX_PREDICTION_IDS_PER_CALL, MAX_PREDICTION_QUERY_COUNT
-from functions.domain.models import Image
+from functions.domain.models import Image, TaggingStatus
 from functions.domain.predictions import (
     TagScore,
     encode_continuation,
@@ -28,8 +29,6 @@ from functions.domain.predictions import (
 from functions.services.iterations import completed_iteration
 from functions.services.model_cache import LoadedModel, ModelCache
 from functions.storage.clients import Storage
-from functions.storage.image_index import view_untagged
-from functions.storage.tables import utcnow
 
 BATCH = 32
 SORTS = ("UncertaintyAscending", "UncertaintyDescending")
@@ -97,7 +96,7 @@ class SuggestionService:
             )
         offset = offset_of(query.continuation, query.sort_by)
         model = self._model(project_id, iteration_id)
-        untagged = list(self.storage.images.iter_view(project_id, view_untagged()))
+        untagged = list(self.storage.images.iter_images(project_id, TaggingStatus.UNTAGGED))
         matching = [
             s
             for s in self._suggestions(model, untagged)
@@ -115,7 +114,7 @@ class SuggestionService:
     ) -> dict[str, int]:
         """For each tag, how many untagged images have it suggested at `threshold` or above."""
         model = self._model(project_id, iteration_id)
-        untagged = list(self.storage.images.iter_view(project_id, view_untagged()))
+        untagged = list(self.storage.images.iter_images(project_id, TaggingStatus.UNTAGGED))
         counts = dict.fromkeys(tag_ids or [label.id for label in model.labels], 0)
         for suggestion in self._suggestions(model, untagged):
             for score in suggestion.scores:

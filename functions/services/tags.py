@@ -15,7 +15,6 @@ from functions.domain.limits import (
 from functions.domain.models import Tag, TagType
 from functions.domain.validation import choice, optional_text, required_text
 from functions.storage.clients import Storage
-from functions.storage.image_index import view_tag
 
 
 @dataclass(frozen=True)
@@ -116,6 +115,6 @@ class TagService:
     def remove_from_images(self, project_id: str, tag_id: str) -> None:
         """Take a deleted tag off every image that still carries it, and drop its counters."""
         images = self.storage.images
-        for image in list(images.iter_view(project_id, view_tag(tag_id))):
+        for image in list(images.iter_tag(project_id, tag_id)):
             images.edit(project_id, image.id, lambda current: without_tags(current, {tag_id}))
         images.delete_tag_counter(project_id, tag_id)

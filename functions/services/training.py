@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 
 from functions.domain.catalog import find_domain
+from functions.domain.clock import utcnow
 from functions.domain.errors import BadRequest, tag_not_found
 from functions.domain.ids import new_id
 from functions.domain.jobs import TrainingJob
@@ -18,13 +19,12 @@ from functions.domain.models import (
     IterationStatus,
     Project,
     Tag,
+    TaggingStatus,
     TagType,
     TrainingType,
 )
 from functions.domain.validation import choice
 from functions.storage.clients import Storage
-from functions.storage.image_index import view_tagged
-from functions.storage.tables import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ class TrainingService:
                 selected_tag_ids=iteration.selected_tag_ids,
                 seed=iteration.seed,
             )
-            self.storage.training_queue.send_message(job.encode())
+            self.storage.training_queue.send(job)
         except Exception:
             self.storage.iterations.delete(project.id, iteration.id)
             self.storage.iterations.unlock(project.id, iteration.id)
@@ -162,7 +162,7 @@ class TrainingService:
         digest = hashlib.sha256()
         rows = sorted(
             (image.id, sorted(set(image.tag_ids) & tag_ids))
-            for image in self.storage.images.iter_view(project_id, view_tagged())
+            for image in self.storage.images.iter_images(project_id, TaggingStatus.TAGGED)
         )
         for image_id, image_tags in rows:
             if image_tags:

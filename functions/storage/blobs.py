@@ -17,9 +17,19 @@ class BlobStore:
     def __init__(self, service: BlobServiceClient) -> None:
         self.service = service
 
-    def put(self, container: str, path: str, data: bytes, content_type: str) -> None:
+    def put(
+        self,
+        container: str,
+        path: str,
+        data: bytes,
+        content_type: str,
+        metadata: dict[str, str] | None = None,
+    ) -> None:
         self.service.get_blob_client(container, path).upload_blob(
-            data, overwrite=True, content_settings=ContentSettings(content_type=content_type)
+            data,
+            overwrite=True,
+            content_settings=ContentSettings(content_type=content_type),
+            metadata=metadata,
         )
 
     def get(self, container: str, path: str) -> bytes | None:
@@ -41,6 +51,11 @@ class BlobStore:
             self.service.get_blob_client(container, path).delete_blob()
         except ResourceNotFoundError:
             pass
+
+    def list_names(self, container: str, prefix: str = "") -> Iterator[str]:
+        client = self.service.get_container_client(container)
+        for blob in client.list_blobs(name_starts_with=prefix or None):
+            yield blob.name
 
     def list_with_times(self, container: str, prefix: str = "") -> Iterator[tuple[str, datetime]]:
         """Every blob under `prefix`: its name and when it was last written."""

@@ -18,6 +18,7 @@ from functions.storage.image_index import ImageTable
 from functions.storage.iterations import IterationTable
 from functions.storage.migrations import rekey_names
 from functions.storage.predictions import PredictionTable
+from functions.storage.queues import TrainingQueue
 from functions.storage.suggestions import SuggestionTable
 from functions.storage.tables import ProjectTable, TagTable
 
@@ -94,11 +95,18 @@ class Storage:
         self.predictions = PredictionTable(clients.tables.get_table_client(names.TABLE_PREDICTIONS))
         self.suggestions = SuggestionTable(clients.tables.get_table_client(names.TABLE_SUGGESTIONS))
         self.blobs = BlobStore(clients.blobs)
-        self.training_queue = clients.queues.get_queue_client(names.QUEUE_TRAINING)
+        self.training_queue = TrainingQueue(
+            clients.queues.get_queue_client(names.QUEUE_TRAINING),
+            clients.queues.get_queue_client(names.QUEUE_TRAINING_POISON),
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Storage:
         return cls(StorageClients.from_settings(settings))
+
+    def ensure_resources(self) -> None:
+        """Create the tables, containers and queues that are missing."""
+        self.clients.ensure_resources()
 
     def prepare(self) -> None:
         """Create what is missing and rewrite rows stored by earlier versions."""

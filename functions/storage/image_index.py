@@ -27,7 +27,7 @@ from datetime import datetime
 
 from azure.data.tables import TableClient, UpdateMode
 
-from functions.domain.models import Image, ImageTagRef
+from functions.domain.models import Image, ImageTagRef, TaggingStatus
 from functions.storage.tables import (
     MAX_TRANSACTION_OPS,
     Entity,
@@ -82,19 +82,19 @@ def _inverted(created: datetime) -> str:
     return f"{_MAX_US - micros:016d}"
 
 
-def view_all() -> str:
+def _view_all() -> str:
     return "new|"
 
 
-def view_tagged() -> str:
+def _view_tagged() -> str:
     return "tgd|"
 
 
-def view_untagged() -> str:
+def _view_untagged() -> str:
     return "unt|"
 
 
-def view_tag(tag_id: str) -> str:
+def _view_tag(tag_id: str) -> str:
     return f"tag|{tag_id}|"
 
 
@@ -147,12 +147,12 @@ def _chunks_for_transactions(images: list[Image]) -> list[list[Image]]:
 def image_row_keys(image: Image) -> list[str]:
     """Every row key that holds a copy of this image."""
     inv = _inverted(image.created)
-    keys = [f"img|{image.id}", f"{view_all()}{inv}|{image.id}"]
+    keys = [f"img|{image.id}", f"{_view_all()}{inv}|{image.id}"]
     if image.tags:
-        keys.append(f"{view_tagged()}{inv}|{image.id}")
-        keys.extend(f"{view_tag(t.tag_id)}{inv}|{image.id}" for t in image.tags)
+        keys.append(f"{_view_tagged()}{inv}|{image.id}")
+        keys.extend(f"{_view_tag(t.tag_id)}{inv}|{image.id}" for t in image.tags)
     else:
-        keys.append(f"{view_untagged()}{inv}|{image.id}")
+        keys.append(f"{_view_untagged()}{inv}|{image.id}")
     return keys
 
 
@@ -170,12 +170,36 @@ class ImageTable:
         entity = get_entity(self.table, project_id, f"hash|{sha256}")
         return str(entity["ImageId"]) if entity else None
 
-    def iter_view(
-        self, project_id: str, view: str, oldest_first: bool = False, page_size: int = 1000
+    def iter_images(
+        self,
+        project_id: str,
+        status: TaggingStatus = TaggingStatus.ALL,
+        oldest_first: bool = False,
+        page_size: int = 1000,
     ) -> Iterator[Image]:
-        """Images of one view, newest first (or oldest first), fetched `page_size` at a time."""
+        """Images with that tagging status, newest first (or oldest first), fetched
+        `page_size` at a time."""
+        view = {
+            TaggingStatus.ALL: _view_all(),
+            TaggingStatus.TAGGED: _view_tagged(),
+            TaggingStatus.UNTAGGED: _view_untagged(),
+        }[status]
+        return self._iter_view(project_id, view, oldest_first, page_size)
+
+    def iter_tag(self, project_id: str, tag_id: str, page_size: int = 1000) -> Iterator[Image]:
+        """Images carrying the tag, newest first (the order of `newest_first_key`)."""
+        return self._iter_view(project_id, _view_tag(tag_id), False, page_size)
+
+    @staticmethod
+    def newest_first_key(image: Image) -> str:
+        """Sorts images as the newest-first views list them."""
+        return f"{_view_all()}{_inverted(image.created)}|{image.id}"
+
+    def _iter_view(
+        self, project_id: str, view: str, oldest_first: bool, page_size: int
+    ) -> Iterator[Image]:
         page_size = max(1, min(page_size, 1000))
-        if oldest_first and view == view_all():
+        if oldest_first and view == _view_all():
             rows: Iterator[Entity] = range_query(
                 self.table, project_id, "img|", results_per_page=page_size
             )

@@ -7,7 +7,6 @@ import random
 import time
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from azure.core import MatchConditions
@@ -34,10 +33,6 @@ T = TypeVar("T")
 A = TypeVar("A")  # what an edit makes of a T: a T, or None for a deletion
 MAX_TRANSACTION_OPS = 100
 MAX_RETRIES = 40
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def range_query(table: TableClient, partition: str, prefix: str, **kwargs: Any) -> Iterator[Entity]:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import httpx
 
+from functions.domain.clock import utcnow
 from functions.domain.models import Iteration, IterationStatus
 from functions.storage.clients import Storage
-from functions.storage.tables import utcnow
 from tests.browser.portal_helpers import (
     GENERAL_COMPACT,
     Page,

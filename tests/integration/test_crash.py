@@ -21,6 +21,7 @@ from PIL import Image
 
 from functions.domain import names
 from functions.services.orphans import OrphanSweeper
+from functions.services.tags import TagService
 from functions.settings import Settings
 from functions.storage.clients import Storage
 from tests.conftest import ROOT, TRAINING_PREFIX, jpeg_bytes
@@ -138,9 +139,9 @@ def test_kill_9_mid_batch_then_restart_is_consistent_and_orphans_are_swept(
         orphans = blob_image_ids(storage, project_id) - storage.images.ids(project_id)
         assert orphans
         # Within the grace period an orphan may be an upload in flight: it stays.
-        assert OrphanSweeper(storage).sweep().image_blobs == 0
+        assert OrphanSweeper(storage, TagService(storage)).sweep().image_blobs == 0
         assert blob_image_ids(storage, project_id) - storage.images.ids(project_id) == orphans
-        swept = OrphanSweeper(storage, grace=timedelta(0)).sweep()
+        swept = OrphanSweeper(storage, TagService(storage), grace=timedelta(0)).sweep()
         assert swept.image_blobs >= len(orphans)
         assert blob_image_ids(storage, project_id) == storage.images.ids(project_id)
         assert kept_id in storage.images.ids(project_id)
@@ -168,6 +169,6 @@ def test_sweep_finishes_a_tag_deletion_cut_short(http: httpx.Client, storage: St
     assert stored is not None
     storage.tags.delete(project_id, stored)
 
-    assert OrphanSweeper(storage).sweep().tags_finished >= 1
+    assert OrphanSweeper(storage, TagService(storage)).sweep().tags_finished >= 1
     tags_of = assert_consistent(http, project_id)
     assert list(tags_of.values()) == [{other["id"]}]

@@ -18,7 +18,6 @@ from azure.cognitiveservices.vision.customvision.training.models import (
 )
 from PIL import Image
 
-from functions.domain.jobs import TrainingJob
 from functions.domain.preprocessing import Preprocessing
 from functions.settings import Settings
 from functions.storage.clients import Storage
@@ -47,7 +46,7 @@ def test_onnx_export_round_trip(
     assert (started.platform, started.status, started.download_uri) == ("ONNX", "Exporting", None)
     again = trainer.export_iteration(project_id, iteration_id, "onnx")  # running: the same one
     assert again.status == "Exporting"
-    queued = [TrainingJob.decode(m.content) for m in storage.training_queue.peek_messages(32)]
+    queued = storage.training_queue.peek(32)
     assert [(j.kind, j.platform) for j in queued if j.iteration_id == iteration_id] == [
         ("export", "ONNX")
     ]

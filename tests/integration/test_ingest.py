@@ -8,9 +8,13 @@ import azure.functions as func
 import pytest
 from azure.cognitiveservices.vision.customvision.training import CustomVisionTrainingClient
 
+from functions.api.deps import Services
 from functions.domain import names
-from functions.services.images import NewImage
+from functions.services.images import ImageService, NewImage
 from functions.services.ingest import IngestService
+from functions.services.projects import ProjectService
+from functions.services.tags import TagService
+from functions.settings import Settings
 from functions.storage.clients import Storage
 from tests.conftest import jpeg_bytes, real_photos, registered_functions
 
@@ -23,16 +27,25 @@ def _drop(storage: Storage, path: str, data: bytes) -> None:
     storage.blobs.put(names.CONTAINER_INGEST, path, data, "application/octet-stream")
 
 
+def _ingest(storage: Storage) -> IngestService:
+    return IngestService(
+        storage, ProjectService(storage), TagService(storage), ImageService(storage)
+    )
+
+
 def _blob_exists(storage: Storage, container: str, path: str) -> bool:
     return storage.blobs.get(container, path) is not None
 
 
 def test_registered_blob_trigger_ingests_and_removes_source(
-    trainer: CustomVisionTrainingClient, storage: Storage, monkeypatch: pytest.MonkeyPatch
+    trainer: CustomVisionTrainingClient,
+    settings: Settings,
+    storage: Storage,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import function_app
 
-    monkeypatch.setattr(function_app, "_storage", storage)
+    monkeypatch.setattr(function_app, "_services", Services.build(settings, storage))
     project_id = _project(trainer)
     photo = real_photos("tulip", 1)[0]
     path = f"{project_id}/tulip/t1.jpg"
@@ -61,7 +74,7 @@ def test_polling_loop_ingests_tags_and_rejects(
     _drop(storage, f"{project_id}/glacier/broken.jpg", b"\xff\xd8\xff\xe0 not really a jpeg")
     _drop(storage, f"{uuid.uuid4()}/sea/orphan.jpg", jpeg_bytes((1, 1, 1)))
 
-    results = {r.blob_name: r for r in IngestService(storage).poll_once()}
+    results = {r.blob_name: r for r in _ingest(storage).poll_once()}
 
     assert results[f"{project_id}/sea/a.jpg"].status == "OK"
     assert results[f"{project_id}/glacier/b.jpg"].status == "OK"
@@ -78,7 +91,7 @@ def test_polling_loop_ingests_tags_and_rejects(
     assert metadata["reason"]
     container = storage.clients.blobs.get_container_client(names.CONTAINER_INGEST)
     assert not [b.name for b in container.list_blobs(name_starts_with=project_id)]
-    assert IngestService(storage).poll_once() == []
+    assert _ingest(storage).poll_once() == []
 
 
 def test_a_bad_blob_never_blocks_the_others(
@@ -91,7 +104,7 @@ def test_a_bad_blob_never_blocks_the_others(
     unreadable = f"{project_id}/sea/unreadable.jpg"  # it cannot even be read
     for n, path in enumerate((good, long_tag, failing, unreadable)):
         _drop(storage, path, jpeg_bytes((40 * n, 10, 10)))
-    service = IngestService(storage)
+    service = _ingest(storage)
     create = service.images.create
 
     def create_or_fail(project: str, entries: list[NewImage], *args: object) -> object:
@@ -124,7 +137,7 @@ def test_a_bad_blob_never_blocks_the_others(
     monkeypatch.setattr(storage.blobs, "get", read)
     assert _blob_exists(storage, names.CONTAINER_INGEST, unreadable)
     assert unreadable not in {r.blob_name for r in service.poll_once()}
-    assert unreadable in {r.blob_name for r in IngestService(storage).poll_once()}
+    assert unreadable in {r.blob_name for r in _ingest(storage).poll_once()}
 
     # Deleting the project removes its rejected blobs too.
     trainer.delete_project(project_id)

@@ -19,10 +19,10 @@ from azure.cognitiveservices.vision.customvision.training.models import (
     SuggestedTagAndRegionQueryToken,
 )
 
+from functions.domain.clock import utcnow
 from functions.services.images import ImageService
 from functions.services.stored_predictions import StoredPredictions
 from functions.storage.clients import Storage
-from functions.storage.tables import utcnow
 from tests.conftest import PublishedModel, held_out_flowers, jpeg_bytes
 
 
