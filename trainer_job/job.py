@@ -129,51 +129,46 @@ def _train(
     started: float,
 ) -> Iteration:
     import trainer_job.ml.recipe as recipe  # torch loads here, not when the module loads
+    from trainer_job.ml.spec import TrainingSpec
 
     domain = catalog.find_domain(iteration.domain_id) or catalog.DOMAINS[0]
-    preprocessing = Preprocessing.for_size(domain.image_size)
     progress("Loading images", 0.05)
     data = load_training_set(storage, job.project_id, classification, job.selected_tag_ids)
     if len(data.image_ids) < 2 or len(data.tags) < 2:
         raise ValueError(
             f"Too few usable images ({len(data.image_ids)}) or tags ({len(data.tags)}) to train."
         )
+    spec = TrainingSpec.create(
+        data.images,
+        data.labels,
+        multilabel=classification is ClassificationType.MULTILABEL,
+        backbone=domain.backbone,
+        image_size=domain.image_size,
+        seed=job.seed,
+        budget_seconds=job.reserved_budget_in_hours * 3600,
+    )
+    preprocessing = spec.model.preprocessing
     cache = FeatureCache(storage, job.project_id, domain.backbone)
     known = cache.load(data.image_ids, recipe.DEFAULT_VIEWS)
     progress(f"Computing features ({len(data.image_ids) - len(known)} new images)", 0.15)
-    multilabel = classification is ClassificationType.MULTILABEL
     advanced_summary: dict[str, Any] | None = None
     if job.training_type == TrainingType.ADVANCED.value:
         result, advanced = recipe.train_advanced(
-            data.images,
-            data.labels,
-            multilabel,
-            domain.backbone,
-            domain.image_size,
-            job.seed,
-            budget_seconds=job.reserved_budget_in_hours * 3600,
+            spec,
             known_features=known,
             progress=lambda stage, done: progress(stage, 0.15 + 0.7 * done),
         )
         net = advanced.net
-        advanced_summary = _advanced_summary(advanced)
+        advanced_summary = advanced.summary()
     else:
-        result = recipe.train_regular(
-            data.images,
-            data.labels,
-            multilabel=multilabel,
-            backbone_name=domain.backbone,
-            image_size=domain.image_size,
-            seed=job.seed,
-            known_features=known,
-        )
+        result = recipe.train_regular(spec, known_features=known)
         net = recipe.build_classifier(domain.backbone, result.head)
     cache.save({data.image_ids[i]: result.features[i] for i in result.computed_indices})
     progress("Exporting the model", 0.85)
     with tempfile.TemporaryDirectory() as folder:
         model_path = Path(folder) / artifacts.MODEL
         sample = np.stack([preprocessing(image) for image in data.images[:4]])
-        recipe.export_onnx(net, model_path, domain.image_size)
+        recipe.export_onnx(net, model_path, preprocessing.size)
         difference = recipe.verify_onnx(model_path, net, sample)
         if difference > 1e-4:
             raise RuntimeError(f"ONNX and torch disagree by {difference:.2e}")
@@ -204,23 +199,6 @@ def _train(
         last_modified=utcnow(),
     )
     return finished
-
-
-def _advanced_summary(advanced: Any) -> dict[str, Any]:
-    """What fine-tuning did, for the manifest: which model was kept and why."""
-    return {
-        "kept": advanced.kept,
-        "heldOutMetric": advanced.metric,
-        "heldOutImages": len(advanced.fold),  # every image, scored out of fold
-        "folds": int(advanced.fold.max()) + 1 if len(advanced.fold) else 0,
-        "regularHeldOutScore": advanced.regular_score,
-        "fineTunedHeldOutScore": advanced.fine_tuned_score,
-        "epochs": advanced.epochs,
-        "bestEpoch": advanced.best_epoch,
-        "stoppedBy": advanced.stopped_by,
-        "refitImages": advanced.refit_images,
-        "seconds": round(advanced.seconds_used, 2),
-    }
 
 
 def evaluation_description(folds: int, advanced: dict[str, Any] | None) -> str:

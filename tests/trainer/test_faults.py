@@ -3,6 +3,7 @@ deleted project ends the job cleanly, unreadable images are skipped."""
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
 import subprocess
@@ -50,6 +51,18 @@ def _wait(condition: object, timeout: float, what: str) -> None:
         time.sleep(0.2)
 
 
+def _wait_visible_again(storage: Storage, iteration_id: str) -> None:
+    """Until the killed worker's message is on the queue again (visible: its visibility
+    timeout has passed), so the next worker finds it."""
+    queue = storage.clients.queues.get_queue_client(names.QUEUE_TRAINING)
+
+    def visible() -> bool:
+        contents = [m.content for m in queue.peek_messages(max_messages=32)]
+        return any(iteration_id in base64.b64decode(c).decode() for c in contents)
+
+    _wait(visible, 60, "the message to become visible again")
+
+
 def _worker(settings: Settings, max_deliveries: int) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -83,14 +96,14 @@ def _kill_once_started(
 
 
 def test_killed_worker_is_retried_then_completes(
-    trainer: CustomVisionTrainingClient, settings: Settings
+    trainer: CustomVisionTrainingClient, settings: Settings, storage: Storage
 ) -> None:
     project_id = _project(trainer)
     iteration = trainer.train_project(project_id)
     _kill_once_started(_worker(settings, 3), trainer, project_id, iteration.id, attempt=1)
     assert trainer.get_iteration(project_id, iteration.id).status == "Training"
 
-    time.sleep(5.5)  # the killed worker's message becomes visible again
+    _wait_visible_again(storage, iteration.id)
     assert _worker(settings, 3).wait(timeout=300) == 0
     finished = trainer.get_iteration(project_id, iteration.id)
     assert finished.status == "Completed", finished.training_error_details
@@ -104,7 +117,7 @@ def test_repeated_failure_marks_failed_and_poisons(
     iteration = trainer.train_project(project_id)
     for attempt in (1, 2):
         _kill_once_started(_worker(settings, 2), trainer, project_id, iteration.id, attempt)
-        time.sleep(5.5)  # the message becomes visible again
+        _wait_visible_again(storage, iteration.id)
     final = _worker(settings, 2)
     assert final.wait(timeout=120) == 0
     failed = trainer.get_iteration(project_id, iteration.id)
@@ -112,7 +125,7 @@ def test_repeated_failure_marks_failed_and_poisons(
     assert "stopped 2 times without finishing" in failed.training_error_details
     poison = storage.clients.queues.get_queue_client(names.QUEUE_TRAINING_POISON)
     contents = [m.content for m in poison.peek_messages(max_messages=32)]
-    assert any(iteration.id in __import__("base64").b64decode(c).decode() for c in contents)
+    assert any(iteration.id in base64.b64decode(c).decode() for c in contents)
     # The project is free to train again.
     assert trainer.train_project(project_id, force_train=True).status == "Training"
 
@@ -173,7 +186,10 @@ def test_advanced_training_records_what_it_kept(
         artifacts.artifact_path(project_id, iteration.id, artifacts.MANIFEST),
     )
     assert raw is not None
-    advanced = json.loads(raw)["advanced"]
+    manifest = artifacts.ModelManifest.from_dict(json.loads(raw))
+    assert manifest.version == artifacts.MANIFEST_VERSION and manifest.advanced is not None
+    assert "out of fold" in manifest.evaluation  # says how the served model was chosen
+    advanced = manifest.advanced
     assert advanced["kept"] in ("Regular", "FineTuned")
     assert advanced["heldOutImages"] >= 2
     # A kept fine-tuning is trained again on every image before it is served.

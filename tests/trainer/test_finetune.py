@@ -19,7 +19,9 @@ from tests.conftest import photo_images
 from trainer_job.ml import ensemble, finetune, recipe, tuner
 from trainer_job.ml.backbone import build_backbone
 from trainer_job.ml.export import export_onnx, verify_onnx
-from trainer_job.ml.finetune import AdvancedResult, fine_tune
+from trainer_job.ml.finetune import fine_tune
+from trainer_job.ml.results import AdvancedResult
+from trainer_job.ml.spec import TrainingSpec
 from trainer_job.ml.tuner import FineTuneConfig
 
 LITE0 = "efficientnet-lite0"
@@ -35,6 +37,10 @@ class Flowers:
     labels: np.ndarray
     regular: recipe.RegularResult
 
+    @property
+    def spec(self) -> TrainingSpec:
+        return TrainingSpec.create(self.images, self.labels, False, LITE0, SIZE, seed=0)
+
 
 @pytest.fixture(scope="module")
 def flowers() -> Flowers:
@@ -44,22 +50,12 @@ def flowers() -> Flowers:
         images += photo_images(name, PER_CLASS)
         classes += [c] * PER_CLASS
     labels = np.eye(len(CLASSES), dtype=np.float32)[classes]
-    regular = recipe.train_regular(images, labels, False, LITE0, SIZE, seed=0)
-    return Flowers(images, labels, regular)
+    spec = TrainingSpec.create(images, labels, False, LITE0, SIZE, seed=0)
+    return Flowers(images, labels, recipe.train_regular(spec))
 
 
 def run(flowers: Flowers, budget: float, config: FineTuneConfig = ONE_EPOCH) -> AdvancedResult:
-    return fine_tune(
-        flowers.images,
-        flowers.labels,
-        False,
-        LITE0,
-        SIZE,
-        seed=0,
-        regular=flowers.regular,
-        budget_seconds=budget,
-        config=config,
-    )
+    return fine_tune(flowers.spec, flowers.regular, budget_seconds=budget, config=config)
 
 
 @pytest.fixture(scope="module")
@@ -209,19 +205,26 @@ def test_zero_budget_returns_regular_at_once(flowers: Flowers) -> None:
     result = run(flowers, budget=0)
     assert result.kept == "Regular" and result.stopped_by == "budget"
     assert result.epochs == 0 and result.steps == 0 and result.fine_tuned is None
-    assert result.seconds_used > 0
+    assert result.history == []  # no fold started
     assert 0.0 <= result.regular_score <= 1.0
     assert result.regular_probabilities.shape == (len(flowers.images), len(CLASSES))
     assert result.probabilities is result.regular_probabilities
 
 
-def test_a_small_budget_stops_training_in_time(flowers: Flowers) -> None:
-    budget = 20.0
+def test_the_budget_stops_training_between_steps(
+    flowers: Flowers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The budget's verdict, without a wall clock: three steps fit, then none (each fold
+    # trains 12 images, one batch, so one step per epoch).
+    verdicts = iter([True] * 3)
+    monkeypatch.setattr(tuner.Tuner, "time_for", lambda self, items: next(verdicts, False))
     endless = FineTuneConfig(max_epochs=100, patience=100)
-    result = run(flowers, budget=budget, config=endless)
-    assert result.stopped_by == "budget"
-    assert result.epochs < 100
-    assert all(h.seconds <= result.seconds_used for fold in result.history for h in fold)
+    result = run(flowers, budget=300, config=endless)
+    assert result.stopped_by == "budget" and result.kept == "Regular"
+    first, second = result.history
+    assert [h.epoch for h in first] == [0, 1, 2, 3]  # the start, then one record per step
+    assert [h.epoch for h in second] == [0]  # the second fold had no time for a step
+    assert result.fine_tuned is None and result.steps == 0
 
 
 def test_the_kept_network_exports_to_onnx(
@@ -265,10 +268,9 @@ def test_multilabel_fine_tuning_scores_mean_average_precision(flowers: Flowers) 
     classes = flowers.labels.argmax(axis=1)
     labels = np.stack([classes <= 1, classes >= 1], axis=1).astype(np.float32)
     known = {i: flowers.regular.features[i] for i in range(len(flowers.images))}
-    regular = recipe.train_regular(
-        flowers.images, labels, True, LITE0, SIZE, seed=0, known_features=known
-    )
-    result = fine_tune(flowers.images, labels, True, LITE0, SIZE, 0, regular, 300, config=ONE_EPOCH)
+    spec = TrainingSpec.create(flowers.images, labels, True, LITE0, SIZE, seed=0)
+    regular = recipe.train_regular(spec, known_features=known)
+    result = fine_tune(spec, regular, 300, config=ONE_EPOCH)
     assert result.metric == "meanAveragePrecision" and result.steps > 0
     assert result.fine_tuned is not None and result.fine_tuned.multilabel
     assert result.fine_tuned_probabilities is not None and result.fine_tuned_score is not None
@@ -289,16 +291,8 @@ def test_multilabel_fine_tuning_scores_mean_average_precision(flowers: Flowers) 
 
 def test_train_advanced_reuses_known_features(flowers: Flowers) -> None:
     known = {i: flowers.regular.features[i] for i in range(len(flowers.images))}
-    regular, advanced = recipe.train_advanced(
-        flowers.images,
-        flowers.labels,
-        False,
-        LITE0,
-        SIZE,
-        seed=0,
-        budget_seconds=0,
-        known_features=known,
-    )
+    spec = TrainingSpec.create(flowers.images, flowers.labels, False, LITE0, SIZE, 0, 0.0)
+    regular, advanced = recipe.train_advanced(spec, known_features=known)
     assert regular.computed_indices == []
     assert np.array_equal(regular.features, flowers.regular.features)
     assert advanced.kept == "Regular" and advanced.steps == 0

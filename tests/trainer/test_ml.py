@@ -20,6 +20,7 @@ from trainer_job.ml.evaluate import assign_folds, cross_validate
 from trainer_job.ml.export import onnx_session
 from trainer_job.ml.features import compute_features, run_extractor, view_array
 from trainer_job.ml.head import LinearHead, train_head
+from trainer_job.ml.spec import ModelSpec, TrainingSpec
 
 LITE0 = "efficientnet-lite0"
 FLOWERS = ("daisy", "dandelion", "rose", "sunflower", "tulip")
@@ -146,7 +147,8 @@ def test_recipe_is_deterministic_and_the_seed_changes_the_augmentations() -> Non
     labels = one_hot([0, 0, 0, 1, 1, 1], 2)
 
     def run(seed: int, known: dict[int, np.ndarray] | None = None) -> recipe.RegularResult:
-        return recipe.train_regular(images, labels, False, LITE0, 224, seed, known, views=3)
+        spec = TrainingSpec.create(images, labels, False, LITE0, 224, seed, views=3)
+        return recipe.train_regular(spec, known)
 
     first, again, other = run(0), run(0), run(1)
     assert first.features.shape == (6, 3, 1280)
@@ -181,14 +183,15 @@ def test_features_for_computes_only_the_missing_rows(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(recipe, "compute_features", fake_compute)
     known = {1: np.full((2, 1280), 1.0), 3: np.full((2, 1280), 3.0)}
-    features, computed = recipe.features_for(images, known, LITE0, 224, seed=0)
+    model = ModelSpec(LITE0, Preprocessing.for_size(224), seed=0)
+    features, computed = recipe.features_for(images, known, model)
     assert computed == [0, 2, 4]
     assert len(calls) == 1 and calls[0][1] == [0, 2, 4]
     assert [images.index(image) for image in calls[0][0]] == [0, 2, 4]
     assert features.shape == (5, 2, 1280) and features.dtype == np.float32
     assert features[:, :, 0].tolist() == [[100, 100], [1, 1], [102, 102], [3, 3], [104, 104]]
     with pytest.raises(ValueError):
-        recipe.features_for(images, {0: np.zeros((3, 1280))}, LITE0, 224, seed=0)
+        recipe.features_for(images, {0: np.zeros((3, 1280))}, model)
 
 
 # Multilabel

@@ -1,20 +1,23 @@
-"""The Regular training recipe in memory: features, cross-validation, final head, classifier."""
+"""The training recipes in memory: Regular (features, cross-validation, final head) and
+Advanced (Regular, then fine-tuning in the time left: finetune.py)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
 
-from functions.domain.preprocessing import Preprocessing
 from trainer_job.ml.backbone import load_backbone
-from trainer_job.ml.evaluate import CrossValidation, cross_validate
+from trainer_job.ml.evaluate import cross_validate
 from trainer_job.ml.export import ClassifierNet, build_classifier, export_onnx, verify_onnx
 from trainer_job.ml.features import DEFAULT_VIEWS, compute_features
-from trainer_job.ml.head import LinearHead, train_head
+from trainer_job.ml.finetune import fine_tune
+from trainer_job.ml.head import train_head
+from trainer_job.ml.results import AdvancedResult, Progress, RegularResult
+from trainer_job.ml.spec import ModelSpec, TrainingSpec
+from trainer_job.ml.tuner import FineTuneConfig
 
 __all__ = [
     "DEFAULT_VIEWS",
@@ -23,42 +26,20 @@ __all__ = [
     "build_classifier",
     "export_onnx",
     "features_for",
+    "train_advanced",
     "train_regular",
     "verify_onnx",
 ]
 
 
-@dataclass(frozen=True)
-class RegularResult:
-    head: LinearHead  # trained on every view of every image
-    cross_validation: CrossValidation
-    features: np.ndarray  # (N, views, D) float32, known rows included
-    computed_indices: list[int]  # the rows of `features` computed now (not given as known)
-    multilabel: bool
-    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
-
-    @property
-    def probabilities(self) -> np.ndarray:
-        """Out-of-fold probabilities (N, T), for honest metrics."""
-        return self.cross_validation.probabilities
-
-    @property
-    def folds(self) -> np.ndarray:
-        return self.cross_validation.fold
-
-
 def features_for(
-    images: Sequence[Image.Image],
-    known: Mapping[int, np.ndarray],
-    backbone_name: str,
-    image_size: int,
-    seed: int,
-    views: int = DEFAULT_VIEWS,
+    images: Sequence[Image.Image], known: Mapping[int, np.ndarray], model: ModelSpec
 ) -> tuple[np.ndarray, list[int]]:
     """Features (N, views, D) of `images`, taking row i from `known[i]` (a (views, D) array)
     where given and computing the rest; also returns the indices computed."""
+    views = model.views
     missing = [i for i in range(len(images)) if i not in known]
-    extractor = load_backbone(backbone_name) if missing else None
+    extractor = load_backbone(model.backbone) if missing else None
     dim = extractor.feature_dim if extractor is not None else None
     for i, row in known.items():
         if not 0 <= i < len(images):
@@ -75,9 +56,9 @@ def features_for(
         computed = compute_features(
             extractor,
             [images[i] for i in missing],
-            Preprocessing.for_size(image_size),
+            model.preprocessing,
             views=views,
-            seed=seed,
+            seed=model.seed,
             indices=missing,
         )
         result[missing] = computed
@@ -85,82 +66,46 @@ def features_for(
 
 
 def train_regular(
-    images: Sequence[Image.Image],
-    labels: np.ndarray,
-    multilabel: bool,
-    backbone_name: str,
-    image_size: int,
-    seed: int,
-    known_features: Mapping[int, np.ndarray] | None = None,
-    views: int = DEFAULT_VIEWS,
+    spec: TrainingSpec, known_features: Mapping[int, np.ndarray] | None = None
 ) -> RegularResult:
     """Features of every image (reusing `known_features`), cross-validated out-of-fold
     probabilities, and the final head trained on all images."""
-    if len(images) != labels.shape[0]:
-        raise ValueError(f"{len(images)} images but {labels.shape[0]} label rows")
+    data, seed = spec.data, spec.model.seed
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    features, computed = features_for(
-        images, known_features or {}, backbone_name, image_size, seed, views
-    )
+    features, computed = features_for(data.images, known_features or {}, spec.model)
     timings["features"] = time.perf_counter() - started
     started = time.perf_counter()
-    validation = cross_validate(features, labels, multilabel, seed)
+    validation = cross_validate(features, data.labels, data.multilabel, seed)
     timings["crossValidation"] = time.perf_counter() - started
     started = time.perf_counter()
-    head = train_head(features, labels, multilabel, seed=seed)
+    head = train_head(features, data.labels, data.multilabel, seed=seed)
     timings["head"] = time.perf_counter() - started
     return RegularResult(
         head=head,
         cross_validation=validation,
         features=features,
         computed_indices=computed,
-        multilabel=multilabel,
+        multilabel=data.multilabel,
         timings={k: round(v, 3) for k, v in timings.items()},
     )
 
 
-# Advanced training: Regular first, then fine-tuning in the time left (trainer_job/ml/finetune.py)
-
-from trainer_job.ml.finetune import AdvancedResult, Progress, fine_tune  # noqa: E402
-from trainer_job.ml.tuner import FineTuneConfig  # noqa: E402
-
-
 def train_advanced(
-    images: Sequence[Image.Image],
-    labels: np.ndarray,
-    multilabel: bool,
-    backbone_name: str,
-    image_size: int,
-    seed: int,
-    budget_seconds: float,
+    spec: TrainingSpec,
     known_features: Mapping[int, np.ndarray] | None = None,
-    views: int = DEFAULT_VIEWS,
     progress: Progress | None = None,
     config: FineTuneConfig = FineTuneConfig(),
 ) -> tuple[RegularResult, AdvancedResult]:
-    """`train_regular` (reusing `known_features`), then `fine_tune` for the rest of
-    `budget_seconds` (which counts the Regular part too).
+    """`train_regular` (reusing `known_features`), then `fine_tune` for the rest of the spec's
+    budget (which counts the Regular part too).
 
     Serve `advanced.net` (the fine-tuned network, or the Regular one when fine-tuning did not
     beat it out of fold); report metrics from `regular.probabilities` / `regular.folds`
     (the Regular cross-validation) and the out-of-fold comparison from `advanced`.
     """
     started = time.perf_counter()
-    regular = train_regular(
-        images, labels, multilabel, backbone_name, image_size, seed, known_features, views
-    )
-    left = budget_seconds - (time.perf_counter() - started)
-    advanced = fine_tune(
-        images,
-        labels,
-        multilabel,
-        backbone_name,
-        image_size,
-        seed,
-        regular,
-        max(0.0, left),
-        progress,
-        config,
-    )
+    regular = train_regular(spec, known_features)
+    left = spec.model.budget_seconds - (time.perf_counter() - started)
+    advanced = fine_tune(spec, regular, max(0.0, left), progress, config)
     return regular, advanced

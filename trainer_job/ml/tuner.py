@@ -1,13 +1,17 @@
 """One fine-tuning run of the Advanced recipe (finetune.py): its configuration, the training
-views, the cached trunk outputs, the optimiser, the schedule, the budget and the history."""
+views, the cached trunk outputs, the network and the budget (the fit loop: training_loop.py).
+
+On CUDA the trunk and the training steps run under autocast (bfloat16 where supported, else
+float16 with loss scaling), with float32 weights; on the CPU everything is float32 and
+channels-last. The served network is returned in float32 on the CPU, in eval mode."""
 
 from __future__ import annotations
 
 import contextlib
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -16,7 +20,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageEnhance
 from torch import nn
 
-from functions.domain.metrics import evaluate
+from functions.domain import metrics
 from functions.domain.preprocessing import Preprocessing
 from trainer_job.ml.backbone import FeatureExtractor, build_backbone
 from trainer_job.ml.ensemble import (
@@ -28,6 +32,8 @@ from trainer_job.ml.ensemble import (
 )
 from trainer_job.ml.features import CROP_RATIO, view_array, view_rng
 from trainer_job.ml.head import LinearHead
+from trainer_job.ml.results import EpochRecord
+from trainer_job.ml.spec import TrainingSpec
 
 CACHE_BYTES = 2 << 30  # the most memory spent on cached trunk outputs of training views
 FINISH_SECONDS = 3.0  # kept free at the end of the budget to assemble the result
@@ -57,19 +63,10 @@ class FineTuneConfig:
     refit: bool = True  # when kept, train again on every image (held-out ones too) to serve
 
 
-@dataclass(frozen=True)
-class EpochRecord:
-    epoch: int  # 0 is the network as initialised, before any step
-    train_loss: float  # mean training loss of the epoch (NaN for epoch 0)
-    held_out_loss: float
-    held_out_score: float
-    seconds: float  # since fine_tune started, when the record was made
-
-
 def score(probabilities: np.ndarray, labels: np.ndarray, multilabel: bool) -> float:
     """Multiclass: top-1 accuracy. Multilabel: mean average precision over tags."""
     if multilabel:
-        return float(evaluate(probabilities, labels, None, 0.5).average_precision)
+        return float(metrics.evaluate(probabilities, labels, None, 0.5).average_precision)
     return float((probabilities.argmax(axis=1) == labels.argmax(axis=1)).mean())
 
 
@@ -84,7 +81,7 @@ def deterministic() -> Iterator[None]:
         torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
 
 
-def _class_weights(labels: torch.Tensor, multilabel: bool) -> torch.Tensor:
+def class_weights(labels: torch.Tensor, multilabel: bool) -> torch.Tensor:
     """Multiclass: (T,) inverse class frequencies, mean 1 over images. Multilabel: (2, T),
     weights of positives and negatives per tag, each half the total (as in head.py)."""
     count = labels.shape[0]
@@ -99,7 +96,7 @@ def _class_weights(labels: torch.Tensor, multilabel: bool) -> torch.Tensor:
     )
 
 
-def _loss(
+def loss_of(
     logits: torch.Tensor,
     y: torch.Tensor,
     weights: torch.Tensor,
@@ -152,43 +149,49 @@ def training_view(
     return preprocessing.to_array(cropped)
 
 
-class Tuner:
-    """One fine-tuning run: the network, the cached trunk outputs, the optimiser and history."""
+@dataclass
+class Budget:
+    """A run's wall clock: when fine-tuning started, the run's deadline, and what its steps and
+    evaluations took, to tell whether one more step fits."""
 
-    def __init__(
-        self,
-        images: Sequence[Image.Image],
-        labels: np.ndarray,
-        multilabel: bool,
-        backbone_name: str,
-        image_size: int,
-        seed: int,
-        split_head: LinearHead,
-        config: FineTuneConfig,
-        train: np.ndarray,
-        held: np.ndarray,
-        started: float,
-        deadline: float,
-        cache: dict[tuple[int, int], torch.Tensor] | None = None,
-    ) -> None:
-        self.images = images
-        self.labels_np = labels
-        self.multilabel = multilabel
-        self.seed = seed
-        self.config = config
-        self.train_index = train
-        self.held_index = held
-        self.started = started
-        self.deadline = deadline
+    started: float
+    deadline: float
+    step_seconds: list[tuple[float, int]] = field(default_factory=list)  # recent batches
+    step_total: float = 0.0  # seconds spent in training steps (the trainable part), all told
+    eval_seconds: float = 0.0  # one held-out evaluation
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self.started
+
+    def record_step(self, seconds: float, images: int) -> None:
+        self.step_total += seconds
+        self.step_seconds = [*self.step_seconds[-4:], (seconds, images)]
+
+
+class Device:
+    """Where a run trains, and its autocast."""
+
+    def __init__(self) -> None:
         self.on = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.cuda = self.on.type == "cuda"
         bf16 = self.cuda and torch.cuda.is_bf16_supported()
         self.amp_dtype = torch.bfloat16 if bf16 else torch.float16
-        self.preprocessing = Preprocessing.for_size(image_size)
 
-        self.extractor: FeatureExtractor = build_backbone(backbone_name)
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        return torch.autocast("cuda", dtype=self.amp_dtype, enabled=self.cuda)
+
+
+class TunedNetwork:
+    """A private backbone split into a frozen trunk and a trainable tail, with a linear layer
+    initialised from `split_head` (so it starts predicting what that head predicts)."""
+
+    def __init__(
+        self, spec: TrainingSpec, split_head: LinearHead, config: FineTuneConfig, device: Device
+    ) -> None:
+        image_size = spec.model.image_size
+        self.extractor: FeatureExtractor = build_backbone(spec.model.backbone)
         if self.extractor.image_size != image_size:
-            raise ValueError(f"{backbone_name} is built for {self.extractor.image_size} px")
+            raise ValueError(f"{spec.model.backbone} is built for {self.extractor.image_size} px")
         self.network: Any = self.extractor.network
         starts = stage_starts(self.network)
         self.split = starts[-max(1, min(config.trainable_stages, len(starts)))]
@@ -197,117 +200,29 @@ class Tuner:
         with torch.no_grad():
             self.linear.weight.copy_(torch.from_numpy(weight))
             self.linear.bias.copy_(torch.from_numpy(bias))
-        self.extractor.to(self.on).to(memory_format=torch.channels_last)
-        self.linear.to(self.on)
+        self.extractor.to(device.on).to(memory_format=torch.channels_last)
+        self.linear.to(device.on)
         self.tail = nn.ModuleList(tail_modules(self.network, self.split))
         self.tail.requires_grad_(True)
         self.dropout = nn.Dropout(config.dropout)
+        self.device = device
 
-        y = torch.from_numpy(np.asarray(labels, dtype=np.float32)).to(self.on)
-        self.y_train = y[torch.from_numpy(train).to(self.on)]
-        self.y_held = y[torch.from_numpy(held).to(self.on)]
-        self.train_weights = _class_weights(self.y_train, multilabel)
-        self.held_weights = _class_weights(self.y_held, multilabel)
-
-        # Trunk outputs depend only on the frozen trunk: a refit reuses the first run's.
-        self.cache: dict[tuple[int, int], torch.Tensor] = {} if cache is None else cache
-        self.cache_bytes = sum(row.nbytes for row in self.cache.values())
-        self.trunk_seconds: list[tuple[float, int]] = []  # (seconds, images), recent batches
-        self.step_seconds: list[tuple[float, int]] = []  # the same for the trainable part
-        self.step_total = 0.0  # seconds spent in training steps (the trainable part), all told
-        self.eval_seconds = 0.0  # one held-out evaluation
-        self.held_inputs = torch.empty(0)
-        self.held_mirror_inputs = torch.empty(0)
-
-        self.history: list[EpochRecord] = []
-        self.reference_loss = math.inf  # lowest held-out loss so far, the start included
-        self.reference_epoch = 0
-        self.best_loss = math.inf  # lowest held-out loss after at least one step
-        self.best_epoch = 0
-        self.best_state: dict[str, torch.Tensor] | None = None
-        self.best_probabilities: np.ndarray | None = None  # held-out, of the kept epoch
-        self.epochs = 0
-        self.steps = 0
-        self.stopped_by = "max-epochs"
-
-    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        return torch.autocast("cuda", dtype=self.amp_dtype, enabled=self.cuda)
-
-    def seconds(self) -> float:
-        return time.perf_counter() - self.started
-
-    # trunk outputs
-
-    def trunk(self, items: Sequence[tuple[int, int]]) -> torch.Tensor:
-        """Trunk outputs (B, C, H, W) float32 of (image index, view) items, cached while the
-        cache has room (stored as float16: they are inputs, not weights)."""
-        missing = [item for item in dict.fromkeys(items) if item not in self.cache]
-        fresh: dict[tuple[int, int], torch.Tensor] = {}
-        if missing:
-            clock = time.perf_counter()
-            arrays = [
-                training_view(self.images[i], self.preprocessing, v, self.seed, i, self.config)
-                for i, v in missing
-            ]
-            x = torch.from_numpy(np.stack(arrays)).to(self.on)
-            x = x.contiguous(memory_format=torch.channels_last)
-            with torch.no_grad(), self._autocast():
-                out = trunk_forward(self.network, self.split, x).to(torch.float16)
-            for item, row in zip(missing, out, strict=True):
-                fresh[item] = row
-                if self.cache_bytes + row.nbytes <= CACHE_BYTES:
-                    self.cache[item] = row.clone()
-                    self.cache_bytes += row.nbytes
-            self.trunk_seconds = [
-                *self.trunk_seconds[-4:],
-                (time.perf_counter() - clock, len(missing)),
-            ]
-        rows = [fresh[item] if item in fresh else self.cache[item] for item in items]
-        return torch.stack(rows).float().contiguous(memory_format=torch.channels_last)
-
-    def trunk_estimate(self) -> float:
-        """Seconds per image through the trunk, from recent batches, with a margin."""
-        return per_image(self.trunk_seconds, 0.5)
-
-    # evaluation
-
-    def logits(self, inputs: torch.Tensor, pooled_only: bool = False) -> torch.Tensor:
-        """Logits (or pooled features) of trunk outputs, in eval mode, float32."""
+    def logits(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Logits of trunk outputs, in eval mode, float32."""
         self.tail.eval()
         outputs = []
-        with torch.no_grad(), self._autocast():
+        with torch.no_grad(), self.device.autocast():
             for start in range(0, inputs.shape[0], 32):
                 pooled = tail_forward(self.network, self.split, inputs[start : start + 32]).float()
-                outputs.append(pooled if pooled_only else self.linear(pooled).float())
+                outputs.append(self.linear(pooled).float())
         return torch.cat(outputs)
 
-    def evaluate(self) -> tuple[float, np.ndarray]:
-        """(held-out loss, held-out probabilities (H, T)) of the network as it is."""
-        logits = self.logits(self.held_inputs)
-        loss = float(_loss(logits, self.y_held, self.held_weights, self.multilabel, 0.0))
-        probs = torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, dim=1)
-        return loss, probs.cpu().numpy().astype(np.float32)
-
-    def record(self, epoch: int, train_loss: float, evaluate: bool = True) -> None:
-        """History, and the epoch to keep. Without an evaluation (a refit has no held-out
-        images; keep="last" without early stopping needs only the last epoch's) this epoch is
-        the one kept so far."""
-        if len(self.held_index) == 0 or not evaluate:
-            self.history.append(EpochRecord(epoch, train_loss, math.nan, math.nan, self.seconds()))
-            if epoch > 0:
-                self.best_epoch, self.best_state = epoch, self.state()
-                self.best_probabilities = None
-            return
-        loss, probabilities = self.evaluate()
-        held_score = score(probabilities, self.labels_np[self.held_index], self.multilabel)
-        self.history.append(EpochRecord(epoch, train_loss, loss, held_score, self.seconds()))
-        if loss < self.reference_loss:
-            self.reference_loss, self.reference_epoch = loss, epoch
-        lowest = loss < self.best_loss
-        if epoch > 0 and (lowest or self.config.keep == "last"):
-            self.best_loss = min(loss, self.best_loss)
-            self.best_epoch, self.best_state = epoch, self.state()
-            self.best_probabilities = probabilities
+    def training_logits(self, inputs: torch.Tensor) -> torch.Tensor:
+        self.tail.train()
+        with self.device.autocast():
+            pooled = tail_forward(self.network, self.split, inputs).float()
+            logits: torch.Tensor = self.linear(self.dropout(pooled))
+        return logits
 
     def state(self) -> dict[str, torch.Tensor]:
         params = {f"tail.{k}": v for k, v in self.tail.state_dict().items()}
@@ -318,152 +233,140 @@ class Tuner:
         self.tail.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("tail.")})
         self.linear.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("linear.")})
 
-    # the result
 
-    def finish_estimate(self) -> float:
-        """Seconds to load the kept weights and assemble the served network."""
-        return FINISH_SECONDS
+class TrunkCache:
+    """Trunk outputs of (image index, view) items: they depend only on the frozen trunk, so
+    they are computed once and kept (as float16: inputs, not weights) while there is room; a
+    refit reuses the folds' `cache`."""
+
+    def __init__(
+        self,
+        spec: TrainingSpec,
+        net: TunedNetwork,
+        config: FineTuneConfig,
+        cache: dict[tuple[int, int], torch.Tensor] | None,
+    ) -> None:
+        self.spec, self.net, self.config = spec, net, config
+        self.cache: dict[tuple[int, int], torch.Tensor] = {} if cache is None else cache
+        self.cache_bytes = sum(row.nbytes for row in self.cache.values())
+        self.recent: list[tuple[float, int]] = []  # (seconds, images) of recent batches
+
+    def __call__(self, items: Sequence[tuple[int, int]]) -> torch.Tensor:
+        """Trunk outputs (B, C, H, W) float32 of the items."""
+        missing = [item for item in dict.fromkeys(items) if item not in self.cache]
+        fresh = self._compute(missing) if missing else {}
+        rows = [fresh[item] if item in fresh else self.cache[item] for item in items]
+        return torch.stack(rows).float().contiguous(memory_format=torch.channels_last)
+
+    def _compute(self, missing: list[tuple[int, int]]) -> dict[tuple[int, int], torch.Tensor]:
+        clock = time.perf_counter()
+        images, seed = self.spec.data.images, self.spec.model.seed
+        preprocessing = self.spec.model.preprocessing
+        arrays = [
+            training_view(images[i], preprocessing, v, seed, i, self.config) for i, v in missing
+        ]
+        device = self.net.device
+        x = torch.from_numpy(np.stack(arrays)).to(device.on)
+        x = x.contiguous(memory_format=torch.channels_last)
+        with torch.no_grad(), device.autocast():
+            out = trunk_forward(self.net.network, self.net.split, x).to(torch.float16)
+        fresh: dict[tuple[int, int], torch.Tensor] = {}
+        for item, row in zip(missing, out, strict=True):
+            fresh[item] = row
+            if self.cache_bytes + row.nbytes <= CACHE_BYTES:
+                self.cache[item] = row.clone()
+                self.cache_bytes += row.nbytes
+        self.recent = [*self.recent[-4:], (time.perf_counter() - clock, len(missing))]
+        return fresh
+
+    def estimate(self) -> float:
+        """Seconds per image through the trunk, from recent batches, with a margin."""
+        return per_image(self.recent, 0.5)
+
+    def batched(self, items: list[tuple[int, int]]) -> torch.Tensor:
+        return torch.cat([self(items[s : s + 32]) for s in range(0, len(items), 32)])
+
+
+@dataclass
+class Best:
+    """The epoch to keep so far, and the lowest held-out losses seen."""
+
+    reference_loss: float = math.inf  # lowest held-out loss so far, the start included
+    reference_epoch: int = 0
+    loss: float = math.inf  # lowest held-out loss after at least one step
+    epoch: int = 0
+    state: dict[str, torch.Tensor] | None = None
+    probabilities: np.ndarray | None = None  # held-out, of the kept epoch
+
+
+class Tuner:
+    """One fine-tuning run: training on `train`, scored on `held` (indices into the spec's
+    images), within `budget`."""
+
+    def __init__(
+        self,
+        spec: TrainingSpec,
+        split_head: LinearHead,
+        config: FineTuneConfig,
+        train: np.ndarray,
+        held: np.ndarray,
+        budget: Budget,
+        cache: dict[tuple[int, int], torch.Tensor] | None = None,
+    ) -> None:
+        self.spec, self.config, self.budget = spec, config, budget
+        self.train_index, self.held_index = train, held
+        self.device = Device()
+        self.net = TunedNetwork(spec, split_head, config, self.device)
+        self.trunk = TrunkCache(spec, self.net, config, cache)
+        y = torch.from_numpy(spec.data.labels).to(self.device.on)
+        self.y_train = y[torch.from_numpy(train).to(self.device.on)]
+        self.y_held = y[torch.from_numpy(held).to(self.device.on)]
+        self.held_inputs = torch.empty(0)
+        self.held_mirror_inputs = torch.empty(0)
+        self.history: list[EpochRecord] = []
+        self.best = Best()
+        self.epochs = 0
+        self.steps = 0
+        self.stopped_by = "max-epochs"
+
+    @property
+    def multilabel(self) -> bool:
+        return self.spec.data.multilabel
 
     def mirror_probabilities(self) -> np.ndarray:
         """Held-out probabilities (H, T) of the network as it is, on the mirror images."""
-        logits = self.logits(self.held_mirror_inputs)
-        probs = torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, dim=1)
-        return probs.cpu().numpy().astype(np.float32)
+        return probabilities_of(self.net.logits(self.held_mirror_inputs), self.multilabel)
 
     def served(self, regular: LinearHead | None) -> EnsembleNet:
         """The tuned backbone with its own tuned head (and, given `regular`, the frozen branch
         with that head), on the CPU (float32, eval mode)."""
-        self.extractor.to(torch.device("cpu")).to(memory_format=torch.contiguous_format)
-        self.extractor.eval()
-        self.extractor.requires_grad_(False)
-        linear = self.linear.to(torch.device("cpu"))
+        extractor = self.net.extractor
+        extractor.to(torch.device("cpu")).to(memory_format=torch.contiguous_format)
+        extractor.eval()
+        extractor.requires_grad_(False)
+        linear = self.net.linear.to(torch.device("cpu"))
         head = LinearHead(
             weight=linear.weight.detach().numpy().astype(np.float32).copy(),
             bias=linear.bias.detach().numpy().astype(np.float32).copy(),
             mean=np.zeros(linear.weight.shape[1], dtype=np.float32),
             multilabel=self.multilabel,
         )
-        return EnsembleNet(self.extractor, head, self.split, regular, self.config.mirror)
+        return EnsembleNet(extractor, head, self.net.split, regular, self.config.mirror)
 
-    # training
-
-    def prepare(self) -> None:
-        """Trunk outputs of the held-out images (view 0, kept apart), and the start evaluated."""
-        held = [(int(i), 0) for i in self.held_index]
-        if not held:
-            self.record(0, math.nan)
-            return
-        batches = [self.trunk(held[s : s + 32]) for s in range(0, len(held), 32)]
-        self.held_inputs = torch.cat(batches)
-        mirrored = [(i, 1) for i, _ in held] if self.config.mirror else []
-        if mirrored:
-            batches = [self.trunk(mirrored[s : s + 32]) for s in range(0, len(held), 32)]
-            self.held_mirror_inputs = torch.cat(batches)
-        clock = time.perf_counter()
-        self.record(0, math.nan)
-        self.eval_seconds = max(time.perf_counter() - clock, 1e-3)
-
-    def train(self, on_epoch: Callable[[int, int], None] | None, epochs: int | None = None) -> None:
-        """Train on the schedule of `config.max_epochs` epochs, stopping after `epochs` (all of
-        them by default) or earlier by the budget or early stopping."""
-        config = self.config
-        last_epoch = config.max_epochs if epochs is None else min(epochs, config.max_epochs)
-        # Layer-wise learning rates: the head convolution gets `backbone_lr`, the last block
-        # `layer_decay` times that, the block before it `layer_decay` squared times, ...
-        blocks = list(self.network._blocks)
-        modules: list[nn.Module] = [*blocks[self.split :], self.network._conv_head, self.linear]
-        base_lrs = [
-            *(
-                config.backbone_lr * config.layer_decay ** (len(blocks) - index)
-                for index in range(self.split, len(blocks))
-            ),
-            config.backbone_lr,
-            config.head_lr,
-        ]
-        optimizer = torch.optim.AdamW(
-            [
-                {"params": list(module.parameters()), "lr": lr}
-                for module, lr in zip(modules, base_lrs, strict=True)
-            ],
-            weight_decay=config.weight_decay,
-        )
-        steps_per_epoch = math.ceil(len(self.train_index) / config.batch_size)
-        total = max(1, config.max_epochs * steps_per_epoch)
-        warmup = max(1, round(config.warmup_epochs * steps_per_epoch))
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            done = min(1.0, (step - warmup) / max(1, total - warmup))
-            return 0.5 * (1.0 + math.cos(math.pi * done))
-
-        scaler = torch.amp.GradScaler("cuda", enabled=self.cuda and self.amp_dtype == torch.float16)
-        generator = torch.Generator().manual_seed(self.seed)
-        for epoch in range(1, last_epoch + 1):
-            order = torch.randperm(len(self.train_index), generator=generator).numpy()
-            pool = max(1, config.pool_views)
-            views = torch.randint(0, pool, (len(order),), generator=generator).numpy()
-            losses: list[float] = []
-            out_of_time = False
-            for start in range(0, len(order), config.batch_size):
-                positions = order[start : start + config.batch_size]
-                items = [(int(self.train_index[p]), int(views[p])) for p in positions]
-                if not self._time_for(items):
-                    out_of_time = True
-                    break
-                inputs = self.trunk(items)
-                clock = time.perf_counter()
-                for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
-                    group["lr"] = base * factor(self.steps)
-                y = self.y_train[torch.from_numpy(positions).to(self.on)]
-                mix, partner = 1.0, None
-                if config.mixup > 0 and len(positions) > 1:
-                    rng = np.random.default_rng([self.seed, 0x313, self.steps])
-                    mix = float(rng.beta(config.mixup, config.mixup))
-                    partner = torch.randperm(len(positions), generator=generator).to(self.on)
-                    inputs = mix * inputs + (1 - mix) * inputs[partner]
-                self.tail.train()
-                with self._autocast():
-                    pooled = tail_forward(self.network, self.split, inputs).float()
-                    logits = self.linear(self.dropout(pooled))
-                smoothing = 0.0 if self.multilabel else config.label_smoothing
-                loss = _loss(logits, y, self.train_weights, self.multilabel, smoothing)
-                if partner is not None:
-                    other = _loss(
-                        logits, y[partner], self.train_weights, self.multilabel, smoothing
-                    )
-                    loss = mix * loss + (1 - mix) * other
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
-                scaler.step(optimizer)
-                scaler.update()
-                self.steps += 1
-                losses.append(float(loss.detach()))
-                seconds = time.perf_counter() - clock
-                self.step_total += seconds
-                self.step_seconds = [*self.step_seconds[-4:], (seconds, len(items))]
-            if out_of_time:
-                self.stopped_by = "budget"
-                if losses:  # a partial epoch is a candidate too
-                    self.record(epoch, float(np.mean(losses)))
-                return
-            self.epochs = epoch
-            every_epoch = config.patience is not None or config.keep != "last"
-            self.record(epoch, float(np.mean(losses)), every_epoch or epoch == last_epoch)
-            if on_epoch is not None:
-                on_epoch(epoch, last_epoch)
-            if config.patience is not None and epoch - self.reference_epoch >= config.patience:
-                self.stopped_by = "early-stopping"
-                return
-
-    def _time_for(self, items: Sequence[tuple[int, int]]) -> bool:
+    def time_for(self, items: Sequence[tuple[int, int]]) -> bool:
         """Whether one more step, an evaluation and the finish fit before the deadline."""
-        held_per_image = self.eval_seconds / max(1, len(self.held_index))
-        step_per_image = per_image(self.step_seconds, 3 * held_per_image)
-        uncached = sum(1 for item in set(items) if item not in self.cache)
-        step = uncached * self.trunk_estimate() + len(items) * step_per_image
-        needed = step + self.eval_seconds + self.finish_estimate()
-        return time.perf_counter() + needed <= self.deadline
+        budget = self.budget
+        held_per_image = budget.eval_seconds / max(1, len(self.held_index))
+        step_per_image = per_image(budget.step_seconds, 3 * held_per_image)
+        uncached = sum(1 for item in set(items) if item not in self.trunk.cache)
+        step = uncached * self.trunk.estimate() + len(items) * step_per_image
+        needed = step + budget.eval_seconds + FINISH_SECONDS
+        return time.perf_counter() + needed <= budget.deadline
+
+
+def probabilities_of(logits: torch.Tensor, multilabel: bool) -> np.ndarray:
+    probs = torch.sigmoid(logits) if multilabel else torch.softmax(logits, dim=1)
+    return probs.cpu().numpy().astype(np.float32)
 
 
 def per_image(timings: list[tuple[float, int]], default: float) -> float:
