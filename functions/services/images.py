@@ -36,6 +36,7 @@ from functions.domain.models import (
 from functions.imaging import ImageRejected, ProcessedImage, process_image
 from functions.services.url_fetch import UrlFetchError, UrlPolicy, fetch_all
 from functions.storage.clients import Storage
+from functions.storage.image_index import CreateManyResult
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,16 @@ class _Prepared:
     processed: ProcessedImage | None = None
     image_id: str | None = None  # None for bytes the project already holds
     existing_id: str | None = None  # the image holding those bytes
+
+
+@dataclass
+class _Batch:
+    """An upload batch being sorted: each entry's outcome so far, the new images by id (with
+    their entry's index), and entries repeating bytes of an earlier entry (index -> its id)."""
+
+    outcomes: list[ImageCreateOutcome | None]
+    new: dict[str, tuple[int, Image]] = field(default_factory=dict)
+    repeats: dict[int, str] = field(default_factory=dict)
 
 
 def validate_metadata(metadata: dict[str, str]) -> None:
@@ -158,57 +169,71 @@ class ImageService:
         prepared = list(
             _WORKERS.map(lambda e, i: self._prepare(project_id, e, i, tags, metadata), entries, ids)
         )
+        batch = self._sort(project_id, prepared, metadata)
+        result = self.storage.images.create_many(
+            project_id, [image for _, image in batch.new.values()]
+        )
+        self._settle(project_id, prepared, batch, result)
+        stored = [(i, t) for i, (_, image) in batch.new.items() if i not in result.failed
+                  for t in image.tag_ids if i not in result.duplicates]  # fmt: skip
+        self._drop_vanished_tags(project_id, stored)
+        return [o for o in batch.outcomes if o is not None]
+
+    def _sort(self, project_id: str, prepared: list[_Prepared], metadata: dict[str, str]) -> _Batch:
+        """Which prepared entries become new images, which repeat bytes already held (before
+        or earlier in this batch) and which exceed the project's limit."""
+        batch = _Batch(outcomes=[item.outcome for item in prepared])
         room = MAX_IMAGES_PER_PROJECT - self.storage.images.counts(project_id).images
-        outcomes: list[ImageCreateOutcome | None] = [item.outcome for item in prepared]
-        new: dict[str, tuple[int, Image]] = {}
         now = utcnow()
         first_of: dict[str, str] = {}  # sha256 -> the id of this batch's first entry with it
-        repeats: dict[int, str] = {}  # entry index -> image id of the same bytes earlier on
         for index, item in enumerate(prepared):
             if item.outcome is not None:
                 continue
             if item.image_id is None:  # bytes the project already held before this batch
-                outcomes[index] = self._duplicate(project_id, item, item.existing_id)
+                batch.outcomes[index] = self._duplicate(project_id, item, item.existing_id)
             elif item.processed is not None and item.processed.sha256 in first_of:
                 self._discard(project_id, item)
-                repeats[index] = first_of[item.processed.sha256]
-            elif len(new) >= room:
+                batch.repeats[index] = first_of[item.processed.sha256]
+            elif len(batch.new) >= room:
                 self._discard(project_id, item)
-                outcomes[index] = _outcome(
+                batch.outcomes[index] = _outcome(
                     item,
                     ImageCreateStatus.ERROR_LIMIT_EXCEED,
                     f"A project holds at most {MAX_IMAGES_PER_PROJECT} images.",
                 )
             else:
                 created = now + timedelta(microseconds=index)
-                new[item.image_id] = (index, _new_image(item, metadata, created))
+                batch.new[item.image_id] = (index, _new_image(item, metadata, created))
                 if item.processed is not None:
                     first_of[item.processed.sha256] = item.image_id
-        result = self.storage.images.create_many(project_id, [image for _, image in new.values()])
-        for image_id, (index, image) in new.items():
+        return batch
+
+    def _settle(
+        self, project_id: str, prepared: list[_Prepared], batch: _Batch, result: CreateManyResult
+    ) -> None:
+        """Each entry's outcome once the new images' rows were written (or were not)."""
+        for image_id, (index, image) in batch.new.items():
             item = prepared[index]
             if image_id in result.failed:
                 self._discard(project_id, item)
-                outcomes[index] = _outcome(
+                batch.outcomes[index] = _outcome(
                     item, ImageCreateStatus.ERROR_STORAGE, "Storing the image failed."
                 )
             elif image_id in result.duplicates:
                 self._discard(project_id, item)
-                outcomes[index] = self._duplicate(project_id, item, result.duplicates[image_id])
+                batch.outcomes[index] = self._duplicate(
+                    project_id, item, result.duplicates[image_id]
+                )
             else:
-                outcomes[index] = ImageCreateOutcome(
+                batch.outcomes[index] = ImageCreateOutcome(
                     ImageCreateStatus.OK, source_url=item.entry.source_url, image=image
                 )
-        for index, first_id in repeats.items():
+        for index, first_id in batch.repeats.items():
             if first_id in result.failed:
-                outcomes[index] = outcomes[new[first_id][0]]
+                batch.outcomes[index] = batch.outcomes[batch.new[first_id][0]]
             else:
                 existing = result.duplicates.get(first_id, first_id)
-                outcomes[index] = self._duplicate(project_id, prepared[index], existing)
-        stored = [(i, t) for i, (_, image) in new.items() if i not in result.failed
-                  for t in image.tag_ids if i not in result.duplicates]  # fmt: skip
-        self._drop_vanished_tags(project_id, stored)
-        return [o for o in outcomes if o is not None]
+                batch.outcomes[index] = self._duplicate(project_id, prepared[index], existing)
 
     def create_from_urls(
         self,

@@ -113,27 +113,31 @@ class TrainingService:
             notification_email=request.notification_email,
             seed=random.randrange(2**31) if self.seed is None else self.seed,
         )
+        self._queue(project.id, iteration)
+        return iteration
+
+    def _queue(self, project_id: str, iteration: Iteration) -> None:
+        """Store the iteration and queue its job, under the project's training lock."""
         # The lock row makes two racing requests create one iteration.
-        if not self.storage.iterations.try_lock(project.id, iteration.id):
+        if not self.storage.iterations.try_lock(project_id, iteration.id):
             raise BadRequest(
                 "BadRequestTrainingAlreadyInProgress", "A training of this project is in progress."
             )
         try:
-            self.storage.iterations.insert(project.id, iteration)
+            self.storage.iterations.insert(project_id, iteration)
             job = TrainingJob(
-                project_id=project.id,
+                project_id=project_id,
                 iteration_id=iteration.id,
-                training_type=training_type.value,
-                reserved_budget_in_hours=budget,
+                training_type=iteration.training_type.value,
+                reserved_budget_in_hours=iteration.reserved_budget_in_hours,
                 selected_tag_ids=iteration.selected_tag_ids,
                 seed=iteration.seed,
             )
             self.storage.training_queue.send(job)
         except Exception:
-            self.storage.iterations.delete(project.id, iteration.id)
-            self.storage.iterations.unlock(project.id, iteration.id)
+            self.storage.iterations.delete(project_id, iteration.id)
+            self.storage.iterations.unlock(project_id, iteration.id)
             raise
-        return iteration
 
     def _training_tags(self, project: Project, selected: list[str]) -> list[Tag]:
         tags = self.storage.tags.list(project.id)
