@@ -69,7 +69,7 @@ DATASET = "flowers5"
 STAGE_LINE = re.compile(r"iteration [0-9a-f-]+: (?P<stage>.+) \(\d+%\)$")
 NEW_FEATURES = re.compile(r"Computing features \((?P<count>\d+) new images\)")
 THREADS_PROBE = (
-    "import torch, trainer_job.ml.recipe; "  # the imports the trainer makes, untimed
+    "import torch, trainer_job.tasks.classification.train; "  # the trainer's imports, untimed
     "print(torch.get_num_threads(), torch.get_num_interop_threads())"
 )
 

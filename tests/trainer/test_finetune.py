@@ -16,13 +16,13 @@ from PIL import Image
 
 from functions.domain.preprocessing import Preprocessing
 from tests.conftest import photo_images
-from trainer_job.ml import ensemble, finetune, recipe, tuner
 from trainer_job.ml.backbone import build_backbone
 from trainer_job.ml.export import export_onnx, verify_onnx
-from trainer_job.ml.finetune import fine_tune
-from trainer_job.ml.results import AdvancedResult
 from trainer_job.ml.spec import TrainingSpec
-from trainer_job.ml.tuner import FineTuneConfig
+from trainer_job.tasks.classification import ensemble, finetune, recipe, tuner
+from trainer_job.tasks.classification.finetune import fine_tune
+from trainer_job.tasks.classification.results import AdvancedResult
+from trainer_job.tasks.classification.tuner import FineTuneConfig
 
 LITE0 = "efficientnet-lite0"
 SIZE = 224

@@ -14,13 +14,13 @@ from PIL import Image
 from functions.domain.artifacts import INPUT_NAME, OUTPUT_NAME
 from functions.domain.preprocessing import Preprocessing
 from tests.conftest import photo_images
-from trainer_job.ml import evaluate, recipe
 from trainer_job.ml.backbone import FeatureExtractor, load_backbone
-from trainer_job.ml.evaluate import assign_folds, cross_validate
 from trainer_job.ml.export import onnx_session
 from trainer_job.ml.features import compute_features, run_extractor, view_array
 from trainer_job.ml.head import LinearHead, train_head
 from trainer_job.ml.spec import ModelSpec, TrainingSpec
+from trainer_job.tasks.classification import evaluate, recipe
+from trainer_job.tasks.classification.evaluate import assign_folds, cross_validate
 
 LITE0 = "efficientnet-lite0"
 FLOWERS = ("daisy", "dandelion", "rose", "sunflower", "tulip")

@@ -1,8 +1,12 @@
-"""The served model: backbone, linear head and softmax|sigmoid in one module, exported to ONNX."""
+"""The served classifier (backbone, linear head, softmax|sigmoid in one module), and the ONNX export
+and its verification against torch that every task's graph goes through."""
 
 from __future__ import annotations
 
+import platform
+import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +19,7 @@ from trainer_job.ml.backbone import FeatureExtractor, build_backbone
 from trainer_job.ml.head import LinearHead
 
 OPSET = 17
+ONNX_TOLERANCE = 1e-4  # max abs difference allowed between onnxruntime and torch
 
 
 class ClassifierNet(nn.Module):
@@ -45,7 +50,7 @@ def build_classifier(backbone_name: str, head: LinearHead) -> ClassifierNet:
     return ClassifierNet(build_backbone(backbone_name), head)
 
 
-def export_onnx(net: ClassifierNet, path: str | Path, image_size: int) -> None:
+def export_onnx(net: nn.Module, path: str | Path, image_size: int) -> None:
     """Write `net` as ONNX (opset 17): input "image" (N, 3, S, S), output "probabilities"."""
     net = net.cpu().eval()
     sample = torch.zeros((1, 3, image_size, image_size), dtype=torch.float32)
@@ -68,7 +73,7 @@ def onnx_session(path: str | Path) -> onnxruntime.InferenceSession:
     return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
-def verify_onnx(path: str | Path, net: ClassifierNet, sample: np.ndarray) -> float:
+def verify_onnx(path: str | Path, net: nn.Module, sample: np.ndarray) -> float:
     """Max abs difference between torch and onnxruntime (CPU) probabilities on `sample`."""
     batch = np.ascontiguousarray(sample, dtype=np.float32)
     on = next(net.parameters()).device
@@ -76,3 +81,29 @@ def verify_onnx(path: str | Path, net: ClassifierNet, sample: np.ndarray) -> flo
         expected = net(torch.from_numpy(batch).to(on)).float().cpu().numpy()
     (actual,) = onnx_session(path).run([OUTPUT_NAME], {INPUT_NAME: batch})
     return float(np.abs(np.asarray(actual) - expected).max())
+
+
+@dataclass(frozen=True)
+class VerifiedModel:
+    onnx: bytes
+    max_abs_difference: float  # onnxruntime against torch on the sample
+
+
+def export_verified(net: nn.Module, sample: np.ndarray, image_size: int) -> VerifiedModel:
+    """`net` as ONNX bytes, refused when onnxruntime and torch disagree on `sample`."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.onnx"
+        export_onnx(net, path, image_size)
+        difference = verify_onnx(path, net, sample)
+        if difference > ONNX_TOLERANCE:
+            raise RuntimeError(f"ONNX and torch disagree by {difference:.2e}")
+        return VerifiedModel(path.read_bytes(), difference)
+
+
+def runtime_versions() -> dict[str, str]:
+    """The versions a manifest records."""
+    return {
+        "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "python": platform.python_version(),
+    }

@@ -23,17 +23,17 @@ from torch import nn
 from functions.domain import metrics
 from functions.domain.preprocessing import Preprocessing
 from trainer_job.ml.backbone import FeatureExtractor, build_backbone
-from trainer_job.ml.ensemble import (
+from trainer_job.ml.features import CROP_RATIO, view_array, view_rng
+from trainer_job.ml.head import LinearHead
+from trainer_job.ml.spec import TrainingSpec
+from trainer_job.tasks.classification.ensemble import (
     EnsembleNet,
     stage_starts,
     tail_forward,
     tail_modules,
     trunk_forward,
 )
-from trainer_job.ml.features import CROP_RATIO, view_array, view_rng
-from trainer_job.ml.head import LinearHead
-from trainer_job.ml.results import EpochRecord
-from trainer_job.ml.spec import TrainingSpec
+from trainer_job.tasks.classification.results import EpochRecord
 
 CACHE_BYTES = 2 << 30  # the most memory spent on cached trunk outputs of training views
 FINISH_SECONDS = 3.0  # kept free at the end of the budget to assemble the result

@@ -29,14 +29,20 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from trainer_job.ml.ensemble import EnsembleNet
-from trainer_job.ml.evaluate import cross_validate
 from trainer_job.ml.export import build_classifier
 from trainer_job.ml.head import LinearHead
-from trainer_job.ml.results import AdvancedResult, EpochRecord, Kept, Progress, RegularResult
 from trainer_job.ml.spec import TrainingSpec
-from trainer_job.ml.training_loop import fit, prepare
-from trainer_job.ml.tuner import (
+from trainer_job.tasks.classification.ensemble import EnsembleNet
+from trainer_job.tasks.classification.evaluate import cross_validate
+from trainer_job.tasks.classification.results import (
+    AdvancedResult,
+    EpochRecord,
+    Kept,
+    Progress,
+    RegularResult,
+)
+from trainer_job.tasks.classification.training_loop import fit, prepare
+from trainer_job.tasks.classification.tuner import (
     FINISH_SECONDS,
     Budget,
     FineTuneConfig,

@@ -9,9 +9,9 @@ from typing import Literal
 
 import numpy as np
 
-from trainer_job.ml.evaluate import CrossValidation
 from trainer_job.ml.export import ClassifierNet
 from trainer_job.ml.head import LinearHead
+from trainer_job.tasks.classification.evaluate import CrossValidation
 
 Kept = Literal["FineTuned", "Regular"]
 Progress = Callable[[str, float], None]  # (stage, fraction done); may raise to cancel

@@ -12,8 +12,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainer_job.ml.results import EpochRecord
-from trainer_job.ml.tuner import Tuner, class_weights, loss_of, probabilities_of, score
+from trainer_job.tasks.classification.results import EpochRecord
+from trainer_job.tasks.classification.tuner import (
+    Tuner,
+    class_weights,
+    loss_of,
+    probabilities_of,
+    score,
+)
 
 
 def prepare(tuner: Tuner) -> None:

@@ -10,14 +10,14 @@ import numpy as np
 from PIL import Image
 
 from trainer_job.ml.backbone import load_backbone
-from trainer_job.ml.evaluate import cross_validate
 from trainer_job.ml.export import ClassifierNet, build_classifier, export_onnx, verify_onnx
 from trainer_job.ml.features import DEFAULT_VIEWS, compute_features
-from trainer_job.ml.finetune import fine_tune
 from trainer_job.ml.head import train_head
-from trainer_job.ml.results import AdvancedResult, Progress, RegularResult
 from trainer_job.ml.spec import ModelSpec, TrainingSpec
-from trainer_job.ml.tuner import FineTuneConfig
+from trainer_job.tasks.classification.evaluate import cross_validate
+from trainer_job.tasks.classification.finetune import fine_tune
+from trainer_job.tasks.classification.results import AdvancedResult, Progress, RegularResult
+from trainer_job.tasks.classification.tuner import FineTuneConfig
 
 __all__ = [
     "DEFAULT_VIEWS",
