@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
@@ -15,12 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def distribution_names(path: Path) -> set[str]:
-    names = set()
-    for line in path.read_text("utf-8").splitlines():
-        requirement = line.split("#", 1)[0].strip()
-        if requirement and not requirement.startswith("-"):
-            names.add(re.split(r"[=<>!~\[; ]", requirement, maxsplit=1)[0].lower())
-    return names
+    return set(converters.requirement_lines(path))
 
 
 def test_every_converter_is_pinned_once_and_used_by_a_flavor() -> None:

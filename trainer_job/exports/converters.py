@@ -53,14 +53,21 @@ def missing(flavor: str) -> list[str]:
     return [m for m in modules if importlib.util.find_spec(m) is None]
 
 
-def pinned(distributions: tuple[str, ...]) -> list[str]:
-    """The lines of requirements-exporters.txt that pin `distributions`."""
+def requirement_lines(path: Path) -> dict[str, str]:
+    """A requirements file's requirements by normalised distribution name (options such as
+    `-r` and comments left out)."""
     lines = {}
-    for line in REQUIREMENTS.read_text("utf-8").splitlines():
+    for line in path.read_text("utf-8").splitlines():
         requirement = line.split("#", 1)[0].strip()
-        if requirement:
+        if requirement and not requirement.startswith("-"):
             name = re.split(r"[=<>!~\[; ]", requirement, maxsplit=1)[0]
             lines[name.lower().replace("_", "-")] = requirement
+    return lines
+
+
+def pinned(distributions: tuple[str, ...]) -> list[str]:
+    """The lines of requirements-exporters.txt that pin `distributions`."""
+    lines = requirement_lines(REQUIREMENTS)
     unknown = [d for d in distributions if d not in lines]
     if unknown:
         raise ExportError(f"{REQUIREMENTS.name} does not pin {', '.join(unknown)}")
