@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,6 +42,7 @@ from bench.common import (
     percentile,
 )
 from functions.domain.preprocessing import Preprocessing
+from tools.azurite import free_port
 from trainer_job.exports import FLAVORS, ExportError, build_export, load_export
 from trainer_job.exports.bundle import unpack
 from trainer_job.exports.onnx_formats import probabilities
@@ -68,15 +68,9 @@ def _p50_ms(call: Callable[[], object], runs: int) -> float:
     return 1000 * percentile(times, 50)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _http_p50_ms(folder: Path, jpeg: bytes, runs: int) -> float:
     """p50 of POST /image to the export's app.py, run as a process."""
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "app.py", "--port", str(port), "--host", "127.0.0.1"],
         cwd=folder,

@@ -9,7 +9,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import stat
 import subprocess
 import sys
@@ -38,6 +37,7 @@ from tests.trainer.export_helpers import (
     serve_and_post,
     unzip_with_modes,
 )
+from tools.azurite import free_port
 from trainer_job.exports import FLAVORS, ExportError, ExportInputs, build_export, run_export
 from trainer_job.exports.bundle import unpack
 from trainer_job.exports.coreml_format import spec_summary
@@ -226,12 +226,6 @@ def test_coreml_export_loads_with_its_labels(flowers: Flowers, tmp_path: Path) -
 # The Docker export's server, as a process
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _post(url: str, data: bytes, content_type: str) -> tuple[int, dict[str, Any]]:
     request = urllib.request.Request(url, data, {"Content-Type": content_type}, method="POST")
     try:
@@ -244,7 +238,7 @@ def _post(url: str, data: bytes, content_type: str) -> tuple[int, dict[str, Any]
 @pytest.fixture
 def server(flowers: Flowers, tmp_path: Path) -> Iterator[str]:
     unpack(flowers.export("DockerFile", "Linux"), tmp_path)
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "app.py", "--port", str(port), "--host", "127.0.0.1"],
         cwd=tmp_path,
