@@ -11,7 +11,6 @@ import io
 import json
 import logging
 from dataclasses import replace
-from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -45,12 +44,22 @@ def _artifact(storage: Storage, job: TrainingJob, name: str) -> bytes:
     return data
 
 
-def _calibration(storage: Storage, job: TrainingJob, manifest: dict[str, Any]) -> np.ndarray:
+def _manifest(storage: Storage, job: TrainingJob) -> artifacts.ModelManifest:
+    from trainer_job.exports import ExportError
+
+    try:
+        return artifacts.ModelManifest.from_dict(
+            json.loads(_artifact(storage, job, artifacts.MANIFEST))
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise ExportError(f"the iteration's manifest cannot be read ({error})") from error
+
+
+def _calibration(storage: Storage, job: TrainingJob, preprocessing: Preprocessing) -> np.ndarray:
     """Preprocessed training images of the iteration (its resized copies), evenly spread."""
     evaluation = np.load(io.BytesIO(_artifact(storage, job, artifacts.EVALUATION)))
     image_ids = [str(i) for i in evaluation["image_ids"]]
     step = max(1, len(image_ids) // CALIBRATION_IMAGES)
-    preprocessing = Preprocessing.from_manifest(manifest["preprocessing"])
     arrays = []
     for image_id in image_ids[::step][:CALIBRATION_IMAGES]:
         path = names.image_blob_path(job.project_id, image_id, "resized")
@@ -73,14 +82,15 @@ def run_export_job(storage: Storage, job: TrainingJob, attempt: int = 1) -> Expo
     if record.status is not ExportStatus.EXPORTING:
         return None  # a repeated delivery of a finished export
     log.info("exporting %s (attempt %d)", record.file_name, attempt)
-    manifest = json.loads(_artifact(storage, job, artifacts.MANIFEST))
-    manifest.update(projectId=job.project_id, iterationId=job.iteration_id)
+    manifest = replace(
+        _manifest(storage, job), project_id=job.project_id, iteration_id=job.iteration_id
+    )
     inputs = ExportInputs(
         model_onnx=_artifact(storage, job, artifacts.MODEL),
         labels=json.loads(_artifact(storage, job, artifacts.LABELS)),
         manifest=manifest,
         metrics=json.loads(_artifact(storage, job, artifacts.METRICS)),
-        calibration=_calibration(storage, job, manifest),
+        calibration=_calibration(storage, job, manifest.preprocessing),
     )
     package = build_export(job.platform, job.flavor or None, inputs)
     path = export_blob_path(job.project_id, job.iteration_id, record.file_name)

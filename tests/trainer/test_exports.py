@@ -120,7 +120,7 @@ def _check_bundle(flowers: Flowers, zip_bytes: bytes, platform: str, flavor: str
     assert names >= COMMON_FILES and MODEL_FILES[flavor] in names, sorted(names)
     assert _read(zip_bytes, "labels.txt").splitlines() == list(CLASSES)
     settings = json.loads(_read(zip_bytes, "preprocessing.json"))
-    assert settings["preprocessing"] == flowers.inputs.manifest["preprocessing"]
+    assert Preprocessing.from_manifest(settings["preprocessing"]) == flowers.inputs.preprocessing
     assert "shorter side is 256 pixels" in settings["description"]
     layout = "NHWC" if flavor.startswith("TensorFlow") else "NCHW"
     assert settings["input"]["layout"] == layout

@@ -53,11 +53,11 @@ def package_version(name: str) -> str:
 
 
 def activation(inputs: ExportInputs) -> str:
-    return "sigmoid" if inputs.model_manifest.multilabel else "softmax"
+    return "sigmoid" if inputs.manifest.multilabel else "softmax"
 
 
 def preprocessing_json(inputs: ExportInputs, converted: Converted) -> dict[str, Any]:
-    manifest = inputs.model_manifest
+    manifest = inputs.manifest
     p = manifest.preprocessing
     size = p.size
     shape: list[int | str] = ["N", 3, size, size]
@@ -79,7 +79,7 @@ def preprocessing_json(inputs: ExportInputs, converted: Converted) -> dict[str, 
             f"takes {converted.input_layout}, as `input.layout` says.)"
         )
     settings: dict[str, Any] = {
-        "preprocessing": inputs.manifest["preprocessing"],  # verbatim, as the trainer wrote it
+        "preprocessing": inputs.preprocessing.to_manifest(),
         "description": description,
         "input": {
             "name": INPUT_NAME,
@@ -133,7 +133,7 @@ def _weights_paragraph(backbone: str) -> str:
 
 
 def model_card(inputs: ExportInputs, converted: Converted, platform: str, flavor: str) -> str:
-    manifest, metrics = inputs.model_manifest, inputs.metrics
+    manifest, metrics = inputs.manifest, inputs.metrics
     backbone = manifest.backbone
     size = sum(len(data) for data in converted.files.values())
     lines = [

@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from functions.domain.artifacts import INPUT_NAME
 from trainer_job.exports.bundle import Converted, package_version
 from trainer_job.exports.inputs import ExportError, ExportInputs, Runner
 from trainer_job.exports.onnx_formats import (
     FLOAT32_TOLERANCE,
-    INPUT_NAME,
     check_agreement,
     check_sample,
     probabilities,
@@ -82,7 +82,7 @@ def convert(inputs: ExportInputs) -> Converted:
             raise
         except Exception as error:  # the converters raise many kinds; the reason is what counts
             raise ExportError(f"the Core ML conversion failed: {error}") from error
-    model.short_description = f"{inputs.manifest.get('backbone', 'EfficientNet-Lite')} classifier"
+    model.short_description = f"{inputs.manifest.backbone} classifier"
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder) / PACKAGE
         model.save(str(root))

@@ -21,19 +21,15 @@ class ExportError(Exception):
 
 @dataclass(frozen=True)
 class ExportInputs:
-    model_onnx: bytes  # model.onnx: input "image" float32 (N, 3, S, S), output "probabilities"
+    model_onnx: bytes  # model.onnx: float32 (N, 3, S, S) in, probabilities out (manifest's names)
     labels: list[dict[str, str]]  # labels.json: [{"id", "name", "type"}] in output order
-    manifest: dict[str, Any]  # manifest.json as stored (the export job adds projectId, iterationId)
+    manifest: ModelManifest  # manifest.json (the export job sets project_id and iteration_id)
     metrics: dict[str, Any]  # metrics.json
     calibration: np.ndarray | None  # (K, 3, S, S) float32 preprocessed training images, for int8
 
     @property
-    def model_manifest(self) -> ModelManifest:
-        return ModelManifest.from_dict(self.manifest)
-
-    @property
     def preprocessing(self) -> Preprocessing:
-        return self.model_manifest.preprocessing
+        return self.manifest.preprocessing
 
     @property
     def tag_names(self) -> list[str]:

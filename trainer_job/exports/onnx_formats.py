@@ -12,11 +12,11 @@ import numpy as np
 import onnx
 import onnxruntime
 
+from functions.domain.artifacts import INPUT_NAME
 from trainer_job.exports.bundle import Converted, package_version
 from trainer_job.exports.inputs import ExportError, ExportInputs, Runner
 
 MODEL_FILE = "model.onnx"
-INPUT_NAME = "image"
 ONNX_REQUIREMENTS = ["onnxruntime", "pillow", "numpy"]
 # The outputs of a float32 conversion may differ from the original by rounding only; float16
 # weights and activations by about 1e-2 at most on these models (measured: 3e-3).

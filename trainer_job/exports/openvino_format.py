@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+from functions.domain.artifacts import INPUT_NAME
 from trainer_job.exports.bundle import Converted, package_version
 from trainer_job.exports.inputs import ExportError, ExportInputs, Runner
 from trainer_job.exports.onnx_formats import (
     FLOAT32_TOLERANCE,
-    INPUT_NAME,
     check_agreement,
     check_sample,
     probabilities,

@@ -68,8 +68,6 @@ def _check_inputs(inputs: ExportInputs) -> None:
         raise ExportError("the iteration has no model.onnx")
     if not inputs.labels:
         raise ExportError("the iteration has no labels")
-    if "preprocessing" not in inputs.manifest:
-        raise ExportError("the iteration's manifest has no preprocessing")
     if inputs.calibration is not None:
         size = inputs.preprocessing.size
         if inputs.calibration.ndim != 4 or inputs.calibration.shape[1:] != (3, size, size):

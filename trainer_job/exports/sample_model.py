@@ -7,7 +7,6 @@ the exports can be tested without storage or the Training API.
 
 from __future__ import annotations
 
-import json
 import tempfile
 import uuid
 from collections.abc import Mapping, Sequence
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from functions.domain.artifacts import ModelManifest
 from functions.domain.preprocessing import Preprocessing
 from trainer_job.exports.inputs import ExportInputs
 from trainer_job.ml.backbone import build_backbone, input_size
@@ -77,16 +77,16 @@ def train_sample_model(
             }
         )
     accuracy = float(np.mean(predicted == classes))
-    manifest = {
-        "backbone": backbone,
-        "domainId": DOMAIN_IDS[backbone],
-        "classificationType": "Multiclass",
-        "trainingType": "Regular",
-        "preprocessing": preprocessing.to_manifest(),
-        "labels": labels,
-        "seed": 0,
-        "imageCount": len(images),
-    }
+    manifest = ModelManifest(
+        backbone=backbone,
+        domain_id=DOMAIN_IDS[backbone],
+        classification_type="Multiclass",
+        training_type="Regular",
+        preprocessing=preprocessing,
+        labels=labels,
+        seed=0,
+        image_count=len(images),
+    )
     metrics = {
         "threshold": 0.5,
         "precision": accuracy,
@@ -95,5 +95,4 @@ def train_sample_model(
         "perTag": per_tag,
     }
     calibration = np.stack([preprocessing(image) for image in images])
-    # As the service reads them: JSON (tuples become lists).
-    return ExportInputs(model, labels, json.loads(json.dumps(manifest)), metrics, calibration)
+    return ExportInputs(model, labels, manifest, metrics, calibration)
