@@ -25,6 +25,7 @@ from functions.api.routes import (
     prediction,
     predictions,
     projects,
+    regions,
     suggestions,
     tags,
 )
@@ -92,6 +93,7 @@ def create_app(
         tags,
         suggestions,
         predictions,
+        regions,
         images,
         image_uploads,
         iterations,

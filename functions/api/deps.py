@@ -24,6 +24,7 @@ from functions.services.orphans import OrphanSweeper
 from functions.services.performance import PerformanceService
 from functions.services.prediction import PredictionService
 from functions.services.projects import ProjectService
+from functions.services.regions import RegionService
 from functions.services.stored_predictions import StoredPredictions
 from functions.services.suggestions import SuggestionService
 from functions.services.tags import TagService
@@ -40,6 +41,7 @@ class Services:
     projects: ProjectService
     tags: TagService
     images: ImageService
+    regions: RegionService
     queries: ImageQueries
     training: TrainingService
     iterations: IterationService
@@ -75,6 +77,7 @@ class Services:
             projects=projects,
             tags=tags,
             images=images,
+            regions=RegionService(storage),
             queries=queries,
             training=TrainingService(storage, settings.training_seed),
             iterations=iterations,

@@ -1,6 +1,8 @@
-"""The classification domains we serve, with Custom Vision's published ids.
+"""The domains we serve, with Custom Vision's published ids: classification and object detection.
 
-Compact domains run EfficientNet-Lite0 at 224 px; the others EfficientNet-Lite2 at 260 px.
+Classification: compact domains run EfficientNet-Lite0 at 224 px, the others EfficientNet-Lite2
+at 260 px. Object detection: the same backbones at 320 px (compact) and 416 px (the others).
+A project's domain decides its kind for good: Custom Vision refuses a change between the kinds.
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ _SAME_BACKBONE = (
 )
 
 
+CLASSIFICATION = "Classification"
+OBJECT_DETECTION = "ObjectDetection"
+
+
 @dataclass(frozen=True)
 class Domain:
     id: str
@@ -28,10 +34,16 @@ class Domain:
     description: str
     backbone: str
     image_size: int
+    type: str = CLASSIFICATION
+
+    @property
+    def detection(self) -> bool:
+        return self.type == OBJECT_DETECTION
 
     @property
     def exportable_platforms(self) -> list[str]:
-        return list(EXPORT_PLATFORMS)
+        # Detectors are not trained yet, so there is nothing of theirs to export.
+        return [] if self.detection else list(EXPORT_PLATFORMS)
 
 
 def _general(domain_id: str, name: str, note: str = "") -> Domain:
@@ -70,20 +82,44 @@ DOMAINS: tuple[Domain, ...] = (
     _compact("6b4faeda-8396-481b-9f8b-177b9fa3097f", "Retail (compact)", _SAME_BACKBONE),
 )
 
-# Custom Vision's object-detection domains: known, and refused with a clear message.
-OBJECT_DETECTION_DOMAIN_IDS = frozenset(
-    {
-        "da2e3a8a-40a5-4171-82f4-58522f70fbc1",
-        "9c616dff-2e7d-ea11-af59-1866da359ce6",
-        "1d8ffafe-ec40-4fb2-8f90-72b3b6cecea4",
-        "3780a898-81c3-4516-81ae-3a139614e1f3",
-        "a27d5ca5-bb19-49d8-a70a-fec086c47f5b",
-        "7ec2ac80-887b-48a6-8df9-8b1357765430",
-    }
+
+def _detector(domain_id: str, name: str, compact: bool, note: str = "") -> Domain:
+    backbone, size = (LITE0, 320) if compact else (LITE2, 416)
+    label = "EfficientNet-Lite0" if compact else "EfficientNet-Lite2"
+    return Domain(
+        domain_id,
+        name,
+        f"Object detection on {label} (ImageNet) at {size} px"
+        + (": small and fast." if compact else ".")
+        + note,
+        backbone,
+        size,
+        OBJECT_DETECTION,
+    )
+
+
+_SAME_DETECTOR = (
+    " We use the same general-purpose detector as the General domain; there is no specialised"
+    " model for this domain."
+)
+GENERAL_DETECTION_DOMAIN_ID = "da2e3a8a-40a5-4171-82f4-58522f70fbc1"
+
+DETECTION_DOMAINS: tuple[Domain, ...] = (
+    _detector(GENERAL_DETECTION_DOMAIN_ID, "General", compact=False),
+    _detector("9c616dff-2e7d-ea11-af59-1866da359ce6", "General [A1]", compact=False),
+    _detector("1d8ffafe-ec40-4fb2-8f90-72b3b6cecea4", "Logo", False, _SAME_DETECTOR),
+    _detector("3780a898-81c3-4516-81ae-3a139614e1f3", "Products on shelves", False, _SAME_DETECTOR),
+    _detector("a27d5ca5-bb19-49d8-a70a-fec086c47f5b", "General (compact)", compact=True),
+    _detector("7ec2ac80-887b-48a6-8df9-8b1357765430", "General (compact) [S1]", compact=True),
 )
 
-_BY_ID = {d.id: d for d in DOMAINS}
+_BY_ID = {d.id: d for d in (*DOMAINS, *DETECTION_DOMAINS)}
 
 
 def find_domain(domain_id: str) -> Domain | None:
     return _BY_ID.get(domain_id.lower())
+
+
+def is_detection(domain_id: str) -> bool:
+    domain = find_domain(domain_id)
+    return domain is not None and domain.detection

@@ -21,3 +21,5 @@ MAX_PREDICTION_IDS_PER_CALL = 64  # delete_prediction, images from predictions, 
 MAX_PREDICTION_QUERY_TAGS = 20
 DEFAULT_PREDICTION_QUERY_COUNT = 50
 MAX_PREDICTION_QUERY_COUNT = 256
+MAX_REGIONS_PER_IMAGE = 300  # object detection: boxes on one training image
+MAX_REGIONS_PER_CALL = 64  # create_image_regions entries, delete_image_regions ids

@@ -25,6 +25,7 @@ class ImageCreateStatus(enum.StrEnum):
     ERROR_IMAGE_SIZE = "ErrorImageSize"
     ERROR_STORAGE = "ErrorStorage"
     ERROR_LIMIT_EXCEED = "ErrorLimitExceed"
+    ERROR_REGION_LIMIT_EXCEED = "ErrorRegionLimitExceed"
     ERROR_TAG_LIMIT_EXCEED = "ErrorTagLimitExceed"
     ERROR_UNKNOWN = "ErrorUnknown"
     ERROR_NEGATIVE_AND_REGULAR_TAG_ON_SAME_IMAGE = "ErrorNegativeAndRegularTagOnSameImage"
@@ -76,6 +77,26 @@ class ImageTagRef:
     created: datetime
 
 
+@dataclass(frozen=True)
+class Box:
+    """A rectangle as fractions of the image's width and height (after EXIF orientation)."""
+
+    left: float
+    top: float
+    width: float
+    height: float
+
+
+@dataclass(frozen=True)
+class Region:
+    """A labelled box on a training image of an object-detection project."""
+
+    id: str
+    tag_id: str
+    created: datetime
+    box: Box
+
+
 @dataclass
 class Image:
     id: str
@@ -86,6 +107,8 @@ class Image:
     content_type: str
     tags: list[ImageTagRef] = field(default_factory=list)
     metadata: dict[str, str] = field(default_factory=dict)
+    # Object detection: the image's boxes; its tags are then the tags of its regions.
+    regions: list[Region] = field(default_factory=list)
 
     @property
     def tag_ids(self) -> list[str]:

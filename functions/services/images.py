@@ -11,8 +11,8 @@ from typing import IO
 
 from functions.domain.clock import utcnow
 from functions.domain.errors import BadRequest, image_not_found, tag_not_found
-from functions.domain.ids import new_time_ordered_id
-from functions.domain.image_edits import with_metadata, with_tags, without_tags
+from functions.domain.ids import new_id, new_time_ordered_id
+from functions.domain.image_edits import with_metadata, with_regions, with_tags, without_tags
 from functions.domain.limits import (
     MAX_IMAGE_IDS_PER_CALL,
     MAX_IMAGE_TAG_PAIRS,
@@ -21,6 +21,7 @@ from functions.domain.limits import (
     MAX_METADATA_KEY_LENGTH,
     MAX_METADATA_PER_IMAGE,
     MAX_METADATA_VALUE_LENGTH,
+    MAX_REGIONS_PER_IMAGE,
     MAX_TAGS_PER_ENTRY,
     MAX_TAGS_PER_IMAGE,
     MAX_TRAINING_IMAGE_BYTES,
@@ -30,10 +31,13 @@ from functions.domain.models import (
     ImageCreateOutcome,
     ImageCreateStatus,
     ImageTagRef,
+    Region,
     Tag,
     TagType,
 )
+from functions.domain.regions import NewRegion, bad_regions, same_region
 from functions.imaging import ImageRejected, ProcessedImage, process_image
+from functions.services.projects import detects_objects
 from functions.services.url_fetch import UrlFetchError, UrlPolicy, fetch_all
 from functions.storage.clients import Storage
 from functions.storage.image_index import CreateManyResult
@@ -54,6 +58,7 @@ class NewImage:
     tag_ids: list[str] = field(default_factory=list)
     source_url: str | None = None
     source_error: str | None = None
+    regions: list[NewRegion] = field(default_factory=list)  # object detection only
 
 
 @dataclass(frozen=True)
@@ -111,7 +116,7 @@ def _outcome(item: _Prepared, status: ImageCreateStatus, message: str) -> ImageC
 def _new_image(item: _Prepared, metadata: dict[str, str], now: datetime) -> Image:
     assert item.processed is not None and item.image_id is not None
     processed = item.processed
-    return Image(
+    image = Image(
         id=item.image_id,
         created=now,
         width=processed.width,
@@ -121,6 +126,59 @@ def _new_image(item: _Prepared, metadata: dict[str, str], now: datetime) -> Imag
         tags=[ImageTagRef(t, now) for t in item.entry.tag_ids],
         metadata=dict(metadata),
     )
+    if not item.entry.regions:
+        return image
+    return with_regions(image, [Region(new_id(), r.tag_id, now, r.box) for r in item.entry.regions])
+
+
+def _unique_regions(regions: list[NewRegion]) -> list[NewRegion]:
+    """An entry's regions without repeats (the same tag and box twice is one region)."""
+    unique: list[NewRegion] = []
+    for region in regions:
+        if not any(same_region(region.tag_id, region.box, u.tag_id, u.box) for u in unique):
+            unique.append(region)
+    return unique
+
+
+def _tag_problem(tag_ids: list[str], tags: dict[str, Tag]) -> tuple[ImageCreateStatus, str] | None:
+    """Why an entry's tags cannot be stored, if they cannot."""
+    unknown = [t for t in tag_ids if t not in tags]
+    if unknown:
+        return ImageCreateStatus.ERROR_INVALID_TAG, f"Unknown tag id {unknown[0]}."
+    if len(tag_ids) > MAX_TAGS_PER_ENTRY:
+        return (
+            ImageCreateStatus.ERROR_TAG_LIMIT_EXCEED,
+            f"An image may be uploaded with at most {MAX_TAGS_PER_ENTRY} tags.",
+        )
+    types = {tags[t].type for t in tag_ids}
+    if TagType.NEGATIVE in types and TagType.REGULAR in types:
+        return (
+            ImageCreateStatus.ERROR_NEGATIVE_AND_REGULAR_TAG_ON_SAME_IMAGE,
+            "An image cannot carry the Negative tag and a regular tag.",
+        )
+    return None
+
+
+def _region_problem(entry: NewImage, tags: dict[str, Tag]) -> tuple[ImageCreateStatus, str] | None:
+    """Why an entry of an object-detection project cannot be stored, if it cannot."""
+    if entry.tag_ids:
+        return (
+            ImageCreateStatus.ERROR_INVALID_TAG,
+            "In an object-detection project an image's tags are those of its regions: send "
+            "regions (a tag and a box each), not tagIds.",
+        )
+    for region in entry.regions:
+        tag = tags.get(region.tag_id)
+        if tag is None:
+            return ImageCreateStatus.ERROR_INVALID_TAG, f"Unknown tag id {region.tag_id}."
+        if tag.type is TagType.NEGATIVE:
+            return ImageCreateStatus.ERROR_INVALID_TAG, "A region cannot carry a Negative tag."
+    if len(entry.regions) > MAX_REGIONS_PER_IMAGE:
+        return (
+            ImageCreateStatus.ERROR_REGION_LIMIT_EXCEED,
+            f"An image holds at most {MAX_REGIONS_PER_IMAGE} regions; got {len(entry.regions)}.",
+        )
+    return None
 
 
 def _failed(entry: NewImage, status: ImageCreateStatus, message: str) -> _Prepared:
@@ -140,6 +198,22 @@ def _check_tag_kinds(image: Image, wanted: list[str], tags: dict[str, Tag]) -> N
             "BadRequestNegativeAndRegularTagOnSameImage",
             f"Image {image.id} cannot carry the Negative tag and a regular tag.",
         )
+
+
+def drop_vanished_tags(storage: Storage, project_id: str, pairs: list[tuple[str, str]]) -> None:
+    """Undo (image, tag) references written while their tag was being deleted.
+
+    A tag's deletion removes the tag row first and then the tag (and its regions) from its
+    images; a writer that read the tag before that and wrote after the sweep passed its image
+    checks here, after its own write, so one of the two always removes the reference."""
+    wanted = {tag_id for _, tag_id in pairs}
+    if not wanted:
+        return
+    gone = wanted - {t.id for t in storage.tags.list(project_id)}
+    for image_id in {i for i, t in pairs if t in gone}:
+        storage.images.edit(project_id, image_id, lambda i: without_tags(i, gone))
+    for tag_id in gone:
+        storage.images.delete_tag_counter(project_id, tag_id)
 
 
 class ImageService:
@@ -163,20 +237,33 @@ class ImageService:
             )
         metadata = metadata or {}
         validate_metadata(metadata)
+        detection = detects_objects(self.storage, project_id)
+        if not detection and any(e.regions for e in entries):
+            raise bad_regions(
+                "Regions (boxes) belong to object-detection projects; this project does "
+                "classification: tag its images with tagIds."
+            )
+        entries = [replace(e, regions=_unique_regions(e.regions)) for e in entries]
         tags = {t.id: t for t in self.storage.tags.list(project_id)}
         # Ids and times follow the batch order, so "Newest" lists the last entry first.
         ids = [new_time_ordered_id() for _ in entries]
         prepared = list(
-            _WORKERS.map(lambda e, i: self._prepare(project_id, e, i, tags, metadata), entries, ids)
+            _WORKERS.map(
+                lambda e, i: self._prepare(project_id, e, i, tags, metadata, detection),
+                entries,
+                ids,
+            )
         )
         batch = self._sort(project_id, prepared, metadata)
-        result = self.storage.images.create_many(
-            project_id, [image for _, image in batch.new.values()]
+        new_images = [image for _, image in batch.new.values()]
+        self.storage.images.index_regions(
+            project_id, {r.id: image.id for image in new_images for r in image.regions}
         )
+        result = self.storage.images.create_many(project_id, new_images)
         self._settle(project_id, prepared, batch, result)
         stored = [(i, t) for i, (_, image) in batch.new.items() if i not in result.failed
                   for t in image.tag_ids if i not in result.duplicates]  # fmt: skip
-        self._drop_vanished_tags(project_id, stored)
+        drop_vanished_tags(self.storage, project_id, stored)
         return [o for o in batch.outcomes if o is not None]
 
     def _sort(self, project_id: str, prepared: list[_Prepared], metadata: dict[str, str]) -> _Batch:
@@ -238,19 +325,20 @@ class ImageService:
     def create_from_urls(
         self,
         project_id: str,
-        sources: list[tuple[str, list[str]]],
+        sources: list[NewImage],
         metadata: dict[str, str] | None,
         policy: UrlPolicy,
     ) -> list[ImageCreateOutcome]:
+        """Entries whose `source_url` is fetched for their bytes."""
         if len(sources) > MAX_IMAGES_PER_BATCH or not sources:
-            return self.create(project_id, [NewImage(None) for _ in sources], metadata)
+            return self.create(project_id, sources, metadata)
         policy = replace(policy, max_bytes=MAX_TRAINING_IMAGE_BYTES)
-        fetched = fetch_all([url for url, _ in sources], policy)
+        fetched = fetch_all([entry.source_url or "" for entry in sources], policy)
         entries = [
-            NewImage(None, tag_ids, source_url=url, source_error=str(result))
+            replace(entry, source_error=str(result))
             if isinstance(result, UrlFetchError)
-            else NewImage(result, tag_ids, source_url=url)
-            for (url, tag_ids), result in zip(sources, fetched, strict=True)
+            else replace(entry, data=result)
+            for entry, result in zip(sources, fetched, strict=True)
         ]
         return self.create(project_id, entries, metadata)
 
@@ -261,29 +349,15 @@ class ImageService:
         image_id: str,
         tags: dict[str, Tag],
         metadata: dict[str, str],
+        detection: bool = False,
     ) -> _Prepared:
         data = entry.data if isinstance(entry.data, bytes | None) else _read(entry.data)
         if data is None:
             return _failed(entry, ImageCreateStatus.ERROR_SOURCE, entry.source_error or "No data.")
         tag_ids = list(dict.fromkeys(entry.tag_ids))
-        unknown = [t for t in tag_ids if t not in tags]
-        if unknown:
-            return _failed(
-                entry, ImageCreateStatus.ERROR_INVALID_TAG, f"Unknown tag id {unknown[0]}."
-            )
-        if len(tag_ids) > MAX_TAGS_PER_ENTRY:
-            return _failed(
-                entry,
-                ImageCreateStatus.ERROR_TAG_LIMIT_EXCEED,
-                f"An image may be uploaded with at most {MAX_TAGS_PER_ENTRY} tags.",
-            )
-        types = {tags[t].type for t in tag_ids}
-        if TagType.NEGATIVE in types and TagType.REGULAR in types:
-            return _failed(
-                entry,
-                ImageCreateStatus.ERROR_NEGATIVE_AND_REGULAR_TAG_ON_SAME_IMAGE,
-                "An image cannot carry the Negative tag and a regular tag.",
-            )
+        problem = _region_problem(entry, tags) if detection else _tag_problem(tag_ids, tags)
+        if problem is not None:
+            return _failed(entry, *problem)
         if len(metadata) > MAX_METADATA_PER_IMAGE:
             return _failed(
                 entry,
@@ -354,6 +428,12 @@ class ImageService:
                 "BadRequestExceededBatchSize",
                 f"At most {MAX_IMAGE_TAG_PAIRS} image-tag pairs may be sent at once.",
             )
+        if detects_objects(self.storage, project_id):
+            raise BadRequest(
+                "BadRequestImageTags",
+                "In an object-detection project an image's tags are those of its regions: "
+                "add regions (POST .../images/regions) instead of tags.",
+            )
         tags = {t.id: t for t in self.storage.tags.list(project_id)}
         by_image: dict[str, list[str]] = {}
         for image_id, tag_id in pairs:
@@ -386,23 +466,8 @@ class ImageService:
                     created.append((image_id, tag_id))
                 else:
                     exceeded.append((image_id, tag_id))
-        self._drop_vanished_tags(project_id, created)
+        drop_vanished_tags(self.storage, project_id, created)
         return TagPairsResult(created, duplicated, exceeded)
-
-    def _drop_vanished_tags(self, project_id: str, pairs: list[tuple[str, str]]) -> None:
-        """Undo tag references written while their tag was being deleted.
-
-        A tag's deletion removes the tag row first and then the tag from its images; a writer
-        that read the tag before that and wrote after the sweep passed its image checks here,
-        after its own write, so one of the two always removes the reference."""
-        wanted = {tag_id for _, tag_id in pairs}
-        if not wanted:
-            return
-        gone = wanted - {t.id for t in self.storage.tags.list(project_id)}
-        for image_id in {i for i, t in pairs if t in gone}:
-            self.storage.images.edit(project_id, image_id, lambda i: without_tags(i, gone))
-        for tag_id in gone:
-            self.storage.images.delete_tag_counter(project_id, tag_id)
 
     def remove_tags(self, project_id: str, image_ids: list[str], tag_ids: list[str]) -> None:
         for image_id in image_ids:

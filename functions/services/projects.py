@@ -29,20 +29,20 @@ class ProjectChanges:
 
 
 def _valid_domain(domain_id: str | None) -> catalog.Domain:
-    if domain_id is None:
-        domain = catalog.find_domain(catalog.GENERAL_DOMAIN_ID)
-        assert domain is not None
-        return domain
-    if domain_id.lower() in catalog.OBJECT_DETECTION_DOMAIN_IDS:
-        raise BadRequest(
-            "BadRequestUnsupportedDomain",
-            f"Domain {domain_id} is an object-detection domain; this service does image "
-            "classification only. Use a classification domain from GET /domains.",
-        )
-    domain = catalog.find_domain(domain_id)
+    domain = catalog.find_domain(domain_id or catalog.GENERAL_DOMAIN_ID)
     if domain is None:
         raise BadRequest("BadRequestProjectUnknownDomain", f"Unknown domain id '{domain_id}'.")
     return domain
+
+
+def _same_kind(before: catalog.Domain, after: catalog.Domain) -> catalog.Domain:
+    if before.type != after.type:
+        raise BadRequest(
+            "BadRequestProjectUnsupportedDomainTypeChange",
+            f"The project is a {before.type} project; its domain can change to another "
+            f"{before.type} domain only, not to {after.name} ({after.type}).",
+        )
+    return after
 
 
 def _classification(value: str | None, default: ClassificationType) -> ClassificationType:
@@ -73,6 +73,12 @@ def active_project(project: Project | None, project_id: str) -> Project:
 
 def read_active_project(storage: Storage, project_id: str) -> Project:
     return active_project(storage.projects.get(project_id), project_id)
+
+
+def detects_objects(storage: Storage, project_id: str) -> bool:
+    """Whether the project is an object-detection project (its domain says so, for good)."""
+    project = storage.projects.get(project_id)
+    return project is not None and catalog.is_detection(project.domain_id)
 
 
 @dataclass(frozen=True)
@@ -163,7 +169,10 @@ class ProjectService:
 
         def apply(before: Project) -> Project:
             active_project(before, project_id)
-            domain = _valid_domain(changes.domain_id or before.domain_id)
+            domain = _same_kind(
+                _valid_domain(before.domain_id),
+                _valid_domain(changes.domain_id or before.domain_id),
+            )
             platforms = (
                 changes.target_export_platforms
                 if changes.target_export_platforms is not None

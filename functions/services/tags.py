@@ -14,6 +14,7 @@ from functions.domain.limits import (
 )
 from functions.domain.models import Tag, TagType
 from functions.domain.validation import choice, optional_text, required_text
+from functions.services.projects import detects_objects
 from functions.storage.clients import Storage
 
 
@@ -30,6 +31,14 @@ def _name(value: str | None) -> str:
 
 def _description(value: str | None) -> str:
     return optional_text(value, MAX_DESCRIPTION_LENGTH, "BadRequestTagDescription", "A description")
+
+
+def _no_negative_in_detection() -> BadRequest:
+    return BadRequest(
+        "BadRequestTagType",
+        "An object-detection project has no Negative tag: a photo without objects is simply "
+        "an image without regions.",
+    )
 
 
 class TagService:
@@ -65,6 +74,8 @@ class TagService:
             _description(description),
             choice(TagType, type_, TagType.REGULAR, "BadRequestTagType", "tag type"),
         )
+        if tag.type is TagType.NEGATIVE and detects_objects(self.storage, project_id):
+            raise _no_negative_in_detection()
         existing = self.storage.tags.list(project_id)
         if len(existing) >= MAX_TAGS_PER_PROJECT:
             raise BadRequest(
@@ -90,6 +101,8 @@ class TagService:
                 type=choice(TagType, changes.type, before.type, "BadRequestTagType", "tag type"),
             )
             if after.type is TagType.NEGATIVE and before.type is not TagType.NEGATIVE:
+                if detects_objects(self.storage, project_id):
+                    raise _no_negative_in_detection()
                 others = self.storage.tags.list(project_id)
                 if any(t.type is TagType.NEGATIVE for t in others):
                     raise BadRequest(
@@ -107,7 +120,7 @@ class TagService:
         """Remove the tag, then the tag from its images (safe to repeat and to race).
 
         The tag row goes first, so writers that add this tag afterwards find it gone; see
-        ImageService._drop_vanished_tags for writers that read it just before."""
+        images.drop_vanished_tags for writers that read it just before."""
         tag = self.get(project_id, tag_id)
         self.storage.tags.delete(project_id, tag)
         self.remove_from_images(project_id, tag_id)

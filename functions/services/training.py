@@ -8,7 +8,7 @@ import random
 import re
 from dataclasses import dataclass
 
-from functions.domain.catalog import find_domain
+from functions.domain.catalog import find_domain, is_detection
 from functions.domain.clock import utcnow
 from functions.domain.errors import BadRequest, tag_not_found
 from functions.domain.ids import new_id
@@ -66,6 +66,12 @@ class TrainingService:
         self.seed = seed  # every iteration's seed when set; a random one per iteration if not
 
     def request(self, project: Project, request: TrainingRequest) -> Iteration:
+        if is_detection(project.domain_id):
+            raise BadRequest(
+                "BadRequestUnsupportedDomain",
+                "This service does not train object detectors yet: a detection project holds "
+                "images and regions, and training it is refused until detectors arrive.",
+            )
         training_type = choice(
             TrainingType,
             request.training_type,

@@ -7,6 +7,9 @@ Partition = project id. Rows:
   unt|{inverted ms}|{imageId}    untagged images, newest first
   tag|{tagId}|{inverted ms}|{imageId}   images with that tag, newest first
   hash|{sha256}                  duplicate detection: which image has these bytes
+  reg|{regionId}                 object detection: which image holds the region (written
+                                 before the image, so every stored region is found; a row
+                                 left behind by a failed or undone write points at nothing)
   cnt|project|{shard}            image and tagged-image counts (summed over shards)
   cnt|tag|{tagId}|{shard}        image count of one tag (summed over shards)
 Index rows carry a copy of the image, so a page is one range query. An image change is one
@@ -27,7 +30,7 @@ from datetime import datetime
 
 from azure.data.tables import TableClient, UpdateMode
 
-from functions.domain.models import Image, ImageTagRef, TaggingStatus
+from functions.domain.models import Box, Image, ImageTagRef, Region, TaggingStatus
 from functions.storage.tables import (
     MAX_TRANSACTION_OPS,
     Entity,
@@ -42,11 +45,15 @@ from functions.storage.tables import (
     if_match,
     range_query,
     retrying,
+    submit,
 )
 
 log = logging.getLogger(__name__)
 _MAX_US = 10**16
 COUNTER_SHARDS = 16
+_PROPERTY_CHARS = 30_000  # a string property holds 64 KiB of UTF-16
+# A transaction's body is at most 4 MiB: creations are grouped to stay well under it.
+_TRANSACTION_CHARS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -98,6 +105,33 @@ def _view_tag(tag_id: str) -> str:
     return f"tag|{tag_id}|"
 
 
+def _regions_properties(regions: list[Region]) -> Entity:
+    """Regions as JSON, split over as many string properties as needed (a table property holds
+    at most 32K characters; 300 regions take about 60K): Regions, Regions1, Regions2, ..."""
+    if not regions:
+        return {}
+    text = json.dumps(
+        [
+            [r.id, r.tag_id, r.created.isoformat(), r.box.left, r.box.top, r.box.width,
+             r.box.height]
+            for r in regions
+        ],
+        separators=(",", ":"),
+    )  # fmt: skip
+    parts = [text[i : i + _PROPERTY_CHARS] for i in range(0, len(text), _PROPERTY_CHARS)]
+    return {("Regions" + (str(n) if n else "")): part for n, part in enumerate(parts)}
+
+
+def _regions_of(e: Entity) -> list[Region]:
+    parts: list[str] = []
+    while (part := e.get("Regions" + (str(len(parts)) if parts else ""))) is not None:
+        parts.append(part)
+    return [
+        Region(rid, tid, datetime.fromisoformat(ts), Box(left, top, width, height))
+        for rid, tid, ts, left, top, width, height in json.loads("".join(parts) or "[]")
+    ]
+
+
 def _payload(image: Image) -> Entity:
     return {
         "ImageId": image.id,
@@ -108,7 +142,12 @@ def _payload(image: Image) -> Entity:
         "ContentType": image.content_type,
         "Tags": json.dumps([[t.tag_id, t.created.isoformat()] for t in image.tags]),
         "Metadata": json.dumps(image.metadata),
+        **_regions_properties(image.regions),
     }
+
+
+def _payload_chars(image: Image) -> int:
+    return sum(len(str(v)) for v in _payload(image).values())
 
 
 def image_from_entity(e: Entity) -> Image:
@@ -121,6 +160,7 @@ def image_from_entity(e: Entity) -> Image:
         content_type=e["ContentType"],
         tags=[ImageTagRef(tid, datetime.fromisoformat(ts)) for tid, ts in json.loads(e["Tags"])],
         metadata=json.loads(e["Metadata"]),
+        regions=_regions_of(e),
     )
 
 
@@ -130,14 +170,20 @@ def _chunks_for_transactions(images: list[Image]) -> list[list[Image]]:
     current: list[Image] = []
     rows = 0
     tags: set[str] = set()
+    chars = 0
     for image in images:
         image_rows = len(image_row_keys(image)) + 1  # + the hash row
+        image_chars = image_rows * _payload_chars(image)
         new_tags = tags | set(image.tag_ids)
-        if current and rows + image_rows + 1 + len(new_tags) > MAX_TRANSACTION_OPS:
+        if current and (
+            rows + image_rows + 1 + len(new_tags) > MAX_TRANSACTION_OPS
+            or chars + image_chars > _TRANSACTION_CHARS
+        ):
             chunks.append(current)
-            current, rows, new_tags = [], 0, set(image.tag_ids)
+            current, rows, chars, new_tags = [], 0, 0, set(image.tag_ids)
         current.append(image)
         rows += image_rows
+        chars += image_chars
         tags = new_tags
     if current:
         chunks.append(current)
@@ -357,6 +403,33 @@ class ImageTable:
             **{k: int(current.get(k, 0)) + d for k, d in deltas.items()},
         }
         return ("update", updated, if_match(str(current["_etag"])))
+
+    # ------------------------------------------------------------ the region index
+
+    def index_regions(self, project_id: str, regions: dict[str, str]) -> None:
+        """Record which image holds each region (region id -> image id): call it before the
+        image write that stores the regions."""
+        rows: list[Operation] = [
+            (
+                "upsert",
+                {"PartitionKey": project_id, "RowKey": f"reg|{rid}", "ImageId": image_id},
+                {"mode": UpdateMode.REPLACE},
+            )
+            for rid, image_id in regions.items()
+        ]
+        submit(self.table, rows)
+
+    def region_images(self, project_id: str, region_ids: list[str]) -> dict[str, str]:
+        """The image that may hold each region (ids never indexed are left out)."""
+        found: dict[str, str] = {}
+        for rid in region_ids:
+            entity = get_entity(self.table, project_id, f"reg|{rid}")
+            if entity is not None:
+                found[rid] = str(entity["ImageId"])
+        return found
+
+    def unindex_regions(self, project_id: str, region_ids: list[str]) -> None:
+        delete_rows(self.table, project_id, [f"reg|{rid}" for rid in region_ids])
 
     def delete_tag_counter(self, project_id: str, tag_id: str) -> None:
         rows = range_query(self.table, project_id, f"cnt|tag|{tag_id}|", select=["RowKey"])

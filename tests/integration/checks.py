@@ -25,6 +25,9 @@ def assert_consistent(http: httpx.Client, project_id: str) -> dict[str, set[str]
     images = all_images(http, project_id)
     tags_of = {i["id"]: {t["tagId"] for t in i.get("tags") or []} for i in images}
     assert len(tags_of) == len(images), "an image is listed twice"
+    for image in images:  # object detection: an image's tags are its regions' tags
+        if image.get("regions"):
+            assert tags_of[image["id"]] == {r["tagId"] for r in image["regions"]}, image["id"]
     count = http.get(f"/projects/{project_id}/images/count").json()
     tagged = http.get(f"/projects/{project_id}/images/tagged/count").json()
     untagged = http.get(f"/projects/{project_id}/images/untagged/count").json()

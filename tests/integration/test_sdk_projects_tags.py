@@ -61,12 +61,6 @@ def test_project_name_must_be_unique(trainer: CustomVisionTrainingClient) -> Non
     assert error.value.error.code == "BadRequestProjectNameNotUnique"
 
 
-def test_object_detection_domain_is_refused(trainer: CustomVisionTrainingClient) -> None:
-    with pytest.raises(CustomVisionErrorException) as error:
-        trainer.create_project(_name("od"), domain_id="da2e3a8a-40a5-4171-82f4-58522f70fbc1")
-    assert error.value.error.code == "BadRequestUnsupportedDomain"
-
-
 def test_tags_lifecycle(trainer: CustomVisionTrainingClient) -> None:
     project = trainer.create_project(_name("tags"))
     daisy = trainer.create_tag(project.id, "daisy", description="white petals")

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 
 from functions.domain.models import ImageCreateOutcome
-from functions.services.images import ImageService
+from functions.services.images import ImageService, NewImage
 from functions.services.url_fetch import UrlPolicy
 from functions.storage.clients import Storage
 from tests.conftest import jpeg_bytes
@@ -49,9 +49,7 @@ def test_slow_urls_do_not_starve_file_uploads(http: httpx.Client, storage: Stora
     # them short: the API process's pools are shared, so this batch (run beside the API, in
     # its process) holds every download thread it can get.
     policy = UrlPolicy(timeout_seconds=300, allowed_networks=("127.0.0.0/8",))
-    sources: list[tuple[str, list[str]]] = [
-        (f"http://127.0.0.1:{port}/{i}.jpg", []) for i in range(64)
-    ]
+    sources = [NewImage(None, source_url=f"http://127.0.0.1:{port}/{i}.jpg") for i in range(64)]
     url_outcomes: list[ImageCreateOutcome] = []
 
     def send_urls() -> None:

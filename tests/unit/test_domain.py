@@ -93,7 +93,23 @@ def test_catalog_maps_compact_to_lite0_and_refuses_nothing_unknown() -> None:
         domain = next(d for d in catalog.DOMAINS if d.name == name)
         assert "same general-purpose" in domain.description
     assert catalog.find_domain(str(uuid.uuid4())) is None
-    assert not catalog.OBJECT_DETECTION_DOMAIN_IDS & {d.id for d in catalog.DOMAINS}
+    assert all(d.type == catalog.CLASSIFICATION for d in catalog.DOMAINS)
+
+
+def test_catalog_lists_custom_visions_detection_domains() -> None:
+    published = {
+        "da2e3a8a-40a5-4171-82f4-58522f70fbc1": "General",
+        "9c616dff-2e7d-ea11-af59-1866da359ce6": "General [A1]",
+        "1d8ffafe-ec40-4fb2-8f90-72b3b6cecea4": "Logo",
+        "3780a898-81c3-4516-81ae-3a139614e1f3": "Products on shelves",
+        "a27d5ca5-bb19-49d8-a70a-fec086c47f5b": "General (compact)",
+        "7ec2ac80-887b-48a6-8df9-8b1357765430": "General (compact) [S1]",
+    }
+    assert {d.id: d.name for d in catalog.DETECTION_DOMAINS} == published
+    assert all(d.type == catalog.OBJECT_DETECTION for d in catalog.DETECTION_DOMAINS)
+    assert catalog.is_detection("A27D5CA5-BB19-49D8-A70A-FEC086C47F5B")
+    assert not catalog.is_detection(catalog.GENERAL_DOMAIN_ID)
+    assert not {d.id for d in catalog.DOMAINS} & set(published)
 
 
 def test_link_signer_round_trip_tamper_and_expiry() -> None:

@@ -14,7 +14,7 @@ router = APIRouter(tags=["domains"])
 
 @router.get("/domains", response_model=list[Domain])
 def list_domains() -> list[Domain]:
-    return [Domain.of(d) for d in catalog.DOMAINS]
+    return [Domain.of(d) for d in (*catalog.DOMAINS, *catalog.DETECTION_DOMAINS)]
 
 
 @router.get("/domains/{domainId}", response_model=Domain)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from dataclasses import replace
 from typing import IO, Any
 
 from fastapi import APIRouter, Request
@@ -17,6 +18,7 @@ from functions.api.deps import ProjectDep, Services, ServicesDep
 from functions.api.json_spool import SpooledJson, decode_base64, spool_json
 from functions.api.multipart import SpooledPart, spool_multipart
 from functions.api.presenters import summary_response
+from functions.api.schemas.regions import RegionIn
 from functions.api.schemas.training import (
     ImageCreateSummaryOut,
     ImageFileBatch,
@@ -26,6 +28,7 @@ from functions.domain.errors import BadRequest
 from functions.domain.ids import parse_id, parse_id_list
 from functions.domain.limits import MAX_IMAGES_PER_BATCH, MAX_TAGS_PER_ENTRY
 from functions.domain.models import ImageCreateOutcome
+from functions.domain.regions import NewRegion
 from functions.services.images import NewImage
 
 router = APIRouter(tags=["images"])
@@ -33,6 +36,11 @@ router = APIRouter(tags=["images"])
 
 def _tag_ids(ids: list[str] | None) -> list[str]:
     return [parse_id(t, "tagId") for t in ids or []]
+
+
+def _regions(regions: list[RegionIn] | None) -> list[NewRegion]:
+    """An entry's regions, each box checked (a bad one refuses the batch: nothing is stored)."""
+    return [r.new_region(parse_id(r.tagId, "tagId")) for r in regions or []]
 
 
 @router.post("/projects/{projectId}/images", response_model=ImageCreateSummaryOut)
@@ -121,12 +129,14 @@ def _create_from_files(
     entries: list[NewImage] = []
     try:
         for item in batch.images or []:
-            tag_ids = common + _tag_ids(item.tagIds)
+            entry = NewImage(
+                None, common + _tag_ids(item.tagIds), item.name, regions=_regions(item.regions)
+            )
             data = _base64_contents(body, item.contents)
             if data is None:
-                entries.append(NewImage(None, tag_ids, item.name, "contents is not valid base64."))
+                entries.append(replace(entry, source_error="contents is not valid base64."))
             else:
-                entries.append(NewImage(data, tag_ids, source_url=item.name))
+                entries.append(replace(entry, data=data))
         return services.images.create(project_id, entries, batch.metadata)
     finally:
         for entry in entries:
@@ -160,7 +170,12 @@ def create_images_from_urls(
     services: ServicesDep, request: Request, project: ProjectDep, batch: ImageUrlBatch
 ) -> JSONResponse:
     common = _tag_ids(batch.tagIds)
-    sources = [(item.url or "", common + _tag_ids(item.tagIds)) for item in batch.images or []]
+    sources = [
+        NewImage(
+            None, common + _tag_ids(item.tagIds), item.url or "", regions=_regions(item.regions)
+        )
+        for item in batch.images or []
+    ]
     outcomes = services.images.create_from_urls(
         project.id, sources, batch.metadata, services.url_policy
     )

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from functions.api.schemas.predictions import LinkFn, PredictionOut
-from functions.api.schemas.training import ImageTagOut, Wire
+from functions.api.schemas.training import ImageTagOut
+from functions.api.schemas.wire import Wire
 from functions.domain.models import Iteration
 from functions.services.performance import ImagePerformance, Performance, TagCurve
 from functions.services.training import exportable_to

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from functions.api.schemas.training import Wire
+from functions.api.schemas.wire import Wire
 from functions.domain.predictions import Prediction, TagScore
 
 # (project id, prediction or image id, variant) -> a signed link

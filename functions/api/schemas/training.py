@@ -5,18 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict
-
+from functions.api.schemas.regions import ImageRegionOut, RegionIn
+from functions.api.schemas.wire import Wire
 from functions.domain.catalog import LITE0
 from functions.domain.catalog import Domain as DomainInfo
 from functions.domain.models import Image, ImageCreateOutcome, Project, Tag
 from functions.services.projects import ProjectListing
 
 LinkFn = Callable[[str, str, str], str]
-
-
-class Wire(BaseModel):
-    model_config = ConfigDict(extra="ignore")
 
 
 class ModelInformation(Wire):
@@ -39,7 +35,8 @@ class Domain(Wire):
         return cls(
             id=d.id,
             name=d.name,
-            exportable=True,
+            type=d.type,
+            exportable=bool(d.exportable_platforms),
             exportablePlatforms=d.exportable_platforms,
             modelInformation=ModelInformation(
                 estimatedModelSizeInMegabytes=size, description=d.description
@@ -143,7 +140,7 @@ class ImageOut(Wire):
     thumbnailUri: str
     originalImageUri: str
     tags: list[ImageTagOut]
-    regions: list[object] | None = None
+    regions: list[ImageRegionOut] | None = None
     metadata: dict[str, str]
 
 
@@ -163,7 +160,7 @@ class ImageFileEntry(Wire):
     name: str | None = None
     contents: str | None = None
     tagIds: list[str] | None = None
-    regions: list[object] | None = None
+    regions: list[RegionIn] | None = None
 
 
 class ImageFileBatch(Wire):
@@ -175,7 +172,7 @@ class ImageFileBatch(Wire):
 class ImageUrlEntry(Wire):
     url: str | None = None
     tagIds: list[str] | None = None
-    regions: list[object] | None = None
+    regions: list[RegionIn] | None = None
 
 
 class ImageUrlBatch(Wire):
@@ -232,6 +229,9 @@ class ImageMapper:
                     tagId=t.tag_id, tagName=self.tag_names.get(t.tag_id, ""), created=t.created
                 )
                 for t in i.tags
+            ],
+            regions=[
+                ImageRegionOut.of_region(r, self.tag_names.get(r.tag_id, "")) for r in i.regions
             ],
             metadata=i.metadata,
         )

@@ -1,0 +1,156 @@
+"""Object-detection regions: add boxes to stored images, delete them, propose them.
+
+Each image edit is conditional on the image row's ETag and re-applied when another writer got
+there first (ImageTable.edit), so racing clients never lose a region; the region index
+(region id -> image id) is written before the images, so every stored region can be deleted.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from functools import partial
+
+from PIL import Image as PILImage
+
+from functions.domain import names
+from functions.domain.clock import utcnow
+from functions.domain.errors import BadRequest, image_not_found, tag_not_found
+from functions.domain.ids import new_id
+from functions.domain.image_edits import with_regions, without_regions
+from functions.domain.limits import MAX_REGIONS_PER_CALL, MAX_REGIONS_PER_IMAGE
+from functions.domain.models import Box, Image, Region, TagType
+from functions.domain.regions import NewRegion, bad_regions, same_region
+from functions.region_proposals import propose_regions
+from functions.services.images import drop_vanished_tags
+from functions.services.projects import detects_objects
+from functions.storage.clients import Storage
+
+PROPOSALS = 20  # boxes answered by GET region proposals, best first
+
+
+@dataclass(frozen=True)
+class RegionRequest:
+    """One entry of an ImageRegionCreateBatch."""
+
+    image_id: str
+    region: NewRegion
+
+
+@dataclass(frozen=True)
+class RegionSummary:
+    created: list[tuple[str, Region]]  # (image id, the stored region)
+    duplicated: list[RegionRequest]
+    exceeded: list[RegionRequest]
+
+
+@dataclass(frozen=True)
+class Proposal:
+    confidence: float
+    box: Box
+
+
+def _batch_size(count: int, what: str) -> None:
+    if count == 0:
+        raise bad_regions(f"The request names no {what}.")
+    if count > MAX_REGIONS_PER_CALL:
+        raise BadRequest(
+            "BadRequestExceededBatchSize",
+            f"At most {MAX_REGIONS_PER_CALL} {what} may be sent at once; got {count}.",
+        )
+
+
+class RegionService:
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    def _require_detection(self, project_id: str) -> None:
+        if not detects_objects(self.storage, project_id):
+            raise bad_regions(
+                "Regions (boxes) belong to object-detection projects; this project does "
+                "classification. Create the project in an ObjectDetection domain."
+            )
+
+    def create(self, project_id: str, requests: list[RegionRequest]) -> RegionSummary:
+        """Add the regions, refusing the whole call before any write when one is invalid."""
+        _batch_size(len(requests), "regions")
+        self._require_detection(project_id)
+        tags = {t.id: t for t in self.storage.tags.list(project_id)}
+        for request in requests:
+            tag = tags.get(request.region.tag_id)
+            if tag is None:
+                raise tag_not_found(request.region.tag_id)
+            if tag.type is TagType.NEGATIVE:
+                raise bad_regions("A region cannot carry a Negative tag.")
+        by_image: dict[str, list[tuple[str, RegionRequest]]] = {}
+        for request in requests:
+            by_image.setdefault(request.image_id, []).append((new_id(), request))
+        for image_id in by_image:
+            if self.storage.images.get(project_id, image_id) is None:
+                raise image_not_found(image_id)
+        self.storage.images.index_regions(
+            project_id, {rid: image_id for image_id, new in by_image.items() for rid, _ in new}
+        )
+        summary = RegionSummary([], [], [])
+        for image_id, new in by_image.items():
+            self._add(project_id, image_id, new, summary)
+        drop_vanished_tags(self.storage, project_id, [(i, r.tag_id) for i, r in summary.created])
+        return summary
+
+    def _add(
+        self,
+        project_id: str,
+        image_id: str,
+        new: list[tuple[str, RegionRequest]],
+        summary: RegionSummary,
+    ) -> None:
+        now = utcnow()
+
+        def add(image: Image) -> Image:
+            regions = list(image.regions)
+            for rid, request in new:
+                r = request.region
+                if len(regions) >= MAX_REGIONS_PER_IMAGE:
+                    break
+                if not any(same_region(x.tag_id, x.box, r.tag_id, r.box) for x in regions):
+                    regions.append(Region(rid, r.tag_id, now, r.box))
+            return with_regions(image, regions)
+
+        edit = self.storage.images.edit(project_id, image_id, add)
+        if edit is None or edit.after is None:
+            raise image_not_found(image_id)
+        stored = {r.id: r for r in edit.after.regions}
+        for rid, request in new:
+            if rid in stored:
+                summary.created.append((image_id, stored[rid]))
+            elif any(
+                same_region(x.tag_id, x.box, request.region.tag_id, request.region.box)
+                for x in edit.after.regions
+            ):
+                summary.duplicated.append(request)
+            else:
+                summary.exceeded.append(request)
+
+    def delete(self, project_id: str, region_ids: list[str]) -> None:
+        """Delete the regions (ids that name no region are ignored, so a repeat is harmless)."""
+        _batch_size(len(region_ids), "region ids")
+        located = self.storage.images.region_images(project_id, region_ids)
+        by_image: dict[str, set[str]] = {}
+        for rid, image_id in located.items():
+            by_image.setdefault(image_id, set()).add(rid)
+        for image_id, ids in by_image.items():
+            self.storage.images.edit(project_id, image_id, partial(without_regions, region_ids=ids))
+        self.storage.images.unindex_regions(project_id, list(located))
+
+    def proposals(self, project_id: str, image_id: str) -> list[Proposal]:
+        """Class-agnostic boxes for an image, best first, from a generic method (no model)."""
+        self._require_detection(project_id)
+        if self.storage.images.get(project_id, image_id) is None:
+            raise image_not_found(image_id)
+        path = names.image_blob_path(project_id, image_id, "resized")
+        data = self.storage.blobs.get(names.CONTAINER_IMAGES, path)
+        if data is None:
+            raise image_not_found(image_id)
+        with PILImage.open(io.BytesIO(data)) as picture:
+            found = propose_regions(picture, PROPOSALS)
+        return [Proposal(p.confidence, Box(p.left, p.top, p.width, p.height)) for p in found]
