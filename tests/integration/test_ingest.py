@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import azure.functions as func
@@ -17,6 +18,7 @@ from functions.services.tags import TagService
 from functions.settings import Settings
 from functions.storage.clients import Storage
 from tests.conftest import jpeg_bytes, real_photos, registered_functions
+from tests.detection_data import detection_set
 
 
 def _project(trainer: CustomVisionTrainingClient) -> str:
@@ -142,3 +144,39 @@ def test_a_bad_blob_never_blocks_the_others(
     # Deleting the project removes its rejected blobs too.
     trainer.delete_project(project_id)
     assert list(rejected.list_blobs(name_starts_with=project_id)) == []
+
+
+def test_detection_photos_take_their_boxes_from_a_sidecar(
+    trainer: CustomVisionTrainingClient, storage: Storage
+) -> None:
+    project_id = str(
+        trainer.create_project(
+            f"ingest-od-{uuid.uuid4().hex[:8]}", domain_id="a27d5ca5-bb19-49d8-a70a-fec086c47f5b"
+        ).id
+    )
+    boxed, plain, broken = detection_set("raccoon")[:3]
+    sidecar = [
+        {"tagName": tag, "left": x, "top": y, "width": w, "height": h}
+        for tag, x, y, w, h in boxed.regions
+    ]
+    _drop(storage, f"{project_id}/boxed.jpg.regions.json", json.dumps(sidecar).encode())
+    _drop(storage, f"{project_id}/boxed.jpg", boxed.path.read_bytes())
+    _drop(storage, f"{project_id}/plain.jpg", plain.path.read_bytes())
+    bad = [{"tagName": "raccoon", "left": 0.5, "top": 0, "width": 0.7, "height": 0.5}]
+    _drop(storage, f"{project_id}/broken.jpg.regions.json", json.dumps(bad).encode())
+    _drop(storage, f"{project_id}/broken.jpg", broken.path.read_bytes())
+    _drop(storage, f"{project_id}/raccoon/tagged.jpg", broken.path.read_bytes())
+    results = {r.blob_name.split("/", 1)[1]: r for r in _ingest(storage).poll_once()}
+
+    assert results["boxed.jpg"].status == "OK" and results["plain.jpg"].status == "OK"
+    assert results["broken.jpg"].status == "BadRequestImageRegions"
+    assert results["raccoon/tagged.jpg"].status == "BadRequestImageUrl"
+    assert trainer.get_tagged_image_count(project_id) == 1
+    assert trainer.get_untagged_image_count(project_id) == 1
+    (image,) = trainer.get_tagged_images(project_id)
+    assert len(image.regions) == len(boxed.regions)
+    assert {r.tag_name for r in image.regions} == {"raccoon"}
+    assert [t.name for t in trainer.get_tags(project_id)] == ["raccoon"]
+    assert list(storage.blobs.list_names(names.CONTAINER_INGEST, f"{project_id}/")) == []
+    for name in ("broken.jpg", "broken.jpg.regions.json", "raccoon/tagged.jpg"):
+        assert _blob_exists(storage, names.CONTAINER_INGEST_REJECTED, f"{project_id}/{name}")

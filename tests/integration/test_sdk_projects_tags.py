@@ -22,7 +22,9 @@ def test_domains_list_and_get(trainer: CustomVisionTrainingClient) -> None:
     assert by_id[GENERAL].name == "General"
     assert by_id[GENERAL_COMPACT].exportable is True
     assert by_id[GENERAL].exportable is True  # every domain exports here
-    assert all(d.type == "Classification" for d in domains)
+    kinds = [d.type for d in domains]
+    assert kinds.count("Classification") == 11 and kinds.count("ObjectDetection") == 6
+    assert by_id[GENERAL].type == "Classification"
     food = trainer.get_domain("c151d5b5-dd07-472a-acc8-15d29dea8518")
     assert "same general-purpose" in food.model_information.description
 
