@@ -32,6 +32,7 @@ from azure.data.tables import TableClient, UpdateMode
 
 from functions.domain.models import Box, Image, ImageTagRef, Region, TaggingStatus
 from functions.storage.tables import (
+    MAX_TRANSACTION_CHARS,
     MAX_TRANSACTION_OPS,
     Entity,
     Operation,
@@ -52,8 +53,6 @@ log = logging.getLogger(__name__)
 _MAX_US = 10**16
 COUNTER_SHARDS = 16
 _PROPERTY_CHARS = 30_000  # a string property holds 64 KiB of UTF-16
-# A transaction's body is at most 4 MiB: creations are grouped to stay well under it.
-_TRANSACTION_CHARS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -177,7 +176,7 @@ def _chunks_for_transactions(images: list[Image]) -> list[list[Image]]:
         new_tags = tags | set(image.tag_ids)
         if current and (
             rows + image_rows + 1 + len(new_tags) > MAX_TRANSACTION_OPS
-            or chars + image_chars > _TRANSACTION_CHARS
+            or chars + image_chars > MAX_TRANSACTION_CHARS
         ):
             chunks.append(current)
             current, rows, chars, new_tags = [], 0, 0, set(image.tag_ids)

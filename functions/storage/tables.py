@@ -54,12 +54,24 @@ def get_entity(table: TableClient, partition: str, row: str) -> Entity | None:
     return {**entity, "_etag": entity.metadata.get("etag")}
 
 
+# A transaction's body is at most 4 MiB; entities are measured roughly by their text.
+MAX_TRANSACTION_CHARS = 3_000_000
+
+
 def submit(table: TableClient, operations: Sequence[Operation]) -> None:
-    """Commit operations of one partition, as one transaction when they fit in one."""
-    for start in range(0, len(operations), MAX_TRANSACTION_OPS):
-        chunk = list(operations[start : start + MAX_TRANSACTION_OPS])
-        if chunk:
+    """Commit operations of one partition, as one transaction when they fit in one (at most
+    100 operations and about 3 MB of entities each; the first keeps the first operations)."""
+    chunk: list[Operation] = []
+    chars = 0
+    for operation in operations:
+        size = sum(len(str(v)) for v in operation[1].values())
+        if chunk and (len(chunk) >= MAX_TRANSACTION_OPS or chars + size > MAX_TRANSACTION_CHARS):
             table.submit_transaction(chunk)
+            chunk, chars = [], 0
+        chunk.append(operation)
+        chars += size
+    if chunk:
+        table.submit_transaction(chunk)
 
 
 def if_match(etag: str) -> dict[str, Any]:
