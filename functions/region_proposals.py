@@ -85,10 +85,11 @@ def working_copy(image: Image.Image) -> np.ndarray:
 def to_lab(rgb: np.ndarray) -> np.ndarray:
     """CIE L*a*b* (D65) of sRGB pixels, L in 0..100."""
     linear = np.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
-    xyz = linear @ np.array(
+    to_xyz = np.array(
         [[0.4124, 0.2126, 0.0193], [0.3576, 0.7152, 0.1192], [0.1805, 0.0722, 0.9505]],
         dtype=np.float32,
     )
+    xyz: np.ndarray = np.einsum("...c,cd->...d", linear, to_xyz)  # no BLAS: one thread
     xyz /= np.array([0.9505, 1.0, 1.089], dtype=np.float32)
     f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16.0 / 116.0)
     lab = np.empty_like(f)
@@ -360,8 +361,9 @@ def cues(lab: np.ndarray, boxes: np.ndarray, distinct: np.ndarray) -> np.ndarray
     return np.stack(columns, -1)
 
 
-# Set by coordinate search for recall@10 on the even-numbered photos of ../shared/datasets
-# raccoon and bccd (bench/proposals.py measures the odd ones apart).
+# Set by a coordinate search for recall@10 on photos at even positions (file-name order) of
+# ../shared/datasets raccoon (all of them) and bccd (every third); `bench.proposals --photos
+# odd` measures the others apart.
 WEIGHTS = np.array([0.3, -0.1, 3.0, 0.08, 2.3, -0.9, -0.6])
 BIAS = -1.5
 
