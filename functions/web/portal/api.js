@@ -85,3 +85,13 @@ export function chunks(items, size) {
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;
 }
+
+/** Object detection: create regions (64 per call), delete them, ask for proposals. */
+export const regions = {
+  create: (projectId, entries, signal) =>
+    training("POST", `/projects/${projectId}/images/regions`, { json: { regions: entries }, signal }),
+  remove: (projectId, regionIds, signal) =>
+    training("DELETE", `/projects/${projectId}/images/regions`, { query: { regionIds }, signal }),
+  proposals: (projectId, imageId, signal) =>
+    training("POST", `/projects/${projectId}/images/${imageId}/regionproposals`, { signal }),
+};

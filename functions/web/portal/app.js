@@ -3,7 +3,7 @@
 import { ApiError, keys, training } from "./api.js";
 import { clear, closeDialogs, errorBanner, h, spinner } from "./ui.js";
 import { renderStart, renderSettings } from "./settings.js";
-import { renderProjects } from "./projects.js";
+import { DETECTION, kindLabel, projectKind, renderProjects } from "./projects.js";
 import { renderImages } from "./images.js";
 import { renderSuggested } from "./suggested.js";
 import { renderTrain } from "./train.js";
@@ -49,13 +49,13 @@ function navLinks(active) {
     }));
 }
 
-function projectHeader(project, tab) {
-  const type = project.settings.classificationType;
+function projectHeader(project, kind, tab) {
   return h("div.project-head", {},
     h("div.crumbs", {},
       h("a", { href: "#/projects", text: "Projects" }), h("span", { "aria-hidden": "true", text: " / " }),
       h("h1", { text: project.name }),
-      h("span.badge", { text: type })),
+      kind === DETECTION ? null : h("span.kind", { text: "Classification" }),
+      h("span.badge", { text: kindLabel(project, kind) })),
     h("nav.tabs", { "aria-label": "Project" },
       TABS.map(([name, label]) => h("a", {
         href: `#/projects/${project.id}/${name}`, text: label,
@@ -104,11 +104,12 @@ async function route() {
       if (!entry) return location.replace(`#/projects/${projectId}/images`);
       clear(main, spinner());
       const project = await training("GET", `/projects/${projectId}`, { signal: ctx.signal });
+      const kind = await projectKind(project, ctx.signal);
       if (!ctx.active()) return;
       document.title = `${entry[1]} · ${project.name} · Open Custom Vision`;
       const body = h("section.view", { "aria-label": entry[1] });
-      clear(main, projectHeader(project, tab), body);
-      return await entry[2](body, { ...ctx, project, params: rest });
+      clear(main, projectHeader(project, kind, tab), body);
+      return await entry[2](body, { ...ctx, project, detection: kind === DETECTION, params: rest });
     }
     clear(main, h("div.empty", {}, h("h1", { text: "Page not found" }),
       h("p", {}, h("a", { href: "#/projects", text: "Go to your projects" }))));

@@ -5,6 +5,7 @@ import {
   clear, confirmDialog, dialog, disabledReason, emptyState, field, formatDate, h, icon, progressBar,
   showError, spinner, toast, uniqueId,
 } from "./ui.js";
+import { boxStyle, labelImages, tagColour } from "./labeler.js";
 
 const PAGE_SIZE = 48;
 const BATCH = 64; // images per upload request, the API's limit
@@ -26,7 +27,7 @@ export async function ensureTags(projectId, tags, names, signal) {
 
 /** The upload dialog: files by picker or drop, tags to apply, batches of 64 with progress.
  * Closing it (also by leaving the page) aborts the upload: no later batch is sent. */
-function uploadDialog(project, tags, droppedFiles) {
+function uploadDialog(project, tags, droppedFiles, detection) {
   return dialog("Add images", (body, close, signal) => {
     let files = [...(droppedFiles || [])];
     let uploaded = 0;
@@ -74,7 +75,7 @@ function uploadDialog(project, tags, droppedFiles) {
         }
         busy.because("Uploading: wait for it to finish.");
         const names = newTags.value.split(",").map((s) => s.trim()).filter(Boolean);
-        let tagIds;
+        let tagIds = [];
         try {
           tagIds = tagBoxes.filter((b) => b.firstChild.checked).map((b) => b.firstChild.value);
           tagIds.push(...await ensureTags(project.id, tags, names, signal));
@@ -133,9 +134,11 @@ function uploadDialog(project, tags, droppedFiles) {
       },
     },
     zone,
-    h("fieldset", {}, h("legend", { text: "Tags to apply" }),
-      tagBoxes.length ? h("div.checks", {}, tagBoxes) : null,
-      field("New tags (comma-separated)", newTags)),
+    // In a detection project a photo's tags are its boxes' tags: boxes are drawn after the upload.
+    detection ? h("p.hint", { text: "After the upload, open each photo to draw boxes around the things in it." })
+      : h("fieldset", {}, h("legend", { text: "Tags to apply" }),
+        tagBoxes.length ? h("div.checks", {}, tagBoxes) : null,
+        field("New tags (comma-separated)", newTags)),
     progress, results,
     h("div.actions", {}, busy.note, done, start));
     body.append(form);
@@ -216,7 +219,7 @@ export async function renderImages(view, ctx) {
   });
 
   async function openUpload(files) {
-    await uploadDialog(project, state.tags, files);
+    await uploadDialog(project, state.tags, files, ctx.detection);
     if (ctx.active()) await reload(); // not after leaving the page, which closed the dialog
   }
 
@@ -356,7 +359,8 @@ export async function renderImages(view, ctx) {
     const untag = h("button", { type: "button", text: "Untag", onclick: () => tagSelection(pick.value, false) });
     const remove = h("button.danger-outline", { type: "button", text: "Delete", onclick: deleteSelection });
     const needsSelection = disabledReason(clearSelection, tag, untag, remove);
-    needsSelection.because(count ? null : "Select images to tag, untag or delete them.");
+    needsSelection.because(count ? null
+      : ctx.detection ? "Select images to delete them." : "Select images to tag, untag or delete them.");
     clear(toolbar,
       add,
       h("span.sep"),
@@ -364,7 +368,7 @@ export async function renderImages(view, ctx) {
         state.images.forEach((i) => state.selected.add(i.id)); drawToolbar(); drawGrid();
       } }),
       clearSelection,
-      state.tags.length ? h("span.group", {}, pick, tag, untag) : null,
+      state.tags.length && !ctx.detection ? h("span.group", {}, pick, tag, untag) : null,
       remove,
       count ? h("span.selected-count", { text: `${count} selected` }) : needsSelection.note);
   }
@@ -409,15 +413,18 @@ export async function renderImages(view, ctx) {
       const filtered = state.status !== "all" || state.tagFilter.size;
       clear(grid, filtered
         ? emptyState("No images match", "Change the filter in the sidebar to see other images.")
-        : emptyState("No images yet",
-          "Add photos of each thing to recognise, at least 5 per tag (15 or more works better). " +
+        : emptyState("No images yet", ctx.detection
+          ? "Add photos of the things to detect, then open each one and draw a box around each thing. " +
+            "Drop them here or choose files."
+          : "Add photos of each thing to recognise, at least 5 per tag (15 or more works better). " +
           "Drop them here or choose files.",
           h("button.primary", { type: "button", text: "Add images", onclick: () => openUpload([]) })));
       clear(pager);
       return;
     }
     clear(grid, state.images.map((image, i) => {
-      const names = image.tags.map((t) => t.tagName);
+      // A detection image's tags are its boxes' tags (each named once).
+      const names = ctx.detection ? [...new Set(image.regions.map((r) => r.tagName))] : image.tags.map((t) => t.tagName);
       const label = names.length ? names.join(", ") : "untagged";
       const picked = state.selected.has(image.id);
       return h("div.thumb", { class: picked ? "picked" : "" },
@@ -429,8 +436,8 @@ export async function renderImages(view, ctx) {
             drawToolbar();
           } }),
         h("button.thumb-open", { type: "button", "aria-label": `Open image ${state.skip + i + 1} (${label})`,
-          onclick: async () => { if (await imageDialog(project, state.tags, image)) await reload(); } },
-        h("img", { src: image.thumbnailUri, alt: "", loading: "lazy" })),
+          onclick: () => open(i) },
+        ctx.detection ? thumbnailWithBoxes(image, state.tags) : h("img", { src: image.thumbnailUri, alt: "", loading: "lazy" })),
         h("span.thumb-tags", { text: label, class: names.length ? "" : "muted" }));
     }));
     const pages = Math.max(1, Math.ceil(state.total / PAGE_SIZE));
@@ -443,6 +450,21 @@ export async function renderImages(view, ctx) {
     clear(pager, turn("← Previous", page <= 1, -PAGE_SIZE), where, turn("Next →", page >= pages, PAGE_SIZE));
   }
 
+  async function open(i) {
+    if (ctx.detection) {
+      await labelImages(project, state.tags, state.images, i);
+      if (ctx.active()) await reload(); // boxes are saved as they are drawn
+    } else if (await imageDialog(project, state.tags, state.images[i])) await reload();
+  }
+
   clear(grid, spinner());
   await reload();
+}
+
+/** A detection image's thumbnail with its boxes over it (boxes are fractions of the photo). */
+function thumbnailWithBoxes(image, tags) {
+  const shape = `aspect-ratio: ${image.width} / ${image.height}; ${image.width >= image.height ? "width" : "height"}: 100%;`;
+  return h("span.thumb-frame", {}, h("span.thumb-photo", { style: shape },
+    h("img", { src: image.thumbnailUri, alt: "", loading: "lazy" }),
+    image.regions.map((r) => h("span.thumb-box", { style: boxStyle(r) + `--box: ${tagColour(r.tagId, tags)};` }))));
 }

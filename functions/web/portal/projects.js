@@ -8,41 +8,74 @@ import {
 let domainsCache = null;
 
 const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+export const DETECTION = "ObjectDetection";
+const KINDS = [["Classification", "Classification", "a tag (or tags) for the whole image"],
+  [DETECTION, "Object detection", "boxes around the things in the image, each with its tag"]];
 
-async function domains() {
-  if (!domainsCache) domainsCache = await training("GET", "/domains");
+export async function domains(signal) {
+  if (!domainsCache) domainsCache = await training("GET", "/domains", { signal });
   return domainsCache;
 }
+
+/** The project's kind, from its domain: "Classification" or "ObjectDetection". */
+export async function projectKind(project, signal) {
+  const found = (await domains(signal)).find((d) => d.id === project.settings.domainId);
+  return found ? found.type : "Classification";
+}
+
+/** What the badge says: the classification type, or Object detection. */
+export const kindLabel = (project, kind) =>
+  kind === DETECTION ? "Object detection" : project.settings.classificationType;
 
 /** The create/edit form; resolves with the saved project, or null. */
 async function projectDialog(project, ctx) {
   const available = await domains();
   if (!ctx.active()) return null; // left the page while the domains loaded
   const title = project ? `Edit ${project.name}` : "New project";
+  const currentDomain = project && available.find((d) => d.id === project.settings.domainId);
   return dialog(title, (body, close) => {
     const name = h("input", { name: "name", required: true, maxlength: "256",
       value: project ? project.name : "" });
     const description = h("textarea", { name: "description", rows: "2",
       text: project ? project.description : "" });
-    const current = project ? project.settings.domainId : available[0] && available[0].id;
-    const domain = h("select", { name: "domain" }, available.map((d) =>
-      h("option", { value: d.id, text: d.name, selected: d.id === current })));
+    let kind = currentDomain ? currentDomain.type : "Classification";
+    const domain = h("select", { name: "domain" });
     const domainHelp = h("p.hint");
     const describe = () => {
       const d = available.find((x) => x.id === domain.value);
       domainHelp.textContent = d ? d.modelInformation.description : "";
     };
-    domain.addEventListener("change", describe);
-    describe();
     const type = project ? project.settings.classificationType : "Multiclass";
-    const radio = (value, label, hint) => h("label.radio", {},
-      h("input", { type: "radio", name: "classificationType", value, checked: type === value }),
+    const radio = (group, value, label, hint, checked) => h("label.radio", {},
+      h("input", { type: "radio", name: group, value, checked }),
       h("span", {}, h("strong", { text: label }), h("span.hint", { text: ` ${hint}` })));
+    const classification = h("fieldset", {}, h("legend", { text: "Classification type" }),
+      radio("classificationType", "Multiclass", "Multiclass", "one tag per image", type === "Multiclass"),
+      radio("classificationType", "Multilabel", "Multilabel", "any number of tags per image", type === "Multilabel"));
+    // The domains of the chosen kind only: two are called "General", one of each kind.
+    const showKind = () => {
+      const keep = domain.value;
+      const choices = available.filter((d) => d.type === kind);
+      const selected = choices.find((d) => d.id === (project ? project.settings.domainId : keep)) || choices[0];
+      clear(domain, choices.map((d) => h("option", { value: d.id, text: d.name, selected: d === selected })));
+      classification.hidden = kind === DETECTION;
+      describe();
+    };
+    domain.addEventListener("change", describe);
+    // A project keeps its kind (the API refuses a change), so editing shows it without a choice.
+    const kindChoice = project
+      ? h("p.kind-fixed", {}, h("strong", { text: "Project type: " }),
+        KINDS.find(([value]) => value === kind)[1], h("span.hint", { text: " (a project keeps its type)" }))
+      : h("fieldset", { onchange: (e) => { kind = e.target.value; showKind(); } },
+        h("legend", { text: "Project type" }),
+        KINDS.map(([value, label, hint]) => radio("projectType", value, label, hint, value === kind)));
+    showKind();
     const status = h("div.form-status");
     const form = h("form", {
       onsubmit: async (event) => {
         event.preventDefault();
-        const classificationType = form.querySelector("input[name=classificationType]:checked").value;
+        const classificationType = kind === DETECTION ? undefined
+          : form.querySelector("input[name=classificationType]:checked").value;
         try {
           const saved = project
             ? await training("PATCH", `/projects/${project.id}`, { json: {
@@ -61,9 +94,8 @@ async function projectDialog(project, ctx) {
     },
     field("Name", name),
     field("Description", description),
-    h("fieldset", {}, h("legend", { text: "Classification type" }),
-      radio("Multiclass", "Multiclass", "one tag per image"),
-      radio("Multilabel", "Multilabel", "any number of tags per image")),
+    kindChoice,
+    classification,
     field("Domain", domain),
     domainHelp,
     status,
@@ -74,7 +106,7 @@ async function projectDialog(project, ctx) {
   });
 }
 
-function projectCard(project, counts, refresh, ctx) {
+function projectCard(project, kind, counts, refresh, ctx) {
   const cover = project.thumbnailUri
     ? h("img.cover", { src: project.thumbnailUri, alt: "", loading: "lazy" })
     : h("div.cover.placeholder", { "aria-hidden": "true", text: project.name.slice(0, 1).toUpperCase() });
@@ -100,7 +132,7 @@ function projectCard(project, counts, refresh, ctx) {
       h("h2", {}, h("a", { href: `#/projects/${project.id}/images`, text: project.name })),
       project.description ? h("p.description", { text: project.description }) : null,
       h("p.meta", {},
-        h("span.badge", { text: project.settings.classificationType }),
+        h("span.badge", { text: kindLabel(project, kind) }),
         h("span.count", { text: counts ? `${plural(counts.images, "image")} · ${plural(counts.tags, "tag")}` : "" }))),
     h("div.card-actions", {},
       h("button.small", { type: "button", text: "Edit", "aria-label": `Edit ${project.name}`, onclick: edit }),
@@ -128,7 +160,9 @@ export async function renderProjects(main, ctx) {
   async function load() {
     try {
       // One request: each project with its image and tag counts (the portal's own listing).
-      const projects = await training("GET", "/portal/projects", { signal: ctx.signal });
+      const [projects, known] = await Promise.all([
+        training("GET", "/portal/projects", { signal: ctx.signal }), domains(ctx.signal)]);
+      const kindOf = (p) => (known.find((d) => d.id === p.settings.domainId) || {}).type;
       if (!projects.length) {
         clear(list, emptyState("No projects yet",
           "Create a project, upload a few photos of each thing to recognise, tag them and train.",
@@ -137,7 +171,7 @@ export async function renderProjects(main, ctx) {
       }
       projects.sort((a, b) => b.created.localeCompare(a.created));
       clear(list, projects.map((p) =>
-        projectCard(p, { images: p.imageCount, tags: p.tagCount }, refresh, ctx)));
+        projectCard(p, kindOf(p), { images: p.imageCount, tags: p.tagCount }, refresh, ctx)));
     } catch (error) {
       showError(list, error, "Loading the projects");
     }
