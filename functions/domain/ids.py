@@ -38,6 +38,20 @@ def new_time_ordered_id(now_ms: int | None = None) -> str:
     return str(uuid.UUID(int=value))
 
 
+def new_region_id(image_id: str) -> str:
+    """A region's GUID: the top 64 bits of its image's id, then 62 random bits (RFC 4122
+    variant), so the image holding a region is found from the region id alone."""
+    top = uuid.UUID(image_id).int >> 64 << 64
+    low = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1) | (0x2 << 62)
+    return str(uuid.UUID(int=top | low))
+
+
+def region_image_prefix(region_id: str) -> str:
+    """The start shared by the region's image id (and by few others: images made in the same
+    millisecond may share it)."""
+    return region_id[:18]
+
+
 def parse_id(value: str, what: str = "id") -> str:
     """Normalise a GUID from a request, or refuse it with Custom Vision's code."""
     try:

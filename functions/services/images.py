@@ -11,7 +11,7 @@ from typing import IO
 
 from functions.domain.clock import utcnow
 from functions.domain.errors import BadRequest, image_not_found, tag_not_found
-from functions.domain.ids import new_id, new_time_ordered_id
+from functions.domain.ids import new_region_id, new_time_ordered_id
 from functions.domain.image_edits import with_metadata, with_regions, with_tags, without_tags
 from functions.domain.limits import (
     MAX_IMAGE_IDS_PER_CALL,
@@ -128,7 +128,8 @@ def _new_image(item: _Prepared, metadata: dict[str, str], now: datetime) -> Imag
     )
     if not item.entry.regions:
         return image
-    return with_regions(image, [Region(new_id(), r.tag_id, now, r.box) for r in item.entry.regions])
+    regions = [Region(new_region_id(image.id), r.tag_id, now, r.box) for r in item.entry.regions]
+    return with_regions(image, regions)
 
 
 def _unique_regions(regions: list[NewRegion]) -> list[NewRegion]:
@@ -256,9 +257,6 @@ class ImageService:
         )
         batch = self._sort(project_id, prepared, metadata)
         new_images = [image for _, image in batch.new.values()]
-        self.storage.images.index_regions(
-            project_id, {r.id: image.id for image in new_images for r in image.regions}
-        )
         result = self.storage.images.create_many(project_id, new_images)
         self._settle(project_id, prepared, batch, result)
         stored = [(i, t) for i, (_, image) in batch.new.items() if i not in result.failed

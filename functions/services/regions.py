@@ -1,8 +1,8 @@
 """Object-detection regions: add boxes to stored images, delete them, propose them.
 
 Each image edit is conditional on the image row's ETag and re-applied when another writer got
-there first (ImageTable.edit), so racing clients never lose a region; the region index
-(region id -> image id) is written before the images, so every stored region can be deleted.
+there first (ImageTable.edit), so racing clients never lose a region. A region id begins with
+its image's id (ids.new_region_id), so deleting a region needs no index.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from PIL import Image as PILImage
 from functions.domain import names
 from functions.domain.clock import utcnow
 from functions.domain.errors import BadRequest, image_not_found, tag_not_found
-from functions.domain.ids import new_id
+from functions.domain.ids import new_region_id, region_image_prefix
 from functions.domain.image_edits import with_regions, without_regions
 from functions.domain.limits import MAX_REGIONS_PER_CALL, MAX_REGIONS_PER_IMAGE
 from functions.domain.models import Box, Image, Region, TagType
@@ -84,13 +84,11 @@ class RegionService:
                 raise bad_regions("A region cannot carry a Negative tag.")
         by_image: dict[str, list[tuple[str, RegionRequest]]] = {}
         for request in requests:
-            by_image.setdefault(request.image_id, []).append((new_id(), request))
+            rid = new_region_id(request.image_id)
+            by_image.setdefault(request.image_id, []).append((rid, request))
         for image_id in by_image:
             if self.storage.images.get(project_id, image_id) is None:
                 raise image_not_found(image_id)
-        self.storage.images.index_regions(
-            project_id, {rid: image_id for image_id, new in by_image.items() for rid, _ in new}
-        )
         summary = RegionSummary([], [], [])
         for image_id, new in by_image.items():
             self._add(project_id, image_id, new, summary)
@@ -134,13 +132,15 @@ class RegionService:
     def delete(self, project_id: str, region_ids: list[str]) -> None:
         """Delete the regions (ids that name no region are ignored, so a repeat is harmless)."""
         _batch_size(len(region_ids), "region ids")
-        located = self.storage.images.region_images(project_id, region_ids)
+        wanted = set(region_ids)
         by_image: dict[str, set[str]] = {}
-        for rid, image_id in located.items():
-            by_image.setdefault(image_id, set()).add(rid)
+        for prefix in sorted({region_image_prefix(r) for r in wanted}):
+            for image in self.storage.images.with_id_prefix(project_id, prefix):
+                held = wanted & {r.id for r in image.regions}
+                if held:
+                    by_image[image.id] = held
         for image_id, ids in by_image.items():
             self.storage.images.edit(project_id, image_id, partial(without_regions, region_ids=ids))
-        self.storage.images.unindex_regions(project_id, list(located))
 
     def proposals(self, project_id: str, image_id: str) -> list[Proposal]:
         """Class-agnostic boxes for an image, best first, from a generic method (no model)."""

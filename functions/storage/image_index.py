@@ -7,9 +7,6 @@ Partition = project id. Rows:
   unt|{inverted ms}|{imageId}    untagged images, newest first
   tag|{tagId}|{inverted ms}|{imageId}   images with that tag, newest first
   hash|{sha256}                  duplicate detection: which image has these bytes
-  reg|{regionId}                 object detection: which image holds the region (written
-                                 before the image, so every stored region is found; a row
-                                 left behind by a failed or undone write points at nothing)
   cnt|project|{shard}            image and tagged-image counts (summed over shards)
   cnt|tag|{tagId}|{shard}        image count of one tag (summed over shards)
 Index rows carry a copy of the image, so a page is one range query. An image change is one
@@ -46,7 +43,6 @@ from functions.storage.tables import (
     if_match,
     range_query,
     retrying,
-    submit,
 )
 
 log = logging.getLogger(__name__)
@@ -403,32 +399,9 @@ class ImageTable:
         }
         return ("update", updated, if_match(str(current["_etag"])))
 
-    # ------------------------------------------------------------ the region index
-
-    def index_regions(self, project_id: str, regions: dict[str, str]) -> None:
-        """Record which image holds each region (region id -> image id): call it before the
-        image write that stores the regions."""
-        rows: list[Operation] = [
-            (
-                "upsert",
-                {"PartitionKey": project_id, "RowKey": f"reg|{rid}", "ImageId": image_id},
-                {"mode": UpdateMode.REPLACE},
-            )
-            for rid, image_id in regions.items()
-        ]
-        submit(self.table, rows)
-
-    def region_images(self, project_id: str, region_ids: list[str]) -> dict[str, str]:
-        """The image that may hold each region (ids never indexed are left out)."""
-        found: dict[str, str] = {}
-        for rid in region_ids:
-            entity = get_entity(self.table, project_id, f"reg|{rid}")
-            if entity is not None:
-                found[rid] = str(entity["ImageId"])
-        return found
-
-    def unindex_regions(self, project_id: str, region_ids: list[str]) -> None:
-        delete_rows(self.table, project_id, [f"reg|{rid}" for rid in region_ids])
+    def with_id_prefix(self, project_id: str, prefix: str) -> list[Image]:
+        """The images whose id starts with `prefix` (where a region's image is found)."""
+        return [image_from_entity(e) for e in range_query(self.table, project_id, f"img|{prefix}")]
 
     def delete_tag_counter(self, project_id: str, tag_id: str) -> None:
         rows = range_query(self.table, project_id, f"cnt|tag|{tag_id}|", select=["RowKey"])

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from functions.domain.errors import BadRequest
+from functions.domain.ids import new_region_id, new_time_ordered_id, region_image_prefix
 from functions.domain.image_edits import with_regions, without_regions, without_tags
 from functions.domain.models import Box, Image, Region
 from functions.domain.regions import same_region, valid_box
@@ -67,3 +69,15 @@ def test_an_images_tags_are_its_regions_tags() -> None:
     untagged = without_tags(image, {"cat"})
     assert untagged.tag_ids == ["dog"] and [r.id for r in untagged.regions] == ["r2"]
     assert without_regions(image, {"r1", "r2", "r3"}).tags == []
+
+
+def test_a_region_id_names_its_image() -> None:
+    image_id = new_time_ordered_id()
+    ids = {new_region_id(image_id) for _ in range(1000)}
+    assert len(ids) == 1000
+    for region_id in ids:
+        parsed = uuid.UUID(region_id)
+        assert parsed.variant == uuid.RFC_4122
+        assert image_id.startswith(region_image_prefix(region_id))
+    other = new_time_ordered_id()
+    assert uuid.UUID(new_region_id(other)).int >> 64 == uuid.UUID(other).int >> 64

@@ -5,7 +5,7 @@ import {
   clear, confirmDialog, dialog, disabledReason, emptyState, field, formatDate, h, icon, progressBar,
   showError, spinner, toast, uniqueId,
 } from "./ui.js";
-import { boxStyle, labelImages, tagColour } from "./labeler.js";
+import { labelImages, thumbnailWithBoxes } from "./labeler.js";
 
 const PAGE_SIZE = 48;
 const BATCH = 64; // images per upload request, the API's limit
@@ -459,12 +459,4 @@ export async function renderImages(view, ctx) {
 
   clear(grid, spinner());
   await reload();
-}
-
-/** A detection image's thumbnail with its boxes over it (boxes are fractions of the photo). */
-function thumbnailWithBoxes(image, tags) {
-  const shape = `aspect-ratio: ${image.width} / ${image.height}; ${image.width >= image.height ? "width" : "height"}: 100%;`;
-  return h("span.thumb-frame", {}, h("span.thumb-photo", { style: shape },
-    h("img", { src: image.thumbnailUri, alt: "", loading: "lazy" }),
-    image.regions.map((r) => h("span.thumb-box", { style: boxStyle(r) + `--box: ${tagColour(r.tagId, tags)};` }))));
 }

@@ -25,6 +25,14 @@ export function tagColour(tagId, tags) {
 export const boxStyle = (b) =>
   `left: ${b.left * 100}%; top: ${b.top * 100}%; width: ${b.width * 100}%; height: ${b.height * 100}%;`;
 
+/** A detection image's thumbnail with its boxes over it (boxes are fractions of the photo). */
+export function thumbnailWithBoxes(image, tags) {
+  const shape = `aspect-ratio: ${image.width} / ${image.height}; ${image.width >= image.height ? "width" : "height"}: 100%;`;
+  return h("span.thumb-frame", {}, h("span.thumb-photo", { style: shape },
+    h("img", { src: image.thumbnailUri, alt: "", loading: "lazy" }),
+    image.regions.map((r) => h("span.thumb-box", { style: boxStyle(r) + `--box: ${tagColour(r.tagId, tags)};` }))));
+}
+
 /** Edges (fractions) of a box moved or resized by `dx`, `dy` through handle `grip` ("move" moves). */
 function dragged(box, grip, dx, dy) {
   if (grip === "move") {
@@ -231,7 +239,12 @@ export function labelImages(project, tags, images, index) {
       const region = await createRegion(shape, old.tagId);
       image.regions = image.regions.map((b) => (b.regionId === old.regionId ? region : b));
       selected = region.regionId;
-      await regionApi.remove(project.id, [old.regionId], signal);
+      try {
+        await regionApi.remove(project.id, [old.regionId], signal);
+      } catch (error) { // both are stored now: show both, as the API has them
+        image.regions = [...image.regions, old];
+        throw error;
+      }
     });
 
     const removeSelected = () => {
@@ -358,9 +371,10 @@ export function labelImages(project, tags, images, index) {
         }
       } },
       h("h3", { text: "Tag for the new box" }),
-      h("div.inline", {}, name, h("button.small.primary", { type: "submit", text: "Save box" }),
-        h("button.small", { type: "button", text: "Cancel", onclick: () => { pending = null; draw(); } })),
-      choices, pickStatus);
+      name, choices, pickStatus,
+      h("div.actions", {},
+        h("button.small", { type: "button", text: "Cancel", onclick: () => { pending = null; draw(); } }),
+        h("button.small.primary", { type: "submit", text: "Save box" })));
     }
 
     document.addEventListener("keydown", (e) => {
