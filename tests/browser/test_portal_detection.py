@@ -170,6 +170,8 @@ def test_label_photos_in_a_detection_project(tab: Tab, endpoint: str) -> None:
     a: Px = (x + 0.1 * w, y + 0.1 * ht, x + 0.45 * w, y + 0.5 * ht)
     drag(page, (a[0], a[1]), (a[2], a[3]))
     picker = labeler.get_by_role("form", name="Tag for the new box")
+    expect(picker.get_by_label("Tag name")).to_be_focused()
+    shot(page, "62-labeler-new-box")
     picker.get_by_role("button", name="raccoon", exact=True).click()
     saved(labeler, 1)
 
@@ -274,9 +276,25 @@ def test_label_photos_in_a_detection_project(tab: Tab, endpoint: str) -> None:
     assert tags["raccoon"]["imageCount"] == 2
     assert (tagged, untagged) == (2, PHOTOS - 2)
 
-    # N steps to the next image without boxes; Escape closes, and the grid follows.
+    # Ctrl+wheel zooms; ] and [ (or the arrows) step; N steps to the next image without boxes.
+    page.mouse.move(x + w / 2, y + ht / 2)
+    page.keyboard.down("Control")
+    page.mouse.wheel(0, -100)
+    page.keyboard.up("Control")
+    expect(labeler.locator("output.zoom")).to_have_text("125%")
+    page.keyboard.press("0")
+    expect(labeler.locator("output.zoom")).to_have_text("100%")
+    position = labeler.locator(".position")
+    where = position.inner_text()
+    page.keyboard.press("]")
+    expect(position).not_to_have_text(where)
+    page.keyboard.press("ArrowLeft")
+    expect(position).to_have_text(where)
+    expect(labeler.locator(".stage")).to_have_attribute("data-image-id", image_id)
     page.keyboard.press("n")
     expect(labeler.get_by_text("No boxes yet")).to_be_visible()
+    expect(labeler.locator(".stage")).not_to_have_attribute("data-image-id", image_id)
+    # Escape closes, and the grid follows.
     page.keyboard.press("Escape")
     expect(labeler).to_have_count(0)
     expect(sidebar.get_by_role("button", name=re.compile(r"^Tagged"))).to_contain_text("2")
@@ -285,6 +303,7 @@ def test_label_photos_in_a_detection_project(tab: Tab, endpoint: str) -> None:
     )
     expect(sidebar.locator("li", has_text="raccoon-face").locator(".count")).to_have_text("1")
     expect(page.locator(".thumb-box")).to_have_count(3)
+    shot(page, "65-detection-images-labelled")
     page.get_by_label("Filter by raccoon-face").check()
     expect(page.get_by_text("Page 1 of 1 · 1 images")).to_be_visible()
 
@@ -292,5 +311,51 @@ def test_label_photos_in_a_detection_project(tab: Tab, endpoint: str) -> None:
     card = page.get_by_role("article", name=name)
     expect(card.locator(".badge")).to_have_text("Object detection")
     shot(page, "64-projects-with-detection")
+    # Editing keeps the kind: no choice of type, the detection domains only.
+    card.get_by_role("button", name=f"Edit {name}").click()
+    edit = page.get_by_role("dialog", name=f"Edit {name}")
+    expect(edit.get_by_text("Project type: Object detection")).to_be_visible()
+    expect(edit.get_by_label("Domain")).to_have_value(COMPACT_DETECTION)
+    assert "Logo" in edit.get_by_label("Domain").locator("option").all_inner_texts()
+    expect(edit.get_by_role("radio")).to_have_count(0)
+    edit.get_by_role("button", name="Cancel").click()
     with api(endpoint) as client:
         assert client.delete(f"/projects/{project_id}").status_code == 204
+
+
+def test_train_shows_the_apis_answer_for_a_detection_project(tab: Tab, endpoint: str) -> None:
+    """Enough boxes for the portal's own checks: Train asks the API, and shows why it refused."""
+    page = tab.page
+    tab.expected.append("status of 400")  # the refused training (the response and the console)
+    photos = detection_set("raccoon")[:10]
+    with api(endpoint) as client:
+        project = client.post(
+            "/projects",
+            params={"name": f"detect-train-{uuid.uuid4().hex[:8]}", "domainId": COMPACT_DETECTION},
+        ).json()
+        tag_ids = [
+            client.post(f"/projects/{project['id']}/tags", params={"name": n}).json()["id"]
+            for n in ("raccoon", "raccoon-face")
+        ]
+        entries = []
+        for i, photo in enumerate(photos):
+            _, left, top, width, height = photo.regions[0]
+            box = {"left": left, "top": top, "width": width, "height": height}
+            entries.append(
+                {
+                    "name": photo.path.name,
+                    "contents": base64.b64encode(photo.path.read_bytes()).decode(),
+                    "regions": [{"tagId": tag_ids[i % 2], **box}],
+                }
+            )
+        answer = client.post(f"/projects/{project['id']}/images/files", json={"images": entries})
+        assert answer.json()["isBatchSuccessful"], answer.text
+    sign_in(page, endpoint, screenshot=None)
+    page.goto(f"{endpoint}/#/projects/{project['id']}/train")
+    page.get_by_role("button", name="Train", exact=True).click()
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("Starting the training failed")
+    expect(alert).to_contain_text("BadRequestUnsupportedDomain")
+    shot(page, "66-train-detection")
+    with api(endpoint) as client:
+        assert client.delete(f"/projects/{project['id']}").status_code == 204
