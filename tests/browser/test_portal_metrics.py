@@ -28,7 +28,7 @@ from tests.browser.portal_helpers import (
     sign_in,
     tab_fixture,  # noqa: F401 (a fixture: tab)
 )
-from tests.conftest import photo_paths
+from tests.conftest import TRAINING_PREFIX, photo_paths
 
 pytestmark = needs_chromium
 
@@ -164,6 +164,9 @@ def test_the_projects_page_gets_the_counts_in_one_request(
     sign_in(page, endpoint, screenshot=None)
     card = page.get_by_role("article", name=trained.name)
     expect(card.locator(".count")).to_have_text(f"{3 * PER_FLOWER} images · 3 tags")
-    # Signing in checks the key (GET /projects); the page then asks once, for every project.
-    assert [u for u in asked if u.endswith("/portal/projects")] == [asked[-1]], asked
+    # Signing in checks the key (GET /projects); the page then asks once, for every project
+    # (and once for the domains, which say each project's kind).
+    training = endpoint + TRAINING_PREFIX
+    assert asked[0] == training + "/projects", asked
+    assert sorted(asked[1:]) == [training + "/domains", training + "/portal/projects"], asked
     assert not [u for u in asked if re.search(r"/projects/[0-9a-fA-F-]{36}", u)], asked
