@@ -6,7 +6,7 @@ import hashlib
 import logging
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 
 from functions.domain.catalog import find_domain, is_detection
 from functions.domain.clock import utcnow
@@ -29,6 +29,7 @@ from functions.storage.clients import Storage
 log = logging.getLogger(__name__)
 
 MIN_IMAGES_PER_TAG = 5
+MIN_DETECTION_IMAGES_PER_TAG = 15
 MAX_BUDGET_HOURS = 24
 DEFAULT_ADVANCED_BUDGET_HOURS = 1
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -60,18 +61,33 @@ def _validation_code(project: Project) -> str:
     return "BadRequestMultiClassClassificationTrainingValidationFailed"
 
 
+def _detection_tags(chosen: list[Tag], counts: dict[str, int]) -> list[Tag]:
+    """Custom Vision's checks for training a detector: no Negative tag, and at least
+    MIN_DETECTION_IMAGES_PER_TAG images with a region of each tag (one tag is enough)."""
+    if any(t.type is TagType.NEGATIVE for t in chosen):
+        raise BadRequest(
+            "BadRequestDetectionTrainingNotAllowNegativeTag",
+            "An object-detection project cannot train with a Negative tag.",
+        )
+    code = "BadRequestDetectionTrainingValidationFailed"
+    if not chosen:
+        raise BadRequest(code, "Training a detector needs at least one tag with regions.")
+    short = [t.name for t in chosen if counts.get(t.id, 0) < MIN_DETECTION_IMAGES_PER_TAG]
+    if short:
+        raise BadRequest(
+            code,
+            f"Each tag needs regions on at least {MIN_DETECTION_IMAGES_PER_TAG} images; too few "
+            "for: " + ", ".join(sorted(short)),
+        )
+    return chosen
+
+
 class TrainingService:
     def __init__(self, storage: Storage, seed: int | None = None) -> None:
         self.storage = storage
         self.seed = seed  # every iteration's seed when set; a random one per iteration if not
 
     def request(self, project: Project, request: TrainingRequest) -> Iteration:
-        if is_detection(project.domain_id):
-            raise BadRequest(
-                "BadRequestUnsupportedDomain",
-                "This service does not train object detectors yet: a detection project holds "
-                "images and regions, and training it is refused until detectors arrive.",
-            )
         training_type = choice(
             TrainingType,
             request.training_type,
@@ -86,6 +102,12 @@ class TrainingService:
                 f"'{request.notification_email}' is not an email address.",
             )
         tags = self._training_tags(project, request.selected_tag_ids or [])
+        if is_detection(project.domain_id):
+            raise BadRequest(
+                "BadRequestUnsupportedDomain",
+                "This service does not train object detectors yet: a detection project holds "
+                "images and regions, and training it is refused until detectors arrive.",
+            )
         fingerprint = self.fingerprint(project.id, {t.id for t in tags})
         iterations = self.storage.iterations.list(project.id)
         if self.storage.iterations.lock_holder(project.id):
@@ -153,6 +175,8 @@ class TrainingService:
                 raise tag_not_found(tag_id)
         chosen = [by_id[t] for t in selected] if selected else tags
         counts = self.storage.images.tag_counts(project.id)
+        if is_detection(project.domain_id):
+            return _detection_tags(chosen, counts)
         code = _validation_code(project)
         regular = [t for t in chosen if t.type is TagType.REGULAR]
         negative_images = sum(counts.get(t.id, 0) for t in chosen if t.type is TagType.NEGATIVE)
@@ -171,12 +195,17 @@ class TrainingService:
         """A digest of which images carry which of these tags: equal when nothing changed."""
         digest = hashlib.sha256()
         rows = sorted(
-            (image.id, sorted(set(image.tag_ids) & tag_ids))
+            (
+                image.id,
+                sorted(set(image.tag_ids) & tag_ids),
+                sorted((r.tag_id, astuple(r.box)) for r in image.regions if r.tag_id in tag_ids),
+            )
             for image in self.storage.images.iter_images(project_id, TaggingStatus.TAGGED)
         )
-        for image_id, image_tags in rows:
+        for image_id, image_tags, boxes in rows:
             if image_tags:
-                digest.update(f"{image_id}:{','.join(image_tags)};".encode())
+                # Boxes only where there are any, so classification digests stay as they were.
+                digest.update(f"{image_id}:{','.join(image_tags)}{boxes or ''};".encode())
         return digest.hexdigest()
 
 

@@ -233,6 +233,24 @@ def test_proposals_for_an_unknown_image(http: httpx.Client) -> None:
     assert_error(response, 404, "NotFoundImage")
 
 
-def test_training_a_detection_project_is_refused_until_detectors_arrive(http: httpx.Client) -> None:
+def test_training_a_detection_project_validates_as_custom_vision_does(http: httpx.Client) -> None:
     project_id = _project(http)
-    assert_error(http.post(f"/projects/{project_id}/train"), 400, "BadRequestUnsupportedDomain")
+    train = f"/projects/{project_id}/train"
+    assert_error(http.post(train), 400, "BadRequestDetectionTrainingValidationFailed")
+    tag_id = _tag(http, project_id)
+    photos = detection_set("raccoon")[:15]
+    entries = [
+        {
+            "name": p.path.name,
+            "contents": base64.b64encode(p.path.read_bytes()).decode(),
+            "regions": [_box(tag_id, *box) for _, *box in p.regions],
+        }
+        for p in photos
+    ]
+    assert _upload(http, project_id, entries[:14]).status_code == 200
+    body = assert_error(http.post(train), 400, "BadRequestDetectionTrainingValidationFailed")
+    assert "raccoon" in body["message"] and "15" in body["message"]
+    assert _upload(http, project_id, entries[14:]).status_code == 200
+    # Valid for Custom Vision; refused here until detectors are trained.
+    assert_error(http.post(train), 400, "BadRequestUnsupportedDomain")
+    assert http.get(f"/projects/{project_id}/iterations").json() == []

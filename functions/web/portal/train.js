@@ -1,11 +1,18 @@
 // Training: readiness of the tags, Quick (Regular) or Advanced, then live progress until done.
 
 import { training } from "./api.js";
+import { DETECTION, projectKind } from "./projects.js";
 import {
   clear, disabledReason, emptyState, field, formatDate, h, progressBar, showError, spinner,
 } from "./ui.js";
 
-const MIN_IMAGES_PER_TAG = 5;
+// What the API checks before it trains (functions/services/training.py): classification needs
+// 2 tags (the Negative tag counting once it has images enough) on 5 images or more each; object
+// detection 1 tag or more, each on 15 images with its boxes, and no Negative tag.
+const RULES = {
+  Classification: { perTag: 5, tags: 2 },
+  [DETECTION]: { perTag: 15, tags: 1 },
+};
 const POLL_MS = 1000;
 // The trainer writes readable stages ("Loading images", "Computing features (12 new images)").
 const stageText = (stage) => (!stage || stage === "Queued" ? "Queued: waiting for a trainer" : stage);
@@ -60,22 +67,23 @@ function drawIteration(project, it, slot) {
 export async function renderTrain(view, ctx) {
   const { project } = ctx;
   view.append(spinner());
-  const [tags, iterations, untagged] = await Promise.all([
+  const [tags, iterations, untagged, kind] = await Promise.all([
     training("GET", `/projects/${project.id}/tags`, { signal: ctx.signal }),
     training("GET", `/projects/${project.id}/iterations`, { signal: ctx.signal }),
     training("GET", `/projects/${project.id}/images/untagged/count`, { signal: ctx.signal }),
+    projectKind(project, ctx.signal),
   ]);
-  // What the API checks before it trains (functions/services/training.py): at least 2 tags, the
-  // Negative tag counting once it has images enough, and every other tag on 5 images or more.
+  const rules = RULES[kind] || RULES.Classification;
+  const minImages = rules.perTag;
   const regular = tags.filter((t) => t.type !== "Negative");
   const negativeImages = tags.filter((t) => t.type === "Negative").reduce((n, t) => n + t.imageCount, 0);
-  const counted = regular.length + (negativeImages >= MIN_IMAGES_PER_TAG ? 1 : 0);
-  const short = regular.filter((t) => t.imageCount < MIN_IMAGES_PER_TAG);
-  const notReady = counted < 2
-    ? `Training needs at least 2 tags with ${MIN_IMAGES_PER_TAG} images or more; this project has ` +
-      `${counted === 1 ? "1" : "none"}.`
+  const counted = regular.length + (negativeImages >= minImages ? 1 : 0);
+  const short = regular.filter((t) => t.imageCount < minImages);
+  const notReady = counted < rules.tags
+    ? `Training needs at least ${rules.tags === 1 ? "1 tag" : `${rules.tags} tags`} with ` +
+      `${minImages} images or more; this project has ${counted === 1 ? "1" : "none"}.`
     : short.length
-      ? `Each tag needs at least ${MIN_IMAGES_PER_TAG} images; too few for: ` +
+      ? `Each tag needs at least ${minImages} images; too few for: ` +
         `${short.map((t) => `${t.name} (${t.imageCount})`).join(", ")}.`
       : null;
   const running = iterations.find((it) => it.status === "Training");
@@ -90,7 +98,7 @@ export async function renderTrain(view, ctx) {
       h("tbody", {}, tags.map((t) => h("tr", {},
         h("td", { text: t.name }), h("td.num", { text: String(t.imageCount) }),
         h("td", {}, short.includes(t)
-          ? h("span.badge.warn", { text: `needs ${MIN_IMAGES_PER_TAG - t.imageCount} more` })
+          ? h("span.badge.warn", { text: `needs ${minImages - t.imageCount} more` })
           : h("span.badge.ok", { text: t.type === "Negative" ? "Negative" : "ready" }))))))
       : emptyState("No tags yet", "Add images with at least two tags before training.",
         h("a.button", { href: `#/projects/${project.id}/images`, text: "Go to training images" })),
