@@ -2,11 +2,14 @@
 
 models/{projectId}/{iterationId}/
   model.onnx       the whole network: float32 NCHW input "image", output "probabilities"
+                   (detection: outputs "boxes" (N, A, 4) x0 y0 x1 y1 fractions and "scores"
+                   (N, A, T), decoded by functions/domain/detection_decode.py)
   labels.json      [{"id": tagId, "name": tagName, "type": Regular|Negative}] in output order
   manifest.json    a `ModelManifest`: task, backbone, domain, preprocessing, tensor names,
                    versions, seed, image count, timings, how it was evaluated
   metrics.json     the evaluation at threshold 0.5 (as GET .../performance returns it)
-  evaluation.npz   out-of-sample scores: image_ids, labels, probabilities, folds
+  evaluation.npz   out-of-sample scores: image_ids, labels, probabilities, folds (detection:
+                   held-out boxes, functions/domain/detection_evaluation.py)
 models/{projectId}/features/{backbone}/{imageId}.npy   the feature cache
 """
 
@@ -26,11 +29,14 @@ EVALUATION = "evaluation.npz"
 # The served ONNX graph's tensors, named once for the trainer, the server and the exports.
 INPUT_NAME = "image"
 OUTPUT_NAME = "probabilities"
+BOXES_NAME = "boxes"  # detection: the boxes output; its scores output is SCORES_NAME
+SCORES_NAME = "scores"
 
 # 1: the untyped dicts written until the manifest had a version (no "version" key);
 # 2: adds version, task, inputName and outputName.
 MANIFEST_VERSION = 2
 CLASSIFICATION = "classification"
+DETECTION = "detection"
 
 
 def iteration_prefix(project_id: str, iteration_id: str) -> str:
@@ -66,6 +72,7 @@ class ModelManifest:
     output: str = "probabilities (softmax for Multiclass, sigmoid per tag for Multilabel)"
     input_name: str = INPUT_NAME
     output_name: str = OUTPUT_NAME
+    boxes_name: str | None = None  # detection only: the output holding the boxes
     evaluation: str = ""  # how the metrics were measured, in words
     skipped_unreadable: int = 0
     skipped_ambiguous: int = 0
@@ -107,6 +114,8 @@ class ModelManifest:
             "evaluation": self.evaluation,
             "advanced": self.advanced,
         }
+        if self.boxes_name is not None:
+            data["boxesName"] = self.boxes_name
         if self.project_id is not None:
             data["projectId"] = self.project_id
         if self.iteration_id is not None:
@@ -129,6 +138,7 @@ class ModelManifest:
             preprocessing=Preprocessing.from_manifest(data["preprocessing"]),
             input_name=str(data.get("inputName", INPUT_NAME)),
             output_name=str(data.get("outputName", OUTPUT_NAME)),
+            boxes_name=data.get("boxesName"),
             output=str(data.get("output", cls.output)),
             labels=list(data.get("labels", [])),
             seed=data.get("seed"),

@@ -3,6 +3,8 @@
 An image becomes a float32 NCHW tensor: RGB, the shorter side resized to `resize_to` with
 bilinear filtering (Pillow), a centered `size` x `size` crop, pixel values scaled to [0, 1],
 then (x - mean) / std per channel. EfficientNet-Lite (Google's) expects mean = std = 0.5.
+Detectors see the whole photo instead, stretched to `size` x `size` (`crop` "none"), so that
+box fractions of the input are box fractions of the photo.
 """
 
 from __future__ import annotations
@@ -31,6 +33,13 @@ class Preprocessing:
         # The usual ImageNet evaluation crop: resize to size / 0.875, then crop the center.
         return cls(size=size, resize_to=round(size / 0.875))
 
+    @classmethod
+    def stretched(cls, size: int) -> Preprocessing:
+        """The detectors' input: the whole photo resized to size x size, no crop."""
+        return cls(
+            size=size, resize_to=size, resize="both sides to size, bilinear (Pillow)", crop="none"
+        )
+
     def to_manifest(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -41,11 +50,16 @@ class Preprocessing:
             resize_to=int(data["resize_to"]),
             mean=tuple(data["mean"]),
             std=tuple(data["std"]),
+            resize=str(data.get("resize", cls.resize)),
+            crop=str(data.get("crop", cls.crop)),
         )
 
     def crop_image(self, image: Image.Image) -> Image.Image:
-        """Resize the shorter side to `resize_to` and crop the centered square of `size`."""
+        """Resize the shorter side to `resize_to` and crop the centered square of `size` (or,
+        with `crop` "none", resize the whole image to `size` x `size`)."""
         image = image.convert("RGB")
+        if self.crop == "none":
+            return image.resize((self.size, self.size), Image.Resampling.BILINEAR)
         width, height = image.size
         scale = self.resize_to / min(width, height)
         resized = (max(self.size, round(width * scale)), max(self.size, round(height * scale)))

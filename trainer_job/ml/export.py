@@ -50,8 +50,11 @@ def build_classifier(backbone_name: str, head: LinearHead) -> ClassifierNet:
     return ClassifierNet(build_backbone(backbone_name), head)
 
 
-def export_onnx(net: nn.Module, path: str | Path, image_size: int) -> None:
-    """Write `net` as ONNX (opset 17): input "image" (N, 3, S, S), output "probabilities"."""
+def export_onnx(
+    net: nn.Module, path: str | Path, image_size: int, outputs: tuple[str, ...] = (OUTPUT_NAME,)
+) -> None:
+    """Write `net` as ONNX (opset 17): input "image" (N, 3, S, S), outputs named `outputs`
+    (a classifier's "probabilities"; a detector's "boxes" and "scores")."""
     net = net.cpu().eval()
     sample = torch.zeros((1, 3, image_size, image_size), dtype=torch.float32)
     with warnings.catch_warnings():
@@ -62,8 +65,8 @@ def export_onnx(net: nn.Module, path: str | Path, image_size: int) -> None:
             str(path),
             dynamo=False,  # the dynamo exporter needs onnxscript, which is not installed
             input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            output_names=list(outputs),
+            dynamic_axes={name: {0: "batch"} for name in (INPUT_NAME, *outputs)},
             opset_version=OPSET,
             do_constant_folding=True,
         )
@@ -73,14 +76,20 @@ def onnx_session(path: str | Path) -> onnxruntime.InferenceSession:
     return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
-def verify_onnx(path: str | Path, net: nn.Module, sample: np.ndarray) -> float:
-    """Max abs difference between torch and onnxruntime (CPU) probabilities on `sample`."""
+def verify_onnx(
+    path: str | Path, net: nn.Module, sample: np.ndarray, outputs: tuple[str, ...] = (OUTPUT_NAME,)
+) -> float:
+    """Max abs difference between torch's and onnxruntime's (CPU) outputs on `sample`."""
     batch = np.ascontiguousarray(sample, dtype=np.float32)
     on = next(net.parameters()).device
     with torch.inference_mode():
-        expected = net(torch.from_numpy(batch).to(on)).float().cpu().numpy()
-    (actual,) = onnx_session(path).run([OUTPUT_NAME], {INPUT_NAME: batch})
-    return float(np.abs(np.asarray(actual) - expected).max())
+        answer = net(torch.from_numpy(batch).to(on))
+    expected = answer if isinstance(answer, tuple) else (answer,)
+    actual = onnx_session(path).run(list(outputs), {INPUT_NAME: batch})
+    return max(
+        float(np.abs(np.asarray(a) - e.float().cpu().numpy()).max())
+        for a, e in zip(actual, expected, strict=True)
+    )
 
 
 @dataclass(frozen=True)
@@ -89,12 +98,14 @@ class VerifiedModel:
     max_abs_difference: float  # onnxruntime against torch on the sample
 
 
-def export_verified(net: nn.Module, sample: np.ndarray, image_size: int) -> VerifiedModel:
+def export_verified(
+    net: nn.Module, sample: np.ndarray, image_size: int, outputs: tuple[str, ...] = (OUTPUT_NAME,)
+) -> VerifiedModel:
     """`net` as ONNX bytes, refused when onnxruntime and torch disagree on `sample`."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "model.onnx"
-        export_onnx(net, path, image_size)
-        difference = verify_onnx(path, net, sample)
+        export_onnx(net, path, image_size, outputs)
+        difference = verify_onnx(path, net, sample, outputs)
         if difference > ONNX_TOLERANCE:
             raise RuntimeError(f"ONNX and torch disagree by {difference:.2e}")
         return VerifiedModel(path.read_bytes(), difference)

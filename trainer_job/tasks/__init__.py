@@ -1,4 +1,4 @@
-"""The training tasks, one package each (classification/; detection/ beside it later), each
+"""The training tasks, one package each (classification/, detection/), each
 owning its dataset, recipe, evaluation, artifacts and export graph. job.py builds a `TaskRun`
 and calls the project's task; the shared pieces live in trainer_job/ml."""
 
@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from functions.domain import catalog
-from functions.domain.artifacts import CLASSIFICATION
+from functions.domain.artifacts import CLASSIFICATION, DETECTION
 from functions.domain.jobs import TrainingJob
 from functions.domain.models import ClassificationType
 from functions.storage.clients import Storage
@@ -40,8 +40,8 @@ Train = Callable[[TaskRun], TaskOutput]
 
 
 def task_of(domain: catalog.Domain) -> str:
-    """The task a project's domain trains: only classification today."""
-    return CLASSIFICATION
+    """The task a project's domain trains."""
+    return DETECTION if domain.detection else CLASSIFICATION
 
 
 def trainer_for(task: str) -> Train:
@@ -50,4 +50,8 @@ def trainer_for(task: str) -> Train:
         from trainer_job.tasks.classification.train import train
 
         return train
+    if task == DETECTION:
+        from trainer_job.tasks.detection.train import train as train_detector
+
+        return train_detector
     raise ValueError(f"no trainer for task {task!r}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -10,9 +9,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image as PILImage
 
-from functions.domain import names
 from functions.domain.models import ClassificationType, Tag, TaggingStatus
 from functions.storage.clients import Storage
+from trainer_job.ml.images import load_resized
 
 log = logging.getLogger(__name__)
 
@@ -25,17 +24,6 @@ class TrainingSet:
     labels: np.ndarray  # (N, T) 0/1
     skipped_unreadable: list[str] = field(default_factory=list)
     skipped_ambiguous: list[str] = field(default_factory=list)  # several tags, multiclass
-
-
-def _decode(data: bytes | None) -> PILImage.Image | None:
-    if data is None:
-        return None
-    try:
-        image = PILImage.open(io.BytesIO(data))
-        image.load()
-        return image.convert("RGB")
-    except Exception:  # any decoding failure means: skip this image
-        return None
 
 
 def load_training_set(
@@ -60,12 +48,8 @@ def load_training_set(
         image_ids.append(image.id)
         rows.append(columns)
 
-    def fetch(image_id: str) -> PILImage.Image | None:
-        path = names.image_blob_path(project_id, image_id, "resized")
-        return _decode(storage.blobs.get(names.CONTAINER_IMAGES, path))
-
     with ThreadPoolExecutor(max_workers=8) as pool:
-        decoded = list(pool.map(fetch, image_ids))
+        decoded = list(pool.map(lambda i: load_resized(storage, project_id, i), image_ids))
     keep = [i for i, image in enumerate(decoded) if image is not None]
     unreadable = [image_ids[i] for i, image in enumerate(decoded) if image is None]
     if unreadable:
