@@ -13,6 +13,7 @@ from datetime import datetime
 import numpy as np
 
 from functions.domain.errors import BadRequest
+from functions.domain.models import Box
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class TagScore:
     tag_name: str
     tag_type: str
     probability: float
+    box: Box | None = None  # object detection: where (fractions of the image)
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,9 @@ import numpy as np
 
 from functions.domain import artifacts, names
 from functions.domain.clock import utcnow
+from functions.domain.detection_evaluation import DetectionEvaluation
 from functions.domain.errors import BadRequest, NotFound
-from functions.domain.metrics import Metrics, evaluate
+from functions.domain.metrics import Metrics, TagMetrics, evaluate
 from functions.domain.models import Iteration, IterationStatus
 from functions.domain.predictions import Label, parse_labels
 from functions.services.model_cache import ModelCache
@@ -74,20 +75,45 @@ class Evaluation:
         return evaluate(self.probabilities, self.labels, self.folds, threshold)
 
 
+@dataclass(frozen=True)
+class DetectorEvaluation:
+    """A detection iteration's held-out photos: predicted and labelled boxes."""
+
+    boxes: DetectionEvaluation
+    tags: list[Label]  # output order
+
+    def metrics(self, threshold: float, overlap: float) -> Metrics:
+        """Custom Vision's IterationPerformance: per-tag precision and recall at the
+        probability and overlap thresholds, AP per tag, and their mean (mAP). One held-out
+        split, so no standard deviations (0)."""
+        found = self.boxes.metrics(threshold, overlap)
+        per_tag = [found.per_tag[t.id] for t in self.tags]
+        return Metrics(
+            per_tag=[
+                TagMetrics(m.precision, 0.0, m.recall, 0.0, m.average_precision) for m in per_tag
+            ],
+            precision=found.precision,
+            precision_std=0.0,
+            recall=found.recall,
+            recall_std=0.0,
+            average_precision=found.mean_average_precision,
+        )
+
+
 class _EvaluationCache:
     def __init__(self, size: int = 16) -> None:
         self.size = size
-        self.items: OrderedDict[str, Evaluation] = OrderedDict()
+        self.items: OrderedDict[str, Evaluation | DetectorEvaluation] = OrderedDict()
         self.lock = threading.Lock()
 
-    def get(self, key: str) -> Evaluation | None:
+    def get(self, key: str) -> Evaluation | DetectorEvaluation | None:
         with self.lock:
             if key in self.items:
                 self.items.move_to_end(key)
                 return self.items[key]
             return None
 
-    def put(self, key: str, value: Evaluation) -> None:
+    def put(self, key: str, value: Evaluation | DetectorEvaluation) -> None:
         with self.lock:
             self.items[key] = value
             while len(self.items) > self.size:
@@ -205,7 +231,7 @@ class IterationService:
             raise iteration_not_found(iteration_id)
         return edited
 
-    def evaluation(self, project_id: str, iteration_id: str) -> Evaluation:
+    def evaluation(self, project_id: str, iteration_id: str) -> Evaluation | DetectorEvaluation:
         iteration = self.get(project_id, iteration_id)
         if iteration.status is not IterationStatus.COMPLETED:
             raise NotFound(
@@ -220,7 +246,9 @@ class IterationService:
         self._evaluations.put(key, loaded)
         return loaded
 
-    def _load_evaluation(self, project_id: str, iteration_id: str) -> Evaluation:
+    def _load_evaluation(
+        self, project_id: str, iteration_id: str
+    ) -> Evaluation | DetectorEvaluation:
         blobs = self.storage.blobs
         raw = blobs.get(
             names.CONTAINER_MODELS,
@@ -236,6 +264,9 @@ class IterationService:
             )
         data = np.load(io.BytesIO(raw), allow_pickle=False)
         tags = parse_labels(labels_json)
+        if "predicted_boxes" in data:
+            boxes = DetectionEvaluation.from_arrays([t.id for t in tags], data)
+            return DetectorEvaluation(boxes, tags)
         return Evaluation(
             image_ids=[str(i) for i in data["image_ids"]],
             labels=data["labels"].astype(np.float32),

@@ -38,6 +38,12 @@ class LoadedModel:
     size_bytes: int
     input_name: str = artifacts.INPUT_NAME
     output_name: str = artifacts.OUTPUT_NAME
+    task: str = artifacts.CLASSIFICATION
+    boxes_name: str | None = None  # detection: the output holding the boxes
+
+    @property
+    def detects(self) -> bool:
+        return self.task == artifacts.DETECTION
 
     def input_array(self, image: Image.Image) -> np.ndarray:
         """One image as the model's (3, S, S) input, preprocessed as described in its manifest."""
@@ -47,6 +53,12 @@ class LoadedModel:
         """Probabilities (N, T) for a batch (N, 3, S, S) of preprocessed images."""
         (out,) = self.session.run([self.output_name], {self.input_name: batch})
         return np.asarray(out, dtype=np.float32)
+
+    def run_dense(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A detector's dense boxes (N, A, 4) and scores (N, A, T) for a batch."""
+        names = [self.boxes_name or artifacts.BOXES_NAME, self.output_name]
+        boxes, scores = self.session.run(names, {self.input_name: batch})
+        return np.asarray(boxes, dtype=np.float32), np.asarray(scores, dtype=np.float32)
 
 
 def model_not_found(iteration_id: str) -> NotFound:
@@ -88,6 +100,8 @@ def load_model(storage: Storage, project_id: str, iteration_id: str, threads: in
         size_bytes=len(model),
         input_name=manifest.input_name,
         output_name=manifest.output_name,
+        task=manifest.task,
+        boxes_name=manifest.boxes_name,
     )
 
 

@@ -11,15 +11,17 @@ from functions.domain.errors import BadRequest
 from functions.domain.ids import parse_id_list
 from functions.domain.limits import MAX_TAGS_PER_ENTRY
 from functions.domain.metrics import Metrics, precision_recall_curves
-from functions.domain.models import Image
+from functions.domain.models import Box, Image
 from functions.domain.predictions import Label, TagScore
 from functions.services.image_queries import ImageQueries
-from functions.services.iterations import Evaluation, IterationService
+from functions.services.iterations import DetectorEvaluation, Evaluation, IterationService
+
+DEFAULT_OVERLAP = 0.3  # Custom Vision's default overlap (IoU) threshold for detection
 
 
-def valid_threshold(value: float) -> float:
+def valid_threshold(value: float, name: str = "threshold") -> float:
     if not 0.0 <= value <= 1.0:
-        raise BadRequest("BadRequestInvalid", "threshold must be between 0 and 1.")
+        raise BadRequest("BadRequestInvalid", f"{name} must be between 0 and 1.")
     return value
 
 
@@ -43,7 +45,7 @@ class TagCurve:
 class ImagePerformance:
     image_id: str
     image: Image | None  # None when the image was deleted since the training
-    scores: list[TagScore]  # highest probability first, ties in output order
+    scores: list[TagScore]  # highest probability first, ties in output order (with boxes)
     tags: list[Label]  # the tags it was trained with
 
 
@@ -52,12 +54,23 @@ class PerformanceService:
         self.iterations = iterations
         self.queries = queries
 
-    def at_threshold(self, project_id: str, iteration_id: str, threshold: float) -> Performance:
+    def at_threshold(
+        self, project_id: str, iteration_id: str, threshold: float, overlap: float | None = None
+    ) -> Performance:
+        """Metrics at the probability threshold (and, for a detector, the overlap threshold)."""
         evaluation = self.iterations.evaluation(project_id, iteration_id)
-        return Performance(evaluation.metrics(valid_threshold(threshold)), evaluation.tags)
+        threshold = valid_threshold(threshold)
+        if isinstance(evaluation, DetectorEvaluation):
+            iou = valid_threshold(
+                DEFAULT_OVERLAP if overlap is None else overlap, "overlapThreshold"
+            )
+            return Performance(evaluation.metrics(threshold, iou), evaluation.tags)
+        return Performance(evaluation.metrics(threshold), evaluation.tags)
 
     def curves(self, project_id: str, iteration_id: str) -> list[TagCurve]:
         evaluation = self.iterations.evaluation(project_id, iteration_id)
+        if isinstance(evaluation, DetectorEvaluation):
+            return []  # the portal's curves are drawn for classifiers only, for now
         curves = precision_recall_curves(evaluation.probabilities, evaluation.labels)
         return [
             TagCurve(tag, thresholds.tolist(), precision.tolist(), recall.tolist())
@@ -73,7 +86,10 @@ class PerformanceService:
         take: int,
         skip: int,
     ) -> list[ImagePerformance]:
-        evaluation, rows = self._rows(project_id, iteration_id, tag_ids)
+        evaluation = self.iterations.evaluation(project_id, iteration_id)
+        if isinstance(evaluation, DetectorEvaluation):
+            return self._detector_images(project_id, evaluation, tag_ids, newest_first, take, skip)
+        rows = self._rows(evaluation, tag_ids)
         if newest_first:
             rows = rows[::-1]  # image ids are time-ordered
         page = rows[skip : skip + take]
@@ -84,23 +100,48 @@ class PerformanceService:
         return [self._image(evaluation, int(row), images) for row in page]
 
     def count(self, project_id: str, iteration_id: str, tag_ids: str | None) -> int:
-        return len(self._rows(project_id, iteration_id, tag_ids)[1])
-
-    def _rows(
-        self, project_id: str, iteration_id: str, tag_ids: str | None
-    ) -> tuple[Evaluation, np.ndarray]:
-        """The evaluation and its rows carrying any of `tag_ids`, a comma-separated list (every
-        row without any)."""
         evaluation = self.iterations.evaluation(project_id, iteration_id)
-        wanted = parse_id_list(tag_ids, "tagId", MAX_TAGS_PER_ENTRY)
-        columns = [i for i, t in enumerate(evaluation.tags) if t.id in wanted]
-        if wanted and len(columns) != len(wanted):
-            raise BadRequest("BadRequestInvalidIds", "Some tagIds are not tags of this iteration.")
+        if isinstance(evaluation, DetectorEvaluation):
+            return len(_detector_rows(evaluation, tag_ids))
+        return len(self._rows(evaluation, tag_ids))
+
+    @staticmethod
+    def _rows(evaluation: Evaluation, tag_ids: str | None) -> np.ndarray:
+        """The evaluation's rows carrying any of `tag_ids`, a comma-separated list (every row
+        without any)."""
+        columns = [evaluation.tags.index(t) for t in _wanted_tags(evaluation.tags, tag_ids)]
         if columns:
-            rows = np.flatnonzero(evaluation.labels[:, columns].max(axis=1) > 0)
-        else:
-            rows = np.arange(len(evaluation.image_ids))
-        return evaluation, rows
+            return np.flatnonzero(evaluation.labels[:, columns].max(axis=1) > 0)
+        return np.arange(len(evaluation.image_ids))
+
+    def _detector_images(
+        self,
+        project_id: str,
+        evaluation: DetectorEvaluation,
+        tag_ids: str | None,
+        newest_first: bool,
+        take: int,
+        skip: int,
+    ) -> list[ImagePerformance]:
+        """Held-out photos with their predicted boxes (highest first) and their labelled tags."""
+        rows = _detector_rows(evaluation, tag_ids)
+        rows = (rows[::-1] if newest_first else rows)[skip : skip + take]
+        held = [evaluation.boxes.images[r] for r in rows]
+        images = {i.id: i for i in self.queries.by_ids(project_id, [h.image_id for h in held])}
+        by_id = {t.id: t for t in evaluation.tags}
+        found = []
+        for image in held:
+            scores = [
+                TagScore(p.tag, by_id[p.tag].name, by_id[p.tag].type, p.probability,
+                         Box(p.left, p.top, p.width, p.height))
+                for p in sorted(image.predicted, key=lambda p: -p.probability)
+            ]  # fmt: skip
+            labelled = list(dict.fromkeys(b.tag for b in image.labelled))
+            found.append(
+                ImagePerformance(image.image_id, images.get(image.image_id), scores,
+                                 [by_id[t] for t in labelled])
+            )  # fmt: skip
+        return found
 
     @staticmethod
     def _image(evaluation: Evaluation, row: int, images: dict[str, Image]) -> ImagePerformance:
@@ -116,3 +157,21 @@ class PerformanceService:
             scores=sorted(scores, key=lambda s: -s.probability),
             tags=labels,
         )
+
+
+def _wanted_tags(tags: list[Label], tag_ids: str | None) -> list[Label]:
+    wanted = parse_id_list(tag_ids, "tagId", MAX_TAGS_PER_ENTRY)
+    chosen = [t for t in tags if t.id in wanted]
+    if wanted and len(chosen) != len(wanted):
+        raise BadRequest("BadRequestInvalidIds", "Some tagIds are not tags of this iteration.")
+    return chosen
+
+
+def _detector_rows(evaluation: DetectorEvaluation, tag_ids: str | None) -> list[int]:
+    """The held-out photos with a labelled box of any of `tag_ids` (every photo without any)."""
+    wanted = {t.id for t in _wanted_tags(evaluation.tags, tag_ids)}
+    return [
+        n
+        for n, image in enumerate(evaluation.boxes.images)
+        if not wanted or any(b.tag in wanted for b in image.labelled)
+    ]

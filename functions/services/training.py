@@ -102,12 +102,6 @@ class TrainingService:
                 f"'{request.notification_email}' is not an email address.",
             )
         tags = self._training_tags(project, request.selected_tag_ids or [])
-        if is_detection(project.domain_id):
-            raise BadRequest(
-                "BadRequestUnsupportedDomain",
-                "This service does not train object detectors yet: a detection project holds "
-                "images and regions, and training it is refused until detectors arrive.",
-            )
         fingerprint = self.fingerprint(project.id, {t.id for t in tags})
         iterations = self.storage.iterations.list(project.id)
         if self.storage.iterations.lock_holder(project.id):

@@ -1,6 +1,6 @@
-"""The Prediction API (/customvision/v3.x/prediction): classify an image or an image URL with
-a published iteration, storing the prediction or not. `detect` answers that this service is
-classification only."""
+"""The Prediction API (/customvision/v3.x/prediction): classify (a classification project) or
+detect (an object-detection project) an image or an image URL with a published iteration,
+storing the prediction or not."""
 
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ async def _classify_body(
     published_name: str,
     application: str | None,
     store: bool,
+    detect: bool = False,
 ) -> JSONResponse:
     project_id = parse_id(project_id, "projectId")
     data = await image_from_stream(request.headers.get("content-type", ""), request.stream())
@@ -47,6 +48,7 @@ async def _classify_body(
         data,
         store,
         application,
+        detect,
     )
     return _response(prediction)
 
@@ -58,11 +60,12 @@ def _classify_url(
     body: ImageUrlIn,
     application: str | None,
     store: bool,
+    detect: bool = False,
 ) -> JSONResponse:
     project_id = parse_id(project_id, "projectId")
     data = fetch_image(body.url, services.url_policy)
     prediction = services.prediction.classify_published(
-        project_id, published_name, data, store, application
+        project_id, published_name, data, store, application, detect
     )
     return _response(prediction)
 
@@ -112,8 +115,48 @@ def classify_image_url_with_no_store(
 
 
 @router.post(DETECT + "/image")
+async def detect_image(
+    services: ServicesDep,
+    request: Request,
+    project_id: ProjectId,
+    published_name: PublishedName,
+    application: Application = None,
+) -> JSONResponse:
+    return await _classify_body(
+        services, request, project_id, published_name, application, True, detect=True
+    )
+
+
 @router.post(DETECT + "/image/nostore")
+async def detect_image_with_no_store(
+    services: ServicesDep,
+    request: Request,
+    project_id: ProjectId,
+    published_name: PublishedName,
+    application: Application = None,
+) -> JSONResponse:
+    return await _classify_body(
+        services, request, project_id, published_name, application, False, detect=True
+    )
+
+
 @router.post(DETECT + "/url")
+def detect_image_url(
+    services: ServicesDep,
+    project_id: ProjectId,
+    published_name: PublishedName,
+    body: ImageUrlIn,
+    application: Application = None,
+) -> JSONResponse:
+    return _classify_url(services, project_id, published_name, body, application, True, True)
+
+
 @router.post(DETECT + "/url/nostore")
-def detect(services: ServicesDep, project_id: ProjectId, published_name: PublishedName) -> None:
-    services.prediction.detect(parse_id(project_id, "projectId"))
+def detect_image_url_with_no_store(
+    services: ServicesDep,
+    project_id: ProjectId,
+    published_name: PublishedName,
+    body: ImageUrlIn,
+    application: Application = None,
+) -> JSONResponse:
+    return _classify_url(services, project_id, published_name, body, application, False, True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from functions.api.schemas.predictions import LinkFn, PredictionOut
+from functions.api.schemas.regions import ImageRegionOut
 from functions.api.schemas.training import ImageTagOut
 from functions.api.schemas.wire import Wire
 from functions.domain.models import Iteration
@@ -121,12 +122,16 @@ class ImagePerformanceOut(Wire):
     imageUri: str
     thumbnailUri: str
     tags: list[ImageTagOut]
-    regions: None = None
+    regions: list[ImageRegionOut] | None = None  # detection: the image's labelled boxes
 
     @classmethod
     def of(cls, project_id: str, p: ImagePerformance, link: LinkFn) -> ImagePerformanceOut:
         image = p.image
+        names = {t.id: t.name for t in p.tags}
         return cls(
+            regions=[ImageRegionOut.of_region(r, names.get(r.tag_id, "")) for r in image.regions]
+            if image is not None and image.regions
+            else None,
             predictions=[PredictionOut.of(s) for s in p.scores],
             id=p.image_id,
             created=image.created if image else None,

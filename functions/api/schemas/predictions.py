@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from functions.api.schemas.regions import BoundingBoxOut
 from functions.api.schemas.wire import Wire
 from functions.domain.predictions import Prediction, TagScore
 
@@ -17,13 +18,17 @@ class PredictionOut(Wire):
     probability: float
     tagId: str
     tagName: str
-    boundingBox: None = None
+    boundingBox: BoundingBoxOut | None = None
     tagType: str
 
     @classmethod
     def of(cls, s: TagScore) -> PredictionOut:
         return cls(
-            probability=s.probability, tagId=s.tag_id, tagName=s.tag_name, tagType=s.tag_type
+            probability=s.probability,
+            tagId=s.tag_id,
+            tagName=s.tag_name,
+            boundingBox=BoundingBoxOut.of(s.box) if s.box is not None else None,
+            tagType=s.tag_type,
         )
 
 
