@@ -122,6 +122,10 @@ def _check_performance(
     assert [t.id for t in default.per_tag_performance] == [tag_id]
     assert 0 <= default.average_precision <= 1 and 0 <= default.recall <= 1
     assert strict.recall <= default.recall  # a stricter overlap never finds more boxes
+    everything = trainer.get_iteration_performance(
+        project_id, iteration_id, threshold=0.0, overlap_threshold=0.0
+    )
+    assert everything.recall == 1.0  # any box touching a labelled one counts, at overlap 0
     assert trainer.get_image_performance_count(project_id, iteration_id) == 3
     held = trainer.get_image_performances(project_id, iteration_id)
     assert all(p.regions for p in held)  # the labelled boxes beside the predicted ones

@@ -105,7 +105,9 @@ def get_iteration_performance(
     overlapThreshold: float | None = None,
 ) -> IterationPerformanceOut:
     iteration_id = parse_id(iterationId, "iterationId")
-    performance = services.performance.at_threshold(project.id, iteration_id, threshold)
+    performance = services.performance.at_threshold(
+        project.id, iteration_id, threshold, overlapThreshold
+    )
     return IterationPerformanceOut.of(performance)
 
 
