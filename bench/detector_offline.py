@@ -7,6 +7,7 @@ Run from the repository root (2 CPU cores: about 4 minutes per dataset and seed)
     .venv/bin/python -m bench.detector_offline --datasets bccd --seeds 0 1 2
     .venv/bin/python -m bench.detector_offline --domain general  # Lite2 at 416 px
     .venv/bin/python -m bench.detector_offline --budget 300 --per-tag 15
+    .venv/bin/python -m bench.detector_offline --set lr=4e-3 mosaic=0 --verbose  # a variant
 
 For each dataset (/work/shared/datasets/<name>/: images/ and regions.json), photos per tag N
 and seed: the photos are shuffled (random.Random(f"{seed}-{name}")); then, rarest tag first,
@@ -23,15 +24,16 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from trainer_job.tasks.detection.data import LabelledImage
+from trainer_job.tasks.detection.data import Augmentation, LabelledImage
 from trainer_job.tasks.detection.fit import FitConfig, evaluate, fit
 from trainer_job.tasks.detection.model import parameter_count
 
@@ -92,12 +94,16 @@ class Row:
     parameters: int
 
 
-def run(name: str, per_tag: int, seed: int, config: FitConfig) -> Row:
+def report(epoch: int, planned: int, loss: float) -> None:
+    print(f"  epoch {epoch}/{planned} loss {loss:.3f}", file=sys.stderr, flush=True)
+
+
+def run(name: str, per_tag: int, seed: int, config: FitConfig, verbose: bool) -> Row:
     tags, images, folder = load(name)
     train_files, held_files = split(images, tags, per_tag, f"{seed}-{name}")
     train = [labelled_image(folder / f, images[f], tags) for f in train_files]
     held = [labelled_image(folder / f, images[f], tags) for f in held_files]
-    result = fit(train, len(tags), config)
+    result = fit(train, len(tags), config, report if verbose else None)
     started = time.monotonic()
     metrics, _ = evaluate(result.model, held, tags)
     inference_ms = (time.monotonic() - started) * 1000 / max(len(held), 1)
@@ -126,6 +132,20 @@ def row(r: Row) -> str:
     )
 
 
+def configured(config: FitConfig, settings: list[str]) -> FitConfig:
+    """`config` with `name=value` settings of FitConfig or Augmentation fields (--set)."""
+    for setting in settings:
+        name, _, text = setting.partition("=")
+        if name in {f.name for f in fields(Augmentation)}:
+            value = type(getattr(config.augmentation, name))(text)
+            config = replace(config, augmentation=replace(config.augmentation, **{name: value}))
+        elif name in {f.name for f in fields(FitConfig)}:
+            config = replace(config, **{name: type(getattr(config, name))(text)})
+        else:
+            raise SystemExit(f"--set {setting}: no such setting")
+    return config
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=["raccoon", "bccd"])
@@ -134,6 +154,8 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=FitConfig.budget_seconds)
     parser.add_argument("--domain", choices=sorted(DOMAINS), default="compact")
     parser.add_argument("--epochs", type=int, default=FitConfig.epochs)
+    parser.add_argument("--set", nargs="*", default=[], help="FitConfig or Augmentation fields")
+    parser.add_argument("--verbose", action="store_true", help="each epoch's loss, on stderr")
     args = parser.parse_args()
     backbone, size = DOMAINS[args.domain]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {backbone} at {size} px")
@@ -144,8 +166,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name in args.datasets:
         for seed in args.seeds:
-            config = FitConfig(backbone, size, seed, args.epochs, args.budget)
-            print(row(run(name, args.per_tag, seed, config)), flush=True)
+            config = configured(FitConfig(backbone, size, seed, args.epochs, args.budget), args.set)
+            print(row(run(name, args.per_tag, seed, config, args.verbose)), flush=True)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-MIN_VISIBLE = 0.4  # a box cut to less than this fraction of its area is dropped
+MIN_VISIBLE = 0.2  # a box cut to less than this fraction of its area is dropped
 MIN_SIDE = 2.0  # pixels of the S x S input
 GREY = (128, 128, 128)  # 0 after normalisation
 
