@@ -139,7 +139,8 @@ class Head(nn.Module):
         logits, distances, centerness = [], [], []
         for level, x in enumerate(features):
             cls, box = self.class_tower(x), self.box_tower(x)
-            raw = (self.scales[level] * self.distances(box)).clamp(max=8.0)
+            # e^6 strides is past any image, and stays finite in float16 (autocast on CUDA)
+            raw = (self.scales[level] * self.distances(box)).clamp(max=6.0)
             logits.append(self.classes(cls).flatten(2))
             distances.append((torch.exp(raw) * STRIDES[level]).flatten(2))
             centerness.append(self.centerness(box).flatten(2))
