@@ -18,9 +18,10 @@ Inputs are the photo resized (stretched) to `image_size` x `image_size`, normali
 (x - 0.5) / 0.5: box fractions of the input are then box fractions of the photo.
 
 Export: `DenseDetector` (the graph that goes to ONNX) outputs every point's box, as xyxy
-fractions of the image, and its per-tag scores; `decode` (the top-k, threshold and per-class
-NMS) is a separate post-process, so the graph stays plain tensor arithmetic that every runtime
-and converter reads the same way, and the NMS parameters can change without a new export.
+fractions of the image, and its per-tag scores; `decode` (the service's numpy decoding: the
+top-k, threshold and per-class NMS) is a separate post-process, so the graph stays plain tensor
+arithmetic that every runtime and converter reads the same way, and the NMS parameters can
+change without a new export.
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torchvision  # type: ignore[import-untyped]
 from torch import nn
 
+from functions.domain.detection_decode import decode as decode_dense
 from trainer_job.ml.backbone import build_backbone
 
 STRIDES = (8, 16, 32)
@@ -239,19 +240,20 @@ def decode(
     max_detections: int = 100,
     pre_nms: int = 1000,
 ) -> list[Detections]:
-    """Post-process `DenseDetector`'s outputs: per image, the (point, tag) pairs scoring at
-    least `score_threshold` (the best `pre_nms`), NMS per tag, the best `max_detections`."""
+    """Post-process `DenseDetector`'s outputs, per image, with the service's own decoding
+    (functions/domain/detection_decode.py: threshold, the best `pre_nms`, NMS per tag, the
+    best `max_detections`), so held-out scores and served predictions are decoded alike."""
     found = []
-    for image_boxes, image_scores in zip(boxes, scores, strict=True):
-        flat = image_scores.flatten()
-        keep = torch.nonzero(flat >= score_threshold).flatten()
-        keep = keep[flat[keep].argsort(descending=True)[:pre_nms]]
-        point, tag = keep // image_scores.shape[1], keep % image_scores.shape[1]
-        chosen, chosen_scores = image_boxes[point], flat[keep]
-        kept = torchvision.ops.batched_nms(chosen, chosen_scores, tag, nms_iou)[:max_detections]
-        xyxy = chosen[kept]
-        ltwh = torch.cat([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], 1)
-        found.append(Detections(ltwh, chosen_scores[kept], tag[kept]))
+    for image_boxes, image_scores in zip(boxes.float().cpu(), scores.float().cpu(), strict=True):
+        d = decode_dense(
+            image_boxes.numpy(), image_scores.numpy(), score_threshold, nms_iou, max_detections,
+            pre_nms,
+        )  # fmt: skip
+        found.append(
+            Detections(
+                torch.from_numpy(d.boxes), torch.from_numpy(d.scores), torch.from_numpy(d.classes)
+            )
+        )
     return found
 
 
