@@ -25,6 +25,14 @@ def bad_regions(message: str) -> BadRequest:
     return BadRequest("BadRequestImageRegions", message)
 
 
+def regions_need_detection() -> BadRequest:
+    """The refusal of regions in a classification project."""
+    return bad_regions(
+        "Regions (boxes) belong to object-detection projects; this project does classification "
+        "(its images take tagIds). Create the project in an ObjectDetection domain for boxes."
+    )
+
+
 def valid_box(left: float, top: float, width: float, height: float) -> Box:
     """The box, if it lies inside the image (0..1 on both axes) with a positive size."""
     values = {"left": left, "top": top, "width": width, "height": height}

@@ -35,7 +35,7 @@ from functions.domain.models import (
     Tag,
     TagType,
 )
-from functions.domain.regions import NewRegion, bad_regions, same_region
+from functions.domain.regions import NewRegion, regions_need_detection, same_region
 from functions.imaging import ImageRejected, ProcessedImage, process_image
 from functions.services.projects import detects_objects
 from functions.services.url_fetch import UrlFetchError, UrlPolicy, fetch_all
@@ -240,10 +240,7 @@ class ImageService:
         validate_metadata(metadata)
         detection = detects_objects(self.storage, project_id)
         if not detection and any(e.regions for e in entries):
-            raise bad_regions(
-                "Regions (boxes) belong to object-detection projects; this project does "
-                "classification: tag its images with tagIds."
-            )
+            raise regions_need_detection()
         entries = [replace(e, regions=_unique_regions(e.regions)) for e in entries]
         tags = {t.id: t for t in self.storage.tags.list(project_id)}
         # Ids and times follow the batch order, so "Newest" lists the last entry first.

@@ -20,7 +20,7 @@ from functions.domain.ids import new_region_id, region_image_prefix
 from functions.domain.image_edits import with_regions, without_regions
 from functions.domain.limits import MAX_REGIONS_PER_CALL, MAX_REGIONS_PER_IMAGE
 from functions.domain.models import Box, Image, Region, TagType
-from functions.domain.regions import NewRegion, bad_regions, same_region
+from functions.domain.regions import NewRegion, bad_regions, regions_need_detection, same_region
 from functions.region_proposals import propose_regions
 from functions.services.images import drop_vanished_tags
 from functions.services.projects import detects_objects
@@ -66,10 +66,7 @@ class RegionService:
 
     def _require_detection(self, project_id: str) -> None:
         if not detects_objects(self.storage, project_id):
-            raise bad_regions(
-                "Regions (boxes) belong to object-detection projects; this project does "
-                "classification. Create the project in an ObjectDetection domain."
-            )
+            raise regions_need_detection()
 
     def create(self, project_id: str, requests: list[RegionRequest]) -> RegionSummary:
         """Add the regions, refusing the whole call before any write when one is invalid."""
