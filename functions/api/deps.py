@@ -77,7 +77,7 @@ class Services:
             projects=projects,
             tags=tags,
             images=images,
-            regions=RegionService(storage),
+            regions=RegionService(storage, models),
             queries=queries,
             training=TrainingService(storage, settings.training_seed),
             iterations=iterations,

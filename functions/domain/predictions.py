@@ -55,6 +55,28 @@ class Prediction:
     height: int = 0
 
 
+def scores_json(scores: list[TagScore]) -> str:
+    """Scores as stored in a table row: [tagId, name, type, probability(, [l, t, w, h])]."""
+    rows: list[list[object]] = []
+    for s in scores:
+        row: list[object] = [s.tag_id, s.tag_name, s.tag_type, s.probability]
+        if s.box is not None:  # a detection: its box too
+            row.append([s.box.left, s.box.top, s.box.width, s.box.height])
+        rows.append(row)
+    return json.dumps(rows)
+
+
+def scores_from_json(text: str) -> list[TagScore]:
+    return [
+        TagScore(str(r[0]), str(r[1]), str(r[2]), float(r[3]), _box(r[4]) if len(r) > 4 else None)
+        for r in json.loads(text)
+    ]
+
+
+def _box(values: list[float]) -> Box:
+    return Box(*(float(v) for v in values))
+
+
 def scores_of(labels: list[Label], probabilities: np.ndarray) -> list[TagScore]:
     """Tag scores from one row of model output, highest probability first (ties by name)."""
     pairs = [
@@ -107,7 +129,8 @@ class PredictionQuery:
     session: str | None = None
 
     def matches(self, p: Prediction) -> bool:
-        """Every filter holds; with tag ranges, at least one tag's probability is in its range."""
+        """Every filter holds; with tag ranges, at least one tag's probability is in its range
+        (a detection's: any of its boxes of that tag)."""
         if self.iteration_id and p.iteration_id != self.iteration_id:
             return False
         if self.application and p.application != self.application:
@@ -117,10 +140,10 @@ class PredictionQuery:
         if self.end and p.created > self.end:
             return False
         if self.tags:
-            probability = {s.tag_id: s.probability for s in p.scores}
             return any(
-                r.tag_id in probability and r.low <= probability[r.tag_id] <= r.high
+                s.tag_id == r.tag_id and r.low <= s.probability <= r.high
                 for r in self.tags
+                for s in p.scores
             )
         return True
 

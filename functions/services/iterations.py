@@ -40,6 +40,14 @@ def completed_iteration(storage: Storage, project_id: str, iteration_id: str) ->
     return iteration
 
 
+def latest_completed(storage: Storage, project_id: str) -> Iteration | None:
+    """The project's most recently trained iteration whose model exists, if any."""
+    completed = [
+        i for i in storage.iterations.list(project_id) if i.status is IterationStatus.COMPLETED
+    ]
+    return max(completed, key=lambda i: (i.trained_at or i.created, i.created), default=None)
+
+
 def _check_publishable(iteration: Iteration) -> None:
     if iteration.status is not IterationStatus.COMPLETED:
         raise BadRequest(

@@ -15,10 +15,10 @@ from functions.domain.detection_decode import decode
 from functions.domain.errors import BadRequest, NotFound
 from functions.domain.ids import id_time, new_time_ordered_id
 from functions.domain.limits import MAX_PREDICTION_IMAGE_BYTES
-from functions.domain.models import Box, Iteration, IterationStatus
+from functions.domain.models import Box, Iteration
 from functions.domain.predictions import Prediction, TagScore, scores_of, uncertainty
 from functions.imaging import DecodedImage, ImageRejected, decode_image, derived_copies
-from functions.services.iterations import completed_iteration
+from functions.services.iterations import completed_iteration, latest_completed
 from functions.services.model_cache import LoadedModel, ModelCache
 from functions.services.projects import read_active_project
 from functions.services.url_fetch import UrlFetchError, UrlPolicy, fetch_url
@@ -98,23 +98,32 @@ def _wrong_endpoint(project_id: str, detect: bool) -> BadRequest:
     )
 
 
-def detections_of(model: LoadedModel, batch: np.ndarray) -> tuple[list[TagScore], float]:
-    """A detector's boxes for one image, highest probability first, and how unsure the most
-    doubtful of them is (1 - |2p - 1|; 0 when it found nothing)."""
-    boxes, scores = model.run_dense(batch)
-    found = decode(boxes[0], scores[0], DETECT_SCORE_FLOOR, DETECT_NMS_IOU, MAX_DETECTIONS)
-    tagged = [
-        TagScore(
-            model.labels[int(c)].id,
-            model.labels[int(c)].name,
-            model.labels[int(c)].type,
-            float(p),
-            Box(*(float(v) for v in b)),
+def detections_of(model: LoadedModel, batch: np.ndarray) -> list[list[TagScore]]:
+    """A detector's boxes for each image of a batch, highest probability first."""
+    dense_boxes, dense_scores = model.run_dense(batch)
+    found = []
+    for boxes, scores in zip(dense_boxes, dense_scores, strict=True):
+        kept = decode(boxes, scores, DETECT_SCORE_FLOOR, DETECT_NMS_IOU, MAX_DETECTIONS)
+        found.append(
+            [
+                TagScore(
+                    model.labels[int(c)].id,
+                    model.labels[int(c)].name,
+                    model.labels[int(c)].type,
+                    float(p),
+                    Box(*(float(v) for v in b)),
+                )
+                for b, p, c in zip(kept.boxes, kept.scores, kept.classes, strict=True)
+            ]
         )
-        for b, p, c in zip(found.boxes, found.scores, found.classes, strict=True)
-    ]
-    doubt = max((1 - abs(2 * s.probability - 1) for s in tagged), default=0.0)
-    return tagged, doubt
+    return found
+
+
+def doubt_of(model: LoadedModel, scores: list[TagScore]) -> float:
+    """How unsure the model is of one image's scores (see predictions.uncertainty); a
+    detector's is its most doubtful box's, 1 - |2p - 1| (0 when it found nothing)."""
+    probabilities = np.array([s.probability for s in scores])
+    return uncertainty(probabilities, model.multilabel or model.detects)
 
 
 @dataclass
@@ -153,16 +162,12 @@ class PredictionService:
 
     def _trained_iteration(self, project_id: str, iteration_id: str | None) -> Iteration:
         if iteration_id is None:
-            completed = [
-                i
-                for i in self.storage.iterations.list(project_id)
-                if i.status is IterationStatus.COMPLETED
-            ]
-            if not completed:
+            latest = latest_completed(self.storage, project_id)
+            if latest is None:
                 raise NotFound(
                     "NotFoundProjectDefaultIteration", "This project has no trained iteration yet."
                 )
-            return max(completed, key=lambda i: (i.trained_at or i.created, i.created))
+            return latest
         return completed_iteration(self.storage, project_id, iteration_id)
 
     def _classify(
@@ -177,11 +182,9 @@ class PredictionService:
         decoded = decode_for(model, data)
         batch = model.input_array(decoded.rgb)[np.newaxis]
         if model.detects:
-            scores, doubt = detections_of(model, batch)
+            scores = detections_of(model, batch)[0]
         else:
-            probabilities = model.run(batch)[0]
-            scores = scores_of(model.labels, probabilities)
-            doubt = uncertainty(probabilities, model.multilabel)
+            scores = scores_of(model.labels, model.run(batch)[0])
         prediction_id = new_time_ordered_id()
         prediction = Prediction(
             id=prediction_id,
@@ -189,7 +192,7 @@ class PredictionService:
             iteration_id=iteration_id,
             created=id_time(prediction_id),
             scores=scores,
-            uncertainty=doubt,
+            uncertainty=doubt_of(model, scores),
             application=application,
             domain_id=model.domain_id,
             width=decoded.width,

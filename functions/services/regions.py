@@ -8,13 +8,15 @@ its image's id (ids.new_region_id), so deleting a region needs no index.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from functools import partial
 
+import numpy as np
 from PIL import Image as PILImage
 
 from functions.domain import names
 from functions.domain.clock import utcnow
+from functions.domain.detection_metrics import box_iou
 from functions.domain.errors import BadRequest, image_not_found, tag_not_found
 from functions.domain.ids import new_region_id, region_image_prefix
 from functions.domain.image_edits import with_regions, without_regions
@@ -23,6 +25,9 @@ from functions.domain.models import Box, Image, Region, TagType
 from functions.domain.regions import NewRegion, bad_regions, regions_need_detection, same_region
 from functions.region_proposals import propose_regions
 from functions.services.images import drop_vanished_tags
+from functions.services.iterations import latest_completed
+from functions.services.model_cache import ModelCache
+from functions.services.prediction import detections_of
 from functions.services.projects import detects_objects
 from functions.storage.clients import Storage
 
@@ -50,6 +55,19 @@ class Proposal:
     box: Box
 
 
+def distinct(proposals: list[Proposal], count: int) -> list[Proposal]:
+    """The first `count` proposals, in order, skipping any that overlaps an earlier kept one
+    at IoU over 0.5 (another tag's box on the same object, or a generic box on a learned one)."""
+    kept: list[Proposal] = []
+    for proposal in proposals:
+        others = np.array([astuple(k.box) for k in kept])
+        if not kept or box_iou(np.array(astuple(proposal.box)), others).max() <= 0.5:
+            kept.append(proposal)
+        if len(kept) == count:
+            break
+    return kept
+
+
 def _batch_size(count: int, what: str) -> None:
     if count == 0:
         raise bad_regions(f"The request names no {what}.")
@@ -61,8 +79,9 @@ def _batch_size(count: int, what: str) -> None:
 
 
 class RegionService:
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, models: ModelCache) -> None:
         self.storage = storage
+        self.models = models
 
     def _require_detection(self, project_id: str) -> None:
         if not detects_objects(self.storage, project_id):
@@ -140,7 +159,8 @@ class RegionService:
             self.storage.images.edit(project_id, image_id, partial(without_regions, region_ids=ids))
 
     def proposals(self, project_id: str, image_id: str) -> list[Proposal]:
-        """Class-agnostic boxes for an image, best first, from a generic method (no model)."""
+        """Class-agnostic boxes for an image, best first: the latest detector's boxes when the
+        project has one, then a generic method's (no model) where they add a new place."""
         self._require_detection(project_id)
         if self.storage.images.get(project_id, image_id) is None:
             raise image_not_found(image_id)
@@ -149,5 +169,20 @@ class RegionService:
         if data is None:
             raise image_not_found(image_id)
         with PILImage.open(io.BytesIO(data)) as picture:
-            found = propose_regions(picture, PROPOSALS)
-        return [Proposal(p.confidence, Box(p.left, p.top, p.width, p.height)) for p in found]
+            picture.load()
+            learned = self._learned_proposals(project_id, picture)
+            generic = [
+                Proposal(p.confidence, Box(p.left, p.top, p.width, p.height))
+                for p in propose_regions(picture, PROPOSALS)
+            ]
+        return distinct(learned + generic, PROPOSALS)
+
+    def _learned_proposals(self, project_id: str, picture: PILImage.Image) -> list[Proposal]:
+        latest = latest_completed(self.storage, project_id)
+        if latest is None:
+            return []
+        model = self.models.model(project_id, latest.id)
+        if not model.detects:
+            return []
+        found = detections_of(model, model.input_array(picture.convert("RGB"))[np.newaxis])[0]
+        return [Proposal(s.probability, s.box) for s in found if s.box and s.probability >= 0.05]

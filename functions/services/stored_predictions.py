@@ -25,11 +25,21 @@ from functions.domain.predictions import (
     encode_continuation,
     offset_of,
 )
+from functions.domain.regions import NewRegion
 from functions.services.images import ImageService, NewImage
 from functions.storage.clients import Storage
 
 # Suggested order sorts every matching prediction; it reads at most this many.
 MAX_SUGGESTED_SCAN = 20_000
+
+
+@dataclass(frozen=True)
+class FromPrediction:
+    """One entry of ImageIdCreateBatch: a stored prediction to become a training image."""
+
+    prediction_id: str
+    tag_ids: list[str]
+    regions: list[NewRegion]  # object detection: the boxes it keeps (the client chooses)
 
 
 @dataclass(frozen=True)
@@ -123,22 +133,24 @@ class StoredPredictions:
     def to_training_images(
         self,
         project_id: str,
-        entries: list[tuple[str, list[str]]],
+        entries: list[FromPrediction],
         metadata: dict[str, str] | None,
     ) -> list[ImageCreateOutcome]:
-        """Training images, with tags, from stored predictions' images (in entry order)."""
+        """Training images, with tags or regions, from stored predictions' images (in entry
+        order)."""
         if len(entries) > MAX_IMAGES_PER_BATCH:
             raise BadRequest(
                 "BadRequestImageBatch", f"A batch holds at most {MAX_IMAGES_PER_BATCH} images."
             )
-        new_images = [self._as_new_image(project_id, p, tags) for p, tags in entries]
+        new_images = [self._as_new_image(project_id, entry) for entry in entries]
         return self.images.create(project_id, new_images, metadata)
 
-    def _as_new_image(self, project_id: str, prediction_id: str, tag_ids: list[str]) -> NewImage:
+    def _as_new_image(self, project_id: str, entry: FromPrediction) -> NewImage:
+        prediction_id, tag_ids = entry.prediction_id, entry.tag_ids
         found = self.storage.predictions.get(project_id, prediction_id)
         path = names.image_blob_path(project_id, prediction_id, "original")
         data = self.storage.blobs.get(names.CONTAINER_PREDICTIONS, path) if found else None
         if data is None:
             message = f"Prediction {prediction_id} was not found in this project."
             return NewImage(None, tag_ids, source_error=message)
-        return NewImage(data, tag_ids)
+        return NewImage(data, tag_ids, regions=entry.regions)

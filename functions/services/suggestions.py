@@ -1,4 +1,5 @@
-"""The smart labeler: what a trained iteration suggests for the project's untagged images.
+"""The smart labeler: what a trained iteration suggests for the project's untagged images
+(tags, or a detector's regions: boxes with their tags).
 
 An iteration's model scores a training image from the same "resized" copy training used;
 the scores are kept in the suggestions table, so each image is scored once per iteration.
@@ -24,10 +25,10 @@ from functions.domain.predictions import (
     encode_continuation,
     offset_of,
     scores_of,
-    uncertainty,
 )
 from functions.services.iterations import completed_iteration
 from functions.services.model_cache import LoadedModel, ModelCache
+from functions.services.prediction import detections_of, doubt_of
 from functions.storage.clients import Storage
 
 BATCH = 32
@@ -117,9 +118,9 @@ class SuggestionService:
         untagged = list(self.storage.images.iter_images(project_id, TaggingStatus.UNTAGGED))
         counts = dict.fromkeys(tag_ids or [label.id for label in model.labels], 0)
         for suggestion in self._suggestions(model, untagged):
-            for score in suggestion.scores:
-                if score.tag_id in counts and score.probability >= threshold:
-                    counts[score.tag_id] += 1
+            suggested = {s.tag_id for s in suggestion.scores if s.probability >= threshold}
+            for tag_id in suggested & counts.keys():  # an image counts once per tag
+                counts[tag_id] += 1
         return counts
 
     def _model(self, project_id: str, iteration_id: str) -> LoadedModel:
@@ -140,9 +141,7 @@ class SuggestionService:
                 iteration_id=model.iteration_id,
                 created=now,
                 scores=known[image.id],
-                uncertainty=uncertainty(
-                    np.array([s.probability for s in known[image.id]]), model.multilabel
-                ),
+                uncertainty=doubt_of(model, known[image.id]),
             )
             for image in images
             if image.id in known
@@ -161,7 +160,11 @@ class SuggestionService:
         present = [(i, a) for i, a in zip(image_ids, arrays, strict=True) if a is not None]
         if not present:
             return {}
-        probabilities = model.run(np.stack([a for _, a in present]))
+        batch = np.stack([a for _, a in present])
+        if model.detects:  # suggested regions: the detector's boxes
+            found = detections_of(model, batch)
+            return {image_id: f for (image_id, _), f in zip(present, found, strict=True)}
+        probabilities = model.run(batch)
         return {
             image_id: scores_of(model.labels, row)
             for (image_id, _), row in zip(present, probabilities, strict=True)

@@ -7,7 +7,6 @@ n|{inverted id} (newest first). Time filters become RowKey ranges.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -15,25 +14,12 @@ from typing import Any
 from azure.data.tables import TableClient
 
 from functions.domain.ids import inverted, time_prefix
-from functions.domain.models import Box
-from functions.domain.predictions import Prediction, QueryOrder, TagScore
+from functions.domain.predictions import Prediction, QueryOrder, scores_from_json, scores_json
 from functions.storage.tables import Entity, delete_partition, get_entity, range_query, submit
 
 OLDEST = "p|"
 NEWEST = "n|"
 _AFTER_ALL = "~"  # sorts after every hex digit and dash
-
-
-def _score_row(s: TagScore) -> list[object]:
-    row: list[object] = [s.tag_id, s.tag_name, s.tag_type, s.probability]
-    if s.box is not None:  # a detection: its box too
-        row.append([s.box.left, s.box.top, s.box.width, s.box.height])
-    return row
-
-
-def _score(row: list[Any]) -> TagScore:
-    box = Box(*(float(v) for v in row[4])) if len(row) > 4 else None
-    return TagScore(str(row[0]), str(row[1]), str(row[2]), float(row[3]), box)
 
 
 def _keys(prediction_id: str) -> tuple[str, str]:
@@ -48,7 +34,7 @@ def prediction_to_entity(p: Prediction, row_key: str) -> Entity:
         "Iteration": p.iteration_id,
         "Created": p.created,
         "Application": p.application or "",
-        "Scores": json.dumps([_score_row(s) for s in p.scores]),
+        "Scores": scores_json(p.scores),
         "Uncertainty": float(p.uncertainty),
         "DomainId": p.domain_id,
         "Width": p.width,
@@ -62,7 +48,7 @@ def prediction_from_entity(e: dict[str, Any]) -> Prediction:
         project_id=e["PartitionKey"],
         iteration_id=e["Iteration"],
         created=e["Created"],
-        scores=[_score(row) for row in json.loads(e["Scores"])],
+        scores=scores_from_json(e["Scores"]),
         uncertainty=float(e.get("Uncertainty") or 0.0),
         application=e.get("Application") or None,
         domain_id=e.get("DomainId") or "",

@@ -6,13 +6,11 @@ Partition = project id; RowKey = {iterationId}|{imageId}.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 from azure.data.tables import TableClient
 
-from functions.domain.predictions import TagScore
+from functions.domain.predictions import TagScore, scores_from_json, scores_json
 from functions.storage.tables import Entity, delete_partition, range_query, submit
 
 
@@ -20,12 +18,8 @@ def _entity(project_id: str, iteration_id: str, image_id: str, scores: list[TagS
     return {
         "PartitionKey": project_id,
         "RowKey": f"{iteration_id}|{image_id}",
-        "Scores": json.dumps([[s.tag_id, s.tag_name, s.tag_type, s.probability] for s in scores]),
+        "Scores": scores_json(scores),
     }
-
-
-def _scores(entity: dict[str, Any]) -> list[TagScore]:
-    return [TagScore(t, n, k, float(p)) for t, n, k, p in json.loads(entity["Scores"])]
 
 
 class SuggestionTable:
@@ -46,7 +40,7 @@ class SuggestionTable:
     ) -> Iterator[tuple[str, list[TagScore]]]:
         """(image id, scores) of every image scored by this iteration."""
         for entity in range_query(self.table, project_id, f"{iteration_id}|", results_per_page=500):
-            yield entity["RowKey"].split("|", 1)[1], _scores(entity)
+            yield entity["RowKey"].split("|", 1)[1], scores_from_json(entity["Scores"])
 
     def delete_iteration(self, project_id: str, iteration_id: str) -> None:
         rows = range_query(self.table, project_id, f"{iteration_id}|", select=["RowKey"])

@@ -1,14 +1,18 @@
 """Object detection end to end with the official SDKs, on fixture photos with boxes: train
 through the queue (the trainer in-process, as the container job runs it), the iteration's
-files, performance at both thresholds, publish, detect (stored, not stored, by URL), and the
-refusals of classify on a detector and of detect on a classifier."""
+files, performance at both thresholds, publish, detect (stored, not stored, by URL), stored
+predictions with boxes, back into training with their boxes, the smart labeler's suggested
+regions, and the refusals of classify on a detector and of detect on a classifier."""
 
 from __future__ import annotations
 
 import io
 import json
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime
@@ -21,7 +25,12 @@ from azure.cognitiveservices.vision.customvision.training import CustomVisionTra
 from azure.cognitiveservices.vision.customvision.training.models import (
     ImageFileCreateBatch,
     ImageFileCreateEntry,
+    ImageIdCreateBatch,
+    ImageIdCreateEntry,
+    PredictionQueryTag,
+    PredictionQueryToken,
     Region,
+    SuggestedTagAndRegionQueryToken,
 )
 from PIL import Image
 
@@ -30,24 +39,30 @@ from functions.domain.detection_decode import decode
 from functions.domain.detection_evaluation import DetectionEvaluation
 from functions.settings import Settings
 from functions.storage.clients import Storage
-from tests.detection_data import detection_set
+from tests.detection_data import LabelledPhoto, detection_set
 from trainer_job.__main__ import process_one
 from trainer_job.tasks.detection import train as detection_train
 
 COMPACT_DETECTION = "a27d5ca5-bb19-49d8-a70a-fec086c47f5b"
 
 
-def test_train_evaluate_publish_and_detect(
-    trainer: CustomVisionTrainingClient,
-    predictor: CustomVisionPredictionClient,
-    storage: Storage,
-    settings: Settings,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(detection_train, "QUICK_SECONDS", 12.0)
+@dataclass(frozen=True)
+class Detector:
+    project_id: str
+    iteration_id: str
+    tag_id: str
+    photos: list[LabelledPhoto]  # the 15 it was trained on, then 3 uploaded untagged
+
+
+@pytest.fixture(scope="module")
+def detector(
+    trainer: CustomVisionTrainingClient, storage: Storage, settings: Settings
+) -> Iterator[Detector]:
+    """One raccoon detector trained on 15 photos through the queue (quick budget cut short),
+    published as "detector", with three more photos uploaded untagged."""
     project = trainer.create_project(f"od-job-{uuid.uuid4().hex[:8]}", domain_id=COMPACT_DETECTION)
     tag = trainer.create_tag(project.id, "raccoon")
-    photos = detection_set("raccoon")[:15]  # Custom Vision's minimum per tag
+    photos = detection_set("raccoon")[:18]
     entries = [
         ImageFileCreateEntry(
             name=p.path.name,
@@ -57,21 +72,156 @@ def test_train_evaluate_publish_and_detect(
                 for _, x, y, w, h in p.regions
             ],
         )
-        for p in photos
+        for p in photos[:15]  # Custom Vision's minimum per tag
     ]
     assert trainer.create_images_from_files(
         project.id, ImageFileCreateBatch(images=entries)
     ).is_batch_successful
-    iteration_id = trainer.train_project(project.id).id
-    while process_one(storage, settings):
-        pass
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(detection_train, "QUICK_SECONDS", 12.0)
+        iteration_id = trainer.train_project(project.id).id
+        while process_one(storage, settings):
+            pass
     iteration = trainer.get_iteration(project.id, iteration_id)
     assert iteration.status == "Completed", iteration.training_error_details
-    _check_files(storage, project.id, iteration_id, tag.id, photos[0].path)
-    _check_performance(trainer, project.id, iteration_id, tag.id)
     trainer.publish_iteration(project.id, iteration_id, "detector", "local")
-    _check_detect(predictor, project.id, photos[0].path, tag.id)
+    untagged = [
+        ImageFileCreateEntry(name=p.path.name, contents=p.path.read_bytes()) for p in photos[15:]
+    ]
+    assert trainer.create_images_from_files(
+        project.id, ImageFileCreateBatch(images=untagged)
+    ).is_batch_successful
+    yield Detector(project.id, iteration_id, tag.id, photos)
     trainer.delete_project(project.id)
+
+
+def test_train_evaluate_publish_and_detect(
+    trainer: CustomVisionTrainingClient,
+    predictor: CustomVisionPredictionClient,
+    storage: Storage,
+    detector: Detector,
+) -> None:
+    project_id, iteration_id, tag_id = detector.project_id, detector.iteration_id, detector.tag_id
+    _check_files(storage, project_id, iteration_id, tag_id, detector.photos[0].path)
+    _check_performance(trainer, project_id, iteration_id, tag_id)
+    _check_detect(predictor, project_id, detector.photos[0].path, tag_id)
+
+
+def test_detect_by_url_and_stored_predictions(
+    trainer: CustomVisionTrainingClient,
+    predictor: CustomVisionPredictionClient,
+    detector: Detector,
+) -> None:
+    """Stored detections keep their boxes; predictions/query filters them by tag and
+    probability; detect by URL answers what detect on the bytes did."""
+    project_id, tag_id = detector.project_id, detector.tag_id
+    application = f"od-url-{uuid.uuid4().hex[:6]}"
+    with detector.photos[1].path.open("rb") as data:
+        stored = predictor.detect_image(project_id, "detector", data, application=application)
+    found = trainer.query_predictions(
+        project_id, PredictionQueryToken(application=application)
+    ).results
+    assert [p.id for p in found] == [stored.id]
+    kept = found[0].predictions
+    assert [(p.probability, p.bounding_box.left, p.bounding_box.width) for p in kept] == [
+        pytest.approx((p.probability, p.bounding_box.left, p.bounding_box.width), abs=1e-6)
+        for p in stored.predictions
+    ]
+    top = stored.predictions[0].probability
+    above = PredictionQueryTag(id=tag_id, min_threshold=top + 1e-3, max_threshold=1.0)
+    none = trainer.query_predictions(
+        project_id, PredictionQueryToken(application=application, tags=[above])
+    )
+    assert none.results == []  # no box of the tag scores above the best one
+    at = PredictionQueryTag(id=tag_id, min_threshold=top - 1e-3, max_threshold=1.0)
+    some = trainer.query_predictions(
+        project_id, PredictionQueryToken(application=application, tags=[at])
+    )
+    assert [p.id for p in some.results] == [stored.id]
+
+    url = found[0].original_image_uri  # a link served by this API, so reachable in tests
+    by_url = predictor.detect_image_url(project_id, "detector", url, application=application)
+    unstored = predictor.detect_image_url_with_no_store(project_id, "detector", url)
+    for answer in (by_url, unstored):
+        assert [p.probability for p in answer.predictions] == pytest.approx(
+            [p.probability for p in stored.predictions], abs=1e-5
+        )
+        assert answer.predictions[0].bounding_box.left == pytest.approx(
+            stored.predictions[0].bounding_box.left, abs=1e-5
+        )
+    after = trainer.query_predictions(project_id, PredictionQueryToken(application=application))
+    assert [p.id for p in after.results] == [by_url.id, stored.id]  # nostore is not kept
+
+
+def test_a_stored_prediction_becomes_a_training_image_with_its_boxes(
+    trainer: CustomVisionTrainingClient,
+    predictor: CustomVisionPredictionClient,
+    detector: Detector,
+) -> None:
+    project_id, tag_id = detector.project_id, detector.tag_id
+    photo = detection_set("raccoon")[18]  # not in the project yet
+    with photo.path.open("rb") as data:
+        stored = predictor.detect_image(project_id, "detector", data)
+    boxes = [p.bounding_box for p in stored.predictions[:2]]
+    regions = [
+        Region(tag_id=tag_id, left=b.left, top=b.top, width=b.width, height=b.height) for b in boxes
+    ]
+    batch = ImageIdCreateBatch(images=[ImageIdCreateEntry(id=stored.id, regions=regions)])
+    answer = trainer.create_images_from_predictions(project_id, batch)
+    assert answer.is_batch_successful, [i.status for i in answer.images]
+    image = trainer.get_images_by_ids(project_id, [answer.images[0].image.id])[0]
+    np.testing.assert_allclose(
+        sorted(_ltwh(r) for r in image.regions), sorted(_ltwh(b) for b in boxes), atol=1e-6
+    )
+    assert [t.tag_id for t in image.tags] == [tag_id]
+    trainer.delete_images(project_id, [image.id])
+
+
+def test_suggested_regions_and_proposals_come_from_the_detector(
+    trainer: CustomVisionTrainingClient, detector: Detector
+) -> None:
+    """The smart labeler: suggested regions for untagged images are the latest detector's
+    boxes, and so are the region proposals' best ones."""
+    project_id, iteration_id, tag_id = detector.project_id, detector.iteration_id, detector.tag_id
+    untagged = trainer.get_untagged_images(project_id)
+    assert len(untagged) == 3
+    ids = [i.id for i in untagged]
+    suggested = trainer.suggest_tags_and_regions(project_id, iteration_id, ids)
+    assert sorted(s.id for s in suggested) == sorted(ids)
+    for suggestion in suggested:
+        assert suggestion.predictions and all(p.tag_id == tag_id for p in suggestion.predictions)
+        assert all(p.bounding_box is not None for p in suggestion.predictions)
+        probabilities = [p.probability for p in suggestion.predictions]
+        assert probabilities == sorted(probabilities, reverse=True)
+    best = max(suggested, key=lambda s: s.predictions[0].probability)
+    top = best.predictions[0]
+    assert top.probability >= 0.05, top.probability  # a trained detector finds a raccoon
+
+    proposals = trainer.get_image_region_proposals(project_id, best.id).proposals
+    first = proposals[0].bounding_box
+    assert proposals[0].confidence == pytest.approx(top.probability, abs=1e-6)
+    assert (first.left, first.top, first.width, first.height) == pytest.approx(
+        (
+            top.bounding_box.left,
+            top.bounding_box.top,
+            top.bounding_box.width,
+            top.bounding_box.height,
+        ),
+        abs=1e-6,
+    )
+
+    query = SuggestedTagAndRegionQueryToken(tag_ids=[tag_id], threshold=top.probability - 1e-3)
+    page = trainer.query_suggested_images(project_id, iteration_id, query)
+    assert best.id in [r.id for r in page.results]
+    assert all(r.predictions[0].probability >= top.probability - 1e-3 for r in page.results)
+    counts = trainer.query_suggested_image_count(
+        project_id, iteration_id, tag_ids=[tag_id], threshold=0.0
+    )
+    assert counts == {tag_id: 3}  # each image once, however many boxes it has
+
+
+def _ltwh(box: Any) -> tuple[float, float, float, float]:
+    return (box.left, box.top, box.width, box.height)
 
 
 def _check_files(

@@ -18,7 +18,7 @@ from functions.api.deps import ProjectDep, Services, ServicesDep
 from functions.api.json_spool import SpooledJson, decode_base64, spool_json
 from functions.api.multipart import SpooledPart, spool_multipart
 from functions.api.presenters import summary_response
-from functions.api.schemas.regions import RegionIn
+from functions.api.schemas.regions import new_regions
 from functions.api.schemas.training import (
     ImageCreateSummaryOut,
     ImageFileBatch,
@@ -28,7 +28,6 @@ from functions.domain.errors import BadRequest
 from functions.domain.ids import parse_id, parse_id_list
 from functions.domain.limits import MAX_IMAGES_PER_BATCH, MAX_TAGS_PER_ENTRY
 from functions.domain.models import ImageCreateOutcome
-from functions.domain.regions import NewRegion
 from functions.services.images import NewImage
 
 router = APIRouter(tags=["images"])
@@ -36,11 +35,6 @@ router = APIRouter(tags=["images"])
 
 def _tag_ids(ids: list[str] | None) -> list[str]:
     return [parse_id(t, "tagId") for t in ids or []]
-
-
-def _regions(regions: list[RegionIn] | None) -> list[NewRegion]:
-    """An entry's regions, each box checked (a bad one refuses the batch: nothing is stored)."""
-    return [r.new_region(parse_id(r.tagId, "tagId")) for r in regions or []]
 
 
 @router.post("/projects/{projectId}/images", response_model=ImageCreateSummaryOut)
@@ -130,7 +124,7 @@ def _create_from_files(
     try:
         for item in batch.images or []:
             entry = NewImage(
-                None, common + _tag_ids(item.tagIds), item.name, regions=_regions(item.regions)
+                None, common + _tag_ids(item.tagIds), item.name, regions=new_regions(item.regions)
             )
             data = _base64_contents(body, item.contents)
             if data is None:
@@ -172,7 +166,7 @@ def create_images_from_urls(
     common = _tag_ids(batch.tagIds)
     sources = [
         NewImage(
-            None, common + _tag_ids(item.tagIds), item.url or "", regions=_regions(item.regions)
+            None, common + _tag_ids(item.tagIds), item.url or "", regions=new_regions(item.regions)
         )
         for item in batch.images or []
     ]

@@ -20,13 +20,14 @@ from functions.api.schemas.predictions import (
     PredictionQueryTokenIO,
     StoredImagePredictionOut,
 )
+from functions.api.schemas.regions import new_regions
 from functions.domain.errors import BadRequest
 from functions.domain.ids import parse_id, parse_id_list
 from functions.domain.limits import DEFAULT_PREDICTION_QUERY_COUNT, MAX_PREDICTION_IDS_PER_CALL
 from functions.domain.predictions import PredictionQuery, QueryOrder, TagRange
 from functions.domain.validation import choice
 from functions.services.prediction import fetch_image
-from functions.services.stored_predictions import validate_ids
+from functions.services.stored_predictions import FromPrediction, validate_ids
 
 router = APIRouter(tags=["predictions"])
 
@@ -127,7 +128,8 @@ def create_images_from_predictions(
         if not item.id:
             raise BadRequest("BadRequestImageBatch", "Every entry needs the id of a prediction.")
         tags = common + [parse_id(t, "tagId") for t in item.tagIds or []]
-        entries.append((parse_id(item.id, "predictionId"), tags))
+        prediction_id = parse_id(item.id, "predictionId")
+        entries.append(FromPrediction(prediction_id, tags, new_regions(item.regions)))
     if not entries:
         raise BadRequest("BadRequestImageBatch", "The batch holds no images.")
     outcomes = services.stored_predictions.to_training_images(project.id, entries, batch.metadata)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from functions.api.schemas.regions import BoundingBoxOut
+from functions.api.schemas.regions import BoundingBoxOut, RegionIn
 from functions.api.schemas.wire import Wire
 from functions.domain.predictions import Prediction, TagScore
 
@@ -97,7 +97,7 @@ class PredictionQueryResultOut(Wire):
 class ImageIdCreateEntryIn(Wire):
     id: str | None = None
     tagIds: list[str] | None = None
-    regions: list[object] | None = None
+    regions: list[RegionIn] | None = None  # object detection: the boxes to keep
 
 
 class ImageIdCreateBatchIn(Wire):

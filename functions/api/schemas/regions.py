@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from functions.api.schemas.wire import Wire
+from functions.domain.ids import parse_id
 from functions.domain.models import Box, Region
 from functions.domain.regions import NewRegion, valid_box
 
@@ -31,6 +32,11 @@ class RegionIn(Wire):
 
     def new_region(self, tag_id: str) -> NewRegion:
         return NewRegion(tag_id, valid_box(self.left, self.top, self.width, self.height))
+
+
+def new_regions(regions: list[RegionIn] | None) -> list[NewRegion]:
+    """An entry's regions, each box checked (a bad one refuses the batch: nothing is stored)."""
+    return [r.new_region(parse_id(r.tagId, "tagId")) for r in regions or []]
 
 
 class ImageRegionOut(BoundingBoxOut):
