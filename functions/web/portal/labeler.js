@@ -1,9 +1,11 @@
 // The labelling view of an object-detection project: one photo with its boxes (regions); draw,
-// move, resize and delete boxes, zoom, region proposals, and stepping from image to image.
+// move, resize and delete boxes, zoom, region proposals, the trained model's suggested boxes
+// (suggestions_overlay.js), and stepping from image to image.
 
 import { regions as regionApi, training } from "./api.js";
 import { clear, dialog, disabledReason, h, showError, toast, uniqueId } from "./ui.js";
 import { ensureTags } from "./images.js";
+import { suggestionsOverlay } from "./suggestions_overlay.js";
 
 const MIN_DRAG_PX = 4; // a shorter drag is a click, not a box
 const ZOOM_STEP = 1.25;
@@ -74,7 +76,12 @@ export function labelImages(project, tags, images, index) {
     const removeButton = h("button.small.danger-outline", { type: "button", text: "Delete box", onclick: () => removeSelected() });
     const removeWhy = disabledReason(removeButton);
     const status = h("div.labeler-status", { "aria-live": "polite" });
-    const side = h("aside.labeler-side", { "aria-label": "Boxes" });
+    const suggestions = suggestionsOverlay(project, tags, signal, {
+      onChange: () => drawStage(), onError: (error) => showError(status, error, "Getting suggestions"),
+      onAccept: (n) => acceptSuggestion(n), onReject: (n) => rejectSuggestion(n),
+    });
+    const sideBody = h("div");
+    const side = h("aside.labeler-side", { "aria-label": "Boxes" }, suggestions.panel, sideBody);
     body.append(h("div.labeler", {},
       h("div.labeler-bar", { role: "toolbar", "aria-label": "Labeler" },
         h("span.group", {}, prev, position, next, nextUntagged),
@@ -132,12 +139,14 @@ export function labelImages(project, tags, images, index) {
       event.preventDefault();
       const start = at(event);
       const r = stage.getBoundingClientRect();
-      const target = event.target.closest("[data-handle], [data-region-id], [data-proposal]");
+      const target = event.target.closest("[data-handle], [data-region-id], [data-proposal], [data-suggestion]");
+      if (event.target.dataset.reject !== undefined) return rejectSuggestion(Number(event.target.dataset.reject));
       const moved = (e) => Math.hypot(e.clientX - event.clientX, e.clientY - event.clientY) >= MIN_DRAG_PX;
       let onMove;
       let onUp;
       const proposal = target && target.dataset.proposal !== undefined;
-      if (proposal || !target) { // a drag draws a box; a click on a proposal accepts it
+      const suggested = target && target.dataset.suggestion !== undefined;
+      if (proposal || suggested || !target) { // a drag draws a box; a click on a proposal or suggestion accepts it
         const band = h("div.box.drawing");
         let shape = null;
         onMove = (e) => {
@@ -152,6 +161,7 @@ export function labelImages(project, tags, images, index) {
           band.remove();
           if (shape && shape.width * r.width >= MIN_DRAG_PX && shape.height * r.height >= MIN_DRAG_PX) ask(shape);
           else if (proposal) ask(proposals[Number(target.dataset.proposal)].boundingBox);
+          else if (suggested) acceptSuggestion(Number(target.dataset.suggestion));
           else { selected = null; pending = null; draw(); }
         };
       } else {
@@ -234,6 +244,25 @@ export function labelImages(project, tags, images, index) {
       });
     }
 
+    /** A suggested box becomes a region with its tag (selected: it can be adjusted at once). */
+    function acceptSuggestion(n) {
+      const suggestion = suggestions.get(n);
+      if (!suggestion || busy) return;
+      pending = null;
+      save("Saving the suggested box", async () => {
+        const region = await createRegion(suggestion.boundingBox, suggestion.tagId);
+        image.regions = [...image.regions, region];
+        selected = region.regionId;
+        lastTagId = suggestion.tagId;
+        suggestions.drop(n);
+      });
+    }
+    const rejectSuggestion = (n) => { suggestions.drop(n); drawStage(); };
+    const topSuggestion = (act) => () => {
+      const top = suggestions.top();
+      if (top) act(top.n);
+    };
+
     // The API has no region update: a moved or resized box is a new region, then the old one goes.
     const replace = (old, shape) => save("Saving the box", async () => {
       const region = await createRegion(shape, old.tagId);
@@ -280,6 +309,7 @@ export function labelImages(project, tags, images, index) {
       proposals = null;
       zoom = 1;
       clear(status);
+      suggestions.load(image);
       photo.src = image.resizedImageUri;
       stage.dataset.imageId = image.id;
       layout();
@@ -320,13 +350,18 @@ export function labelImages(project, tags, images, index) {
       for (const b of [prev, next]) b.setAttribute("aria-describedby", position.id);
       proposeButton.textContent = proposals ? "Hide proposals" : "Show proposals";
       removeWhy.because(selected ? null : "Select a box to delete it.");
+      drawStage();
+      drawSide();
+    }
+
+    function drawStage() {
       photo.alt = image.regions.length ? `Boxes: ${image.regions.map((b) => b.tagName).join(", ")}` : "Image without boxes";
       clear(stage, photo,
         (proposals || []).map((p, i) => h("div.box.proposal", { dataset: { proposal: String(i) },
           style: boxStyle(p.boundingBox), title: `Proposal (${Math.round(p.confidence * 100)}%): click to add it` })),
+        suggestions.boxes(),
         image.regions.map(boxElement),
         pending ? h("div.box.pending", { style: boxStyle(pending) }) : null);
-      drawSide();
     }
 
     function drawSide() {
@@ -334,13 +369,14 @@ export function labelImages(project, tags, images, index) {
         h("span.swatch", { style: `background: ${tagColour(b.tagId, tags)}` }),
         h("button.link-button", { type: "button", text: b.tagName, "aria-label": `Select box ${b.tagName}`,
           onclick: () => { selected = b.regionId; pending = null; draw(); } }))));
-      clear(side,
+      clear(sideBody,
         pending ? picker() : null,
         h("h3", { text: image.regions.length ? plural(image.regions.length, "box") : "No boxes yet" }),
         image.regions.length ? boxes : h("p.hint", { text: "Drag on the photo to draw a box around a thing." }),
         h("p.hint.key-help", { text: "Keys: N next untagged · ←/→ or [/] previous/next · P proposals · " +
+          "A / X accept / reject the most probable suggestion · " +
           "Delete removes the selected box · +/− zoom (or Ctrl+wheel) · Esc closes" }));
-      const input = side.querySelector("input");
+      const input = sideBody.querySelector(".picker input");
       if (input) { input.focus(); input.select(); }
     }
 
@@ -389,6 +425,8 @@ export function labelImages(project, tags, images, index) {
       const keys = {
         Delete: removeSelected, Backspace: removeSelected,
         n: stepUntagged, N: stepUntagged, p: toggleProposals, P: toggleProposals,
+        a: topSuggestion(acceptSuggestion), A: topSuggestion(acceptSuggestion),
+        x: topSuggestion(rejectSuggestion), X: topSuggestion(rejectSuggestion),
         ArrowRight: () => step(1), "]": () => step(1), ArrowLeft: () => step(-1), "[": () => step(-1),
         "+": () => zoomBy(ZOOM_STEP), "=": () => zoomBy(ZOOM_STEP), "-": () => zoomBy(1 / ZOOM_STEP), 0: () => zoomTo(1),
       };

@@ -1,7 +1,8 @@
 // Performance: iterations, precision/recall/AP at a threshold, PR curves, confusion matrix,
-// publish/unpublish and delete.
+// publish/unpublish and delete (a detector's figures: performance_detection.js).
 
 import { training } from "./api.js";
+import { renderDetectionPerformance } from "./performance_detection.js";
 import { predictionUrlPanel } from "./settings.js";
 import {
   clear, confirmDialog, dialog, disabledReason, emptyState, field, formatDate, h, percent, showError,
@@ -219,6 +220,10 @@ export async function renderPerformance(view, ctx) {
     return;
   }
 
+  if (ctx.detection) {
+    await renderDetectionPerformance(main, ctx, it, () => allImagePerformances(project.id, it.id, ctx.signal));
+    return;
+  }
   const slider = h("input", { type: "range", min: "0", max: "100", step: "1", value: "50", id: "threshold" });
   const sliderValue = h("output", { for: "threshold", text: "50%" });
   const figures = h("div.figures", {}, spinner());

@@ -1,7 +1,8 @@
 // Stored predictions: filter by iteration, tag and threshold; newest or most uncertain first;
-// tag and add to the training images, or delete.
+// tag and add to the training images (a detector's with the boxes shown), or delete.
 
 import { chunks, training } from "./api.js";
+import { boxesAbove, detectionResult, percentSlider, regionsOf } from "./detections.js";
 import { addToTraining, scoreList } from "./quicktest.js";
 import {
   clear, confirmDialog, dialog, disabledReason, emptyState, field, formatDate, h, percent, showError,
@@ -34,6 +35,9 @@ export async function renderPredictions(view, ctx) {
   const toolbar = h("div.toolbar", { role: "toolbar", "aria-label": "Selected predictions" });
   const grid = h("div.image-grid", { "aria-live": "polite" });
   const more = h("div.pager");
+  // Detection: the boxes at least this probable are the ones shown and the ones added as regions.
+  const boxes = ctx.detection ? percentSlider("Show boxes at least", { value: 50, onInput: () => draw(),
+    hint: "Stored predictions keep every box down to 1%: those at least this probable are counted, shown and added as regions." }) : null;
 
   clear(view,
     h("form.filters-bar", { onsubmit: (e) => { e.preventDefault(); load(false); } },
@@ -41,6 +45,7 @@ export async function renderPredictions(view, ctx) {
       h("div.field", {}, h("label", { for: "pred-min", text: "Tag probability at least" }),
         h("div.inline", {}, min, minOut), minWhy.note),
       field("Order", order)),
+    boxes ? boxes.element : null,
     message, toolbar, grid, more);
   for (const control of [iteration, tag, order]) control.addEventListener("change", () => load(false));
   const syncThreshold = () => minWhy.because(tag.value ? null : "Choose a tag to filter by its probability.");
@@ -92,6 +97,7 @@ export async function renderPredictions(view, ctx) {
         h("button.thumb-open", { type: "button", "aria-label": `Open prediction ${i + 1}`, onclick: () => open(p) },
           h("img", { src: p.thumbnailUri, alt: "", loading: "lazy" })),
         h("span.thumb-tags", {}, h("strong", { text: top?.tagName || "–" }), ` ${percent(top?.probability)}`),
+        boxes ? h("span.hint.tiny", { text: boxCount(p) }) : null,
         h("span.hint.tiny", { text: `${names.get(p.iteration) || "deleted iteration"} · ${formatDate(p.created)}` }));
     }));
     clear(more, state.continuation
@@ -99,21 +105,28 @@ export async function renderPredictions(view, ctx) {
       : h("span.hint", { text: `${state.results.length} shown` }));
   }
 
+  const shownBoxes = (p) => boxesAbove(p.predictions, boxes.value());
+  const boxCount = (p) => {
+    const n = shownBoxes(p).length;
+    return `${n} box${n === 1 ? "" : "es"} at ${percent(boxes.value())} or more`;
+  };
+
   function drawToolbar() {
     const count = state.selected.size;
     if (!state.results.length) {
       clear(toolbar);
       return;
     }
-    const pick = h("select", { "aria-label": "Tag for the selected predictions" },
+    const pick = boxes ? null : h("select", { "aria-label": "Tag for the selected predictions" },
       tags.map((t) => h("option", { value: t.id, text: t.name })));
-    const add = h("button.primary", { type: "button", text: "Add to training images",
-      onclick: () => promote([...state.selected], pick.value) });
+    const add = h("button.primary", { type: "button",
+      text: boxes ? "Add to training images with their boxes" : "Add to training images",
+      onclick: () => promote([...state.selected], pick ? pick.value : null) });
     const drop = h("button.danger-outline", { type: "button", text: "Delete", onclick: remove });
     const needsSelection = disabledReason(add, drop);
     const needsTag = disabledReason(add);
     if (!count) needsSelection.because("Select predictions to add them to the training images or delete them.");
-    else if (!tags.length) needsTag.because("The project has no tags: create one on Training images first.");
+    else if (!tags.length && !boxes) needsTag.because("The project has no tags: create one on Training images first.");
     clear(toolbar,
       h("button", { type: "button", text: "Select all", onclick: () => {
         state.results.forEach((p) => state.selected.add(p.id)); draw(); } }),
@@ -130,20 +143,24 @@ export async function renderPredictions(view, ctx) {
     for (const id of ids) state.selected.delete(id);
   }
 
-  /** Make training images of stored predictions; those added leave this list. */
+  /** Make training images of stored predictions, with the tag `tagId` (or, when detecting, with
+   * each one's boxes shown as its regions); those added leave this list. */
   async function promote(ids, tagId) {
+    const byId = new Map(state.results.map((p) => [p.id, p]));
+    const entry = (id) => (boxes ? { id, regions: regionsOf(shownBoxes(byId.get(id))) } : { id, tagIds: [tagId] });
     try {
       const added = [];
       const failed = [];
       for (const batch of chunks(ids, 64)) {
         const summary = await training("POST", `/projects/${project.id}/images/predictions`,
-          { json: { images: batch.map((id) => ({ id, tagIds: [tagId] })) } });
+          { json: { images: batch.map(entry) } });
         summary.images.forEach((r, i) => ((r.status === "OK" || r.status === "OKDuplicate") ? added : failed)
           .push({ id: batch[i], ...r }));
       }
       await forget(added.map((r) => r.id));
       const name = tags.find((t) => t.id === tagId)?.name || "the chosen tag";
-      toast(`Added ${added.length} image${added.length === 1 ? "" : "s"} to the training images as ${name}.`);
+      toast(`Added ${added.length} image${added.length === 1 ? "" : "s"} to the training images` +
+        (boxes ? " with their boxes." : ` as ${name}.`));
       if (failed.length) {
         clear(message, h("div.alert", { role: "alert" }, h("strong", { text: `${failed.length} not added` }),
           h("ul.failures", {}, failed.map((f) => h("li", {}, h("code.code", { text: f.status }), ` ${f.message || ""}`)))));
@@ -164,18 +181,26 @@ export async function renderPredictions(view, ctx) {
     } catch (error) { showError(message, error, "Deleting"); }
   }
 
+  const added = (close, p) => async () => {
+    await forget([p.id]);
+    draw();
+    setTimeout(() => close(), 800);
+  };
+
   function open(p) {
+    if (boxes) {
+      return dialog("Prediction", (body, close) => body.append(
+        h("p.hint", { text: `${names.get(p.iteration) || "deleted iteration"} · ${formatDate(p.created)}` }),
+        detectionResult(project, tags, p, p.originalImageUri, { threshold: boxes.value(), onAdded: added(close, p) })),
+      { wide: true });
+    }
     return dialog("Prediction", (body, close) => body.append(h("div.image-view", {},
       h("img.full", { src: p.originalImageUri, alt: p.predictions.length ? `Predicted ${p.predictions[0].tagName}` : "A stored prediction" }),
       h("div.image-info", {},
         h("p.hint", { text: `${names.get(p.iteration) || "deleted iteration"} · ${formatDate(p.created)}` }),
         scoreList(p.predictions),
         h("h3", { text: "Add to the training images" }),
-        addToTraining(project, tags, p, async () => {
-          await forget([p.id]);
-          draw();
-          setTimeout(() => close(), 800);
-        })))), { wide: true });
+        addToTraining(project, tags, p, added(close, p))))), { wide: true });
   }
 
   await load(false);

@@ -1,6 +1,8 @@
-// Quick test: classify a file or URL with an iteration, then add it to the training set.
+// Quick test: classify a file or URL with an iteration (or detect its objects), then add it to
+// the training set.
 
 import { training } from "./api.js";
+import { detectionResult } from "./detections.js";
 import { clear, disabledReason, emptyState, field, h, percent, showError, spinner } from "./ui.js";
 
 /** Probabilities as labelled bars, highest first. */
@@ -73,9 +75,13 @@ export async function renderQuickTest(view, ctx) {
   const result = h("div.quicktest-result", { "aria-live": "polite" });
 
   async function run(call, preview) {
-    clear(result, spinner("Classifying…"));
+    clear(result, spinner(ctx.detection ? "Detecting…" : "Classifying…"));
     try {
       const prediction = await call();
+      if (ctx.detection) {
+        clear(result, detectionResult(project, tags, prediction, preview));
+        return;
+      }
       clear(result, h("div.two-col", {},
         h("figure.preview", {}, h("img", { src: preview, alt: "The tested image" })),
         h("div", {},

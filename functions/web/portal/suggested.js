@@ -1,4 +1,5 @@
-// Suggested tags: the smart labeler's suggestions for untagged images, confirmed in bulk.
+// Suggested tags: the smart labeler's suggestions for untagged images, confirmed in bulk (for a
+// detector: its suggested boxes counted per tag, accepted one by one in the labeler).
 
 import { training } from "./api.js";
 import { clear, disabledReason, emptyState, h, percent, showError, spinner, toast } from "./ui.js";
@@ -31,18 +32,23 @@ export async function renderSuggested(view, ctx) {
   const thresholdOut = h("output", { for: "sg-threshold", text: "50%" });
   const message = h("div");
   const grid = h("div.image-grid.suggestions", { "aria-live": "polite" });
-  const confirm = h("button.primary", { type: "button", text: "Confirm suggestions" });
+  const confirm = h("button.primary", { type: "button", text: "Confirm suggestions", hidden: ctx.detection });
   const confirmWhy = disabledReason(confirm);
   let cards = []; // {image, suggestion, chosen: Set}
 
   clear(view,
     h("div.filters-bar", {},
       h("div.field", {}, h("label", { for: "sg-iteration", text: "Suggestions from" }), iteration),
-      h("div.field", {}, h("label", { for: "sg-threshold", text: "Preselect suggestions at least" }),
+      h("div.field", {}, h("label", { for: "sg-threshold",
+        text: ctx.detection ? "Count boxes at least" : "Preselect suggestions at least" }),
         h("div.inline", {}, threshold, thresholdOut)),
       h("div.field.end", {}, confirm, confirmWhy.note)),
-    h("p.hint", { text: "Each untagged image with the tags the model suggests. Toggle a tag to accept or " +
-      "reject it; Confirm applies the accepted tags. Images with none accepted stay untagged." }),
+    ctx.detection
+      ? h("p.hint", {}, "Each untagged photo with the boxes the model suggests, counted per tag. Accept or reject " +
+        "them one by one in the labeler: open an untagged photo on ",
+      h("a", { href: `#/projects/${project.id}/images`, text: "Training images" }), ".")
+      : h("p.hint", { text: "Each untagged image with the tags the model suggests. Toggle a tag to accept or " +
+        "reject it; Confirm applies the accepted tags. Images with none accepted stay untagged." }),
     untaggedCount > BATCH
       ? h("p.hint", { text: `${untaggedCount} untagged images: ${BATCH} at a time, the next ones after you confirm.` })
       : null,
@@ -76,7 +82,26 @@ export async function renderSuggested(view, ctx) {
     }
   }
 
+  /** A detector's suggestion: how many boxes of each tag are at least as probable as the slider. */
+  function boxCounts(card) {
+    const t = Number(threshold.value) / 100;
+    const counts = new Map();
+    for (const p of card.suggestion.predictions) {
+      if (p.probability >= t) counts.set(p.tagName, (counts.get(p.tagName) || 0) + 1);
+    }
+    if (!counts.size) return h("span.hint", { text: `No box at ${threshold.value}% or more` });
+    return [...counts].map(([name, n]) => h("span.chip", { text: `${name} × ${n}` }));
+  }
+
   function draw() {
+    if (ctx.detection) {
+      clear(grid, cards.length
+        ? cards.map((card, i) => h("div.thumb.suggestion", {},
+          h("img", { src: card.image.thumbnailUri, alt: `Untagged image ${i + 1}` }),
+          h("div.chips", { role: "group", "aria-label": `Suggested boxes for image ${i + 1}` }, boxCounts(card))))
+        : emptyState("All images have boxes", "Nothing left to label."));
+      return;
+    }
     if (!cards.length) {
       clear(grid, emptyState("All images are tagged", "Nothing left to confirm."));
       confirmWhy.because("No suggestions left to confirm.");
