@@ -215,10 +215,61 @@ def test_train_a_detector_and_use_it_in_the_portal(
         assert region["tagId"] == box["tagId"] == tag_id
         assert all(abs(region[k] - box["boundingBox"][k]) < 1e-6 for k in BOX_KEYS), (region, box)
 
-    # The labeler on a new untagged photo: the model's suggested boxes, one accepted by a click.
+    # A stored prediction on Predictions: the page's slider counts the boxes, the photo shows
+    # them, and adding it sends them as its regions.
+    with api(endpoint) as client:
+        stored_answer = client.post(
+            f"/projects/{project_id}/quicktest/image",
+            params={"iterationId": iteration_id},
+            content=photos[TRAINED + 2].path.read_bytes(),
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        assert stored_answer.status_code == 200, stored_answer.text
+    stored_prediction = stored_answer.json()
+    page.goto(f"{endpoint}/#/projects/{project_id}/predictions")
+    best = max(p["probability"] for p in stored_prediction["predictions"])
+    lower = math.floor(best * 100)
+    set_slider(page, "Show boxes at least", lower)
+    shown = above(stored_prediction["predictions"], lower / 100)
+    newest = page.locator(".image-grid .thumb").first  # newest first: the one just made
+    expect(newest).to_contain_text(f"{len(shown)} box{'' if len(shown) == 1 else 'es'} at {lower}")
+    newest.get_by_role("button", name=re.compile(r"^Open prediction")).click()
+    dialog = page.get_by_role("dialog", name="Prediction")
+    expect(dialog.get_by_label("Show boxes at least")).to_have_value(str(lower))
+    expect(dialog.locator(".detect-box.predicted")).to_have_count(len(shown))
+    shot(page, "75-detection-stored-prediction")
+    with page.expect_response(re.compile(r"/images/predictions$")) as promoted:
+        dialog.get_by_role("button", name=re.compile(r"^Add to training images with")).click()
+    [made] = promoted.value.json()["images"]
+    assert made["status"] == "OK", made
+    expect(dialog).to_have_count(0)  # it closes, and the prediction leaves the list
+    with api(endpoint) as client:
+        added = client.get(
+            f"/projects/{project_id}/images/id", params={"imageIds": made["image"]["id"]}
+        )
+        regions = added.json()[0]["regions"]
+    assert sorted((r["tagId"], *(round(r[k], 6) for k in BOX_KEYS)) for r in regions) == sorted(
+        (p["tagId"], *(round(p["boundingBox"][k], 6) for k in BOX_KEYS)) for p in shown
+    ), (regions, shown)
+
+    # Suggested tags on a detector: each untagged photo's suggested boxes, counted per tag.
     page.goto(f"{endpoint}/#/projects/{project_id}/images")
     upload(page, [photos[TRAINED + 1].path], None, 1)
     close_upload(page)
+    with page.expect_response(re.compile(r"/tagsandregions/suggestions")) as counted:
+        page.goto(f"{endpoint}/#/projects/{project_id}/suggested")
+    [counted_suggestion] = counted.value.json()
+    card = page.locator(".thumb.suggestion")
+    expect(card).to_have_count(1)
+    low = math.floor(max(p["probability"] for p in counted_suggestion["predictions"]) * 100)
+    set_slider(page, "Count boxes at least", low)
+    count = len(above(counted_suggestion["predictions"], low / 100))
+    expect(card.get_by_role("group")).to_have_text(f"raccoon \u00d7 {count}")
+    expect(page.get_by_role("button", name="Confirm suggestions")).to_have_count(0)
+    shot(page, "76-detection-suggested")
+
+    # The labeler on that untagged photo: the model's suggested boxes, one accepted by a click.
+    page.goto(f"{endpoint}/#/projects/{project_id}/images")
     with page.expect_response(re.compile(r"/tagsandregions/suggestions")) as suggested:
         page.get_by_role("button", name=re.compile(r"^Open image \d+ \(untagged\)")).first.click()
     labeler = page.get_by_role("dialog", name="Label image")

@@ -32,7 +32,7 @@ export async function renderSuggested(view, ctx) {
   const thresholdOut = h("output", { for: "sg-threshold", text: "50%" });
   const message = h("div");
   const grid = h("div.image-grid.suggestions", { "aria-live": "polite" });
-  const confirm = h("button.primary", { type: "button", text: "Confirm suggestions", hidden: ctx.detection });
+  const confirm = h("button.primary", { type: "button", text: "Confirm suggestions" });
   const confirmWhy = disabledReason(confirm);
   let cards = []; // {image, suggestion, chosen: Set}
 
@@ -42,7 +42,7 @@ export async function renderSuggested(view, ctx) {
       h("div.field", {}, h("label", { for: "sg-threshold",
         text: ctx.detection ? "Count boxes at least" : "Preselect suggestions at least" }),
         h("div.inline", {}, threshold, thresholdOut)),
-      h("div.field.end", {}, confirm, confirmWhy.note)),
+      ctx.detection ? null : h("div.field.end", {}, confirm, confirmWhy.note)), // a detector's boxes: in the labeler
     ctx.detection
       ? h("p.hint", {}, "Each untagged photo with the boxes the model suggests, counted per tag. Accept or reject " +
         "them one by one in the labeler: open an untagged photo on ",
