@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -39,6 +41,7 @@ from functions.domain.detection_decode import decode
 from functions.domain.detection_evaluation import DetectionEvaluation
 from functions.settings import Settings
 from functions.storage.clients import Storage
+from tests.conftest import PREDICTION_KEY, ROOT
 from tests.detection_data import LabelledPhoto, detection_set
 from trainer_job.__main__ import process_one
 from trainer_job.tasks.detection import train as detection_train
@@ -303,3 +306,29 @@ def _check_detect(
     with photo.open("rb") as data, pytest.raises(CustomVisionErrorException) as refused:
         predictor.classify_image(project_id, "detector", data)
     assert refused.value.error.code == "BadRequestNotSupported"
+
+
+def test_the_javascript_sdk_detects(
+    predictor: CustomVisionPredictionClient, endpoint: str, detector: Detector
+) -> None:
+    """Microsoft's JavaScript Prediction SDK (npm, v3.1 routes, multipart) gets the boxes the
+    Python SDK gets."""
+    photo = detector.photos[3].path
+    script = ROOT / "tests" / "js" / "detect_image.js"
+    command = ["node", str(script), endpoint, PREDICTION_KEY, detector.project_id, "detector"]
+    done = subprocess.run(
+        [*command, str(photo)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["predictions"] and answer["id"]
+    with photo.open("rb") as data:
+        expected = predictor.detect_image_with_no_store(detector.project_id, "detector", data)
+    assert [p["tagId"] for p in answer["predictions"]] == [p.tag_id for p in expected.predictions]
+    assert [p["probability"] for p in answer["predictions"]] == pytest.approx(
+        [p.probability for p in expected.predictions], abs=1e-6
+    )
+    got = [_ltwh(SimpleNamespace(**p["boundingBox"])) for p in answer["predictions"]]
+    np.testing.assert_allclose(
+        got, [_ltwh(p.bounding_box) for p in expected.predictions], atol=1e-6
+    )
