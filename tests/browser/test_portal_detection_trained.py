@@ -10,6 +10,7 @@ import base64
 import math
 import re
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -87,6 +88,44 @@ def create_project(client: httpx.Client, photos: list[LabelledPhoto]) -> tuple[s
     answer = client.post(f"/projects/{project['id']}/images/files", json={"images": entries})
     assert answer.json()["isBatchSuccessful"], answer.text
     return project["id"], tag_id
+
+
+def quick_test(
+    client: httpx.Client, project_id: str, iteration_id: str, photo: Path
+) -> dict[str, Any]:
+    """A quick test through the API: a stored prediction, with its boxes."""
+    answer = client.post(
+        f"/projects/{project_id}/quicktest/image",
+        params={"iterationId": iteration_id},
+        content=photo.read_bytes(),
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    assert answer.status_code == 200, answer.text
+    result: dict[str, Any] = answer.json()
+    return result
+
+
+def best_probability(prediction: dict[str, Any]) -> float:
+    return max(float(p["probability"]) for p in prediction["predictions"])
+
+
+def assert_made_with_regions(
+    client: httpx.Client, project_id: str, response: Any, shown: list[dict[str, Any]]
+) -> None:
+    """The images/predictions call answered one new image, whose regions are the boxes shown."""
+    [made] = response.json()["images"]
+    assert made["status"] == "OK", made
+    image = client.get(
+        f"/projects/{project_id}/images/id", params={"imageIds": made["image"]["id"]}
+    )
+    assert image.status_code == 200, image.text
+    regions = image.json()[0]["regions"]
+
+    def key(tag_id: str, box: dict[str, Any]) -> tuple[Any, ...]:
+        return (tag_id, *(round(float(box[k]), 6) for k in BOX_KEYS))
+
+    got = sorted(key(r["tagId"], r) for r in regions)
+    assert got == sorted(key(p["tagId"], p["boundingBox"]) for p in shown), (regions, shown)
 
 
 def stat_value(page: Page, label: str) -> Any:
@@ -195,62 +234,47 @@ def test_train_a_detector_and_use_it_in_the_portal(
     # Added to the training images: the boxes shown are its regions.
     with page.expect_response(re.compile(r"/images/predictions$")) as promoted:
         result.get_by_role("button", name=re.compile(r"^Add to training images with")).click()
-    [made] = promoted.value.json()["images"]
-    assert made["status"] == "OK", made
     expect(
         result.get_by_role("status").filter(has_text="Added to the training images")
     ).to_be_visible()
     with api(endpoint) as client:
-        added = client.get(
-            f"/projects/{project_id}/images/id", params={"imageIds": made["image"]["id"]}
-        )
-        assert added.status_code == 200, added.text
-        regions = added.json()[0]["regions"]
-    assert len(regions) == len(shown), (regions, shown)
-    for region, box in zip(
-        sorted(regions, key=lambda r: r["left"]),
-        sorted(shown, key=lambda p: p["boundingBox"]["left"]),
-        strict=True,
-    ):
-        assert region["tagId"] == box["tagId"] == tag_id
-        assert all(abs(region[k] - box["boundingBox"][k]) < 1e-6 for k in BOX_KEYS), (region, box)
+        assert_made_with_regions(client, project_id, promoted.value, shown)
+        assert all(p["tagId"] == tag_id for p in shown)
 
-    # A stored prediction on Predictions: the page's slider counts the boxes, the photo shows
-    # them, and adding it sends them as its regions.
+    # Stored predictions on Predictions: the page's slider counts their boxes, a prediction's
+    # photo shows them, and adding one (opened, or selected) sends them as its regions.
     with api(endpoint) as client:
-        stored_answer = client.post(
-            f"/projects/{project_id}/quicktest/image",
-            params={"iterationId": iteration_id},
-            content=photos[TRAINED + 2].path.read_bytes(),
-            headers={"Content-Type": "application/octet-stream"},
+        one, two = (
+            quick_test(client, project_id, iteration_id, photos[TRAINED + n].path) for n in (2, 3)
         )
-        assert stored_answer.status_code == 200, stored_answer.text
-    stored_prediction = stored_answer.json()
     page.goto(f"{endpoint}/#/projects/{project_id}/predictions")
-    best = max(p["probability"] for p in stored_prediction["predictions"])
-    lower = math.floor(best * 100)
+    lower = math.floor(min(best_probability(one), best_probability(two)) * 100)
     set_slider(page, "Show boxes at least", lower)
-    shown = above(stored_prediction["predictions"], lower / 100)
-    newest = page.locator(".image-grid .thumb").first  # newest first: the one just made
-    expect(newest).to_contain_text(f"{len(shown)} box{'' if len(shown) == 1 else 'es'} at {lower}")
-    newest.get_by_role("button", name=re.compile(r"^Open prediction")).click()
+    shown_of = {p["id"]: above(p["predictions"], lower / 100) for p in (one, two)}
+
+    def thumb(prediction: dict[str, Any]) -> Any:
+        return page.locator(f".image-grid .thumb[data-prediction-id='{prediction['id']}']")
+
+    for stored in (one, two):
+        n = len(shown_of[stored["id"]])
+        expect(thumb(stored)).to_contain_text(f"{n} box{'' if n == 1 else 'es'} at {lower}.0%")
+    thumb(one).get_by_role("button", name=re.compile(r"^Open prediction")).click()
     dialog = page.get_by_role("dialog", name="Prediction")
     expect(dialog.get_by_label("Show boxes at least")).to_have_value(str(lower))
-    expect(dialog.locator(".detect-box.predicted")).to_have_count(len(shown))
+    expect(dialog.locator(".detect-box.predicted")).to_have_count(len(shown_of[one["id"]]))
     shot(page, "75-detection-stored-prediction")
     with page.expect_response(re.compile(r"/images/predictions$")) as promoted:
         dialog.get_by_role("button", name=re.compile(r"^Add to training images with")).click()
-    [made] = promoted.value.json()["images"]
-    assert made["status"] == "OK", made
     expect(dialog).to_have_count(0)  # it closes, and the prediction leaves the list
+    expect(thumb(one)).to_have_count(0)
     with api(endpoint) as client:
-        added = client.get(
-            f"/projects/{project_id}/images/id", params={"imageIds": made["image"]["id"]}
-        )
-        regions = added.json()[0]["regions"]
-    assert sorted((r["tagId"], *(round(r[k], 6) for k in BOX_KEYS)) for r in regions) == sorted(
-        (p["tagId"], *(round(p["boundingBox"][k], 6) for k in BOX_KEYS)) for p in shown
-    ), (regions, shown)
+        assert_made_with_regions(client, project_id, promoted.value, shown_of[one["id"]])
+    thumb(two).get_by_role("checkbox").check()
+    with page.expect_response(re.compile(r"/images/predictions$")) as promoted:
+        page.get_by_role("button", name="Add to training images with their boxes").click()
+    expect(thumb(two)).to_have_count(0)
+    with api(endpoint) as client:
+        assert_made_with_regions(client, project_id, promoted.value, shown_of[two["id"]])
 
     # Suggested tags on a detector: each untagged photo's suggested boxes, counted per tag.
     page.goto(f"{endpoint}/#/projects/{project_id}/images")
@@ -278,23 +302,36 @@ def test_train_a_detector_and_use_it_in_the_portal(
     assert suggested.value.status == 200, suggested.value.text()
     [suggestion] = suggested.value.json()
     assert suggestion["id"] == image_id
-    offered = above(suggestion["predictions"], 0.0)
-    assert offered, suggestion
+    offered = sorted(above(suggestion["predictions"], 0.0), key=lambda p: -p["probability"])
+    assert len(offered) >= 5, suggestion  # a detector suggests up to 100 boxes, down to 1 %
     panel = labeler.get_by_role("region", name="Suggested boxes")
     boxes = labeler.locator(".stage .box.suggestion")
     expect(boxes).to_have_count(len(above(offered, 0.5)))
-    low = math.floor(min(p["probability"] for p in offered[:3]) * 100)
+    low = math.floor(offered[4]["probability"] * 100)  # five at least
     set_slider(page, "Suggestions at least", low, panel)
     visible = above(offered, low / 100)
     expect(boxes).to_have_count(len(visible))
     shot(page, "73-labeler-suggestions")
-    if len(visible) > 1:  # the least probable one rejected: hidden, not saved
-        weakest = min(visible, key=lambda p: p["probability"])
-        panel.get_by_role(
-            "button", name=f"Reject {weakest['tagName']} {as_percent(weakest['probability'])}"
-        ).first.click()
-        expect(boxes).to_have_count(len(visible) - 1)
-        visible.remove(weakest)
+    # The least probable one rejected (its Reject button): hidden, not saved.
+    weakest = visible[-1]
+    panel.get_by_role(
+        "button", name=f"Reject {weakest['tagName']} {as_percent(weakest['probability'])}"
+    ).first.click()
+    expect(boxes).to_have_count(len(visible) - 1)
+    visible.remove(weakest)
+    # Another rejected by the x on its corner (one no other box covers).
+    corner = page.evaluate(
+        """() => [...document.querySelectorAll('.stage .suggestion-reject')].map((el) => {
+             const r = el.getBoundingClientRect();
+             const cx = r.x + r.width / 2, cy = r.y + r.height / 2;
+             return document.elementFromPoint(cx, cy) === el ? [cx, cy, el.dataset.reject] : null;
+           }).filter(Boolean)[0]"""
+    )
+    assert corner, "no suggestion's x can be clicked"
+    page.mouse.click(corner[0], corner[1])
+    expect(boxes).to_have_count(len(visible) - 1)
+    expect(labeler.locator(".stage .box[data-region-id]")).to_have_count(0)
+    visible.remove(suggestion["predictions"][int(corner[2])])
     # A click on the most probable box's own area (not under a smaller one) accepts it.
     target = page.evaluate(
         """() => [...document.querySelectorAll('.stage .box.suggestion')].map((el) => {
@@ -317,6 +354,24 @@ def test_train_a_detector_and_use_it_in_the_portal(
     assert region["tagId"] == chosen["tagId"]
     assert all(abs(region[k] - chosen["boundingBox"][k]) < 1e-6 for k in BOX_KEYS), (region, chosen)
     shot(page, "74-labeler-suggestion-accepted")
+    # Stepping away and back: the rejected and accepted suggestions stay gone.
+    labeler.get_by_role("button", name="Next image").click()
+    expect(labeler.locator(".stage")).not_to_have_attribute("data-image-id", image_id)
+    labeler.get_by_role("button", name="Previous image").click()
+    expect(labeler.locator(".stage")).to_have_attribute("data-image-id", image_id)
+    expect(boxes).to_have_count(len(visible) - 1)
+    # Keys: A accepts the most probable suggestion left, X rejects the next one.
+    left = [p for p in visible if p is not chosen]
+    page.keyboard.press("a")
+    expect(labeler.locator(".stage .box[data-region-id]")).to_have_count(2)
+    expect(boxes).to_have_count(len(left) - 1)
+    page.keyboard.press("x")
+    expect(boxes).to_have_count(len(left) - 2)
+    with api(endpoint) as client:
+        stored = client.get(f"/projects/{project_id}/images/id", params={"imageIds": image_id})
+        regions = stored.json()[0]["regions"]
+    assert len(regions) == 2, regions
+    assert any(all(abs(r[k] - left[0]["boundingBox"][k]) < 1e-6 for k in BOX_KEYS) for r in regions)
     page.keyboard.press("Escape")
     expect(labeler).to_have_count(0)
 

@@ -90,7 +90,7 @@ export async function renderPredictions(view, ctx) {
     clear(grid, state.results.map((p, i) => {
       const top = score(p);
       const picked = state.selected.has(p.id);
-      return h("div.thumb", { class: picked ? "picked" : "" },
+      return h("div.thumb", { class: picked ? "picked" : "", dataset: { predictionId: p.id } },
         h("input.pick", { type: "checkbox", checked: picked, "aria-label": `Select prediction ${i + 1} (${top?.tagName || "no tag"})`,
           onchange: (e) => { if (e.target.checked) state.selected.add(p.id); else state.selected.delete(p.id);
             e.target.parentElement.classList.toggle("picked", e.target.checked); drawToolbar(); } }),

@@ -13,6 +13,7 @@ export function suggestionsOverlay(project, tags, signal, { onChange, onError, o
   let iteration; // the latest completed iteration: undefined until asked, null when there is none
   let wanted = null; // the image whose suggestions are awaited or shown
   let current = []; // that image's suggestions still open: {n, tagId, tagName, probability, boundingBox}
+  const remaining = new Map(); // image id -> its suggestions still open: stepping back keeps a rejection
   const slider = percentSlider("Suggestions at least", { value: 50, onInput: () => { drawList(); onChange(); } });
   const list = h("div.suggestion-list", { "aria-live": "polite" });
   const panel = h("section.suggestions-panel", { "aria-label": "Suggested boxes", hidden: true },
@@ -32,8 +33,9 @@ export function suggestionsOverlay(project, tags, signal, { onChange, onError, o
   /** The suggestions for `image` when it has no box yet (none otherwise). */
   async function load(image) {
     wanted = image.id;
-    current = [];
+    current = remaining.get(image.id) || [];
     drawList();
+    if (remaining.has(image.id)) return;
     if (image.regions.length) return;
     try {
       const it = await latestIteration();
@@ -42,6 +44,7 @@ export function suggestionsOverlay(project, tags, signal, { onChange, onError, o
         { query: { iterationId: it.id, imageIds: [image.id] }, signal });
       if (wanted !== image.id) return; // the labeler moved on meanwhile
       current = (answer ? answer.predictions : []).filter((p) => p.boundingBox).map((p, n) => ({ ...p, n }));
+      remaining.set(image.id, current);
       panel.querySelector("h3").textContent = `Suggested boxes (${it.name})`;
       drawList();
       onChange();
@@ -52,7 +55,11 @@ export function suggestionsOverlay(project, tags, signal, { onChange, onError, o
 
   const shown = () => boxesAbove(current, slider.value());
   const get = (n) => current.find((s) => s.n === n);
-  const drop = (n) => { current = current.filter((s) => s.n !== n); drawList(); };
+  const drop = (n) => {
+    current = current.filter((s) => s.n !== n);
+    remaining.set(wanted, current);
+    drawList();
+  };
 
   function drawList() {
     panel.hidden = !current.length;
