@@ -12,8 +12,8 @@ export const boxesAbove = (predictions, threshold) =>
 
 const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "es"}`;
 
-/** A labelled range slider in percent; `onInput(fraction)` on each move, `onChange` once let go. */
-export function percentSlider(label, { value = 50, hint, onInput, onChange } = {}) {
+/** A labelled range slider in percent; `onInput(fraction)` on each move. */
+export function percentSlider(label, { value = 50, hint, onInput } = {}) {
   const id = uniqueId("slider");
   const input = h("input", { type: "range", min: "0", max: "100", step: "1", value: String(value), id });
   const output = h("output", { for: id, text: `${value}%` });
@@ -21,7 +21,6 @@ export function percentSlider(label, { value = 50, hint, onInput, onChange } = {
     output.textContent = `${input.value}%`;
     if (onInput) onInput(Number(input.value) / 100);
   });
-  if (onChange) input.addEventListener("change", () => onChange(Number(input.value) / 100));
   const element = h("div.threshold", {}, h("label", { for: id, text: label }), input, output,
     hint ? h("p.hint", { text: hint }) : null);
   return { element, input, value: () => Number(input.value) / 100 };
@@ -77,8 +76,8 @@ export function detectionResult(project, tags, prediction, src, { onAdded, thres
   function draw() {
     const boxes = shown();
     clear(photo, photoWithBoxes(src, boxes.length
-      ? `The tested image with ${plural(boxes.length, "box")}: ${boxes.map((b) => b.tagName).join(", ")}`
-      : "The tested image, no box at this threshold", boxes, tags), boxLegend(false));
+      ? `The photo with ${plural(boxes.length, "box")}: ${boxes.map((b) => b.tagName).join(", ")}`
+      : "The photo, no box at this threshold", boxes, tags), boxLegend(false));
     clear(list, boxList(boxes, tags, slider.value()));
     add.textContent = boxes.length ? `Add to training images with ${plural(boxes.length, "box")}`
       : "Add to training images without boxes";
