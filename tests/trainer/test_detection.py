@@ -120,7 +120,7 @@ def test_decode_gives_well_formed_boxes() -> None:
 
 
 def short_fit(
-    photos: list[LabelledImage], epochs: int, seed: int = 0
+    photos: list[LabelledImage], epochs: int, seed: int = 0, start: Detector | None = None
 ) -> tuple[Detector, list[float]]:
     config = FitConfig(
         image_size=SIZE,
@@ -133,7 +133,7 @@ def short_fit(
         ema_decay=0.0,
         augmentation=NO_AUGMENTATION,
     )
-    result = fit(photos, 1, config)
+    result = fit(photos, 1, config, start=start)
     return result.model, result.losses
 
 
@@ -152,6 +152,16 @@ def test_a_short_training_finds_the_raccoons_it_saw() -> None:
         best = found.boxes[0].numpy()
         overlaps = [iou(best, box) for box in photo.boxes]
         assert max(overlaps) > 0.5, (found.scores[:3], overlaps)
+
+
+def test_a_training_can_go_on_from_an_earlier_detector() -> None:
+    """The served detector starts from the evaluated one's weights: its first epoch begins
+    where that one ended, far below a new detector's first loss."""
+    photos = raccoons(3)
+    earlier, losses = short_fit(photos, 20)
+    _, fresh = short_fit(photos, 1)
+    _, resumed = short_fit(photos, 1, start=earlier)
+    assert resumed[0] < 0.6 * fresh[0], (resumed, fresh, losses[-1])
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:

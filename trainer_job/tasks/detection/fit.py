@@ -337,15 +337,19 @@ def fit(
     num_classes: int,
     config: FitConfig = FitConfig(),
     progress: Callable[[int, int, float], None] | None = None,
+    start: Detector | None = None,
 ) -> FitResult:
-    """A detector trained on `photos` within `config.budget_seconds` (wall clock);
-    `progress(epoch, planned epochs, mean loss)` after each epoch."""
+    """A detector trained on `photos` within `config.budget_seconds` (wall clock), from
+    ImageNet's backbone and a new neck and head, or from `start`'s weights (a detector of the
+    same tags trained before); `progress(epoch, planned epochs, mean loss)` after each epoch."""
     started = time.monotonic()
     seed_everything(config.seed)
     on = device()
     model = Detector(
         config.backbone, num_classes, config.image_size, frozen_stride=config.frozen_stride
     )
+    if start is not None:
+        model.load_state_dict(start.state_dict())
     # channels-last makes the depthwise convolutions about 3x faster on the CPU
     model = model.to(on).to(memory_format=torch.channels_last)
     dataset = DetectionDataset(photos, config.image_size, config.augmentation, config.seed)

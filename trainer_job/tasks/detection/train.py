@@ -4,9 +4,10 @@ photos, train the served one on every photo, export and verify its graph, return
 Evaluation is a held-out split, not cross-validation: a detector costs minutes to train, and
 k folds would cost k trainings. One photo in `HOLD_OUT` (chosen by the job's seed, never all of
 a tag's) is held out; a first detector, trained on the rest with `EVALUATION_SHARE` of the
-budget, predicts them: those predictions are the iteration's evaluation. The served detector is
-then trained on every photo with the rest of the budget, so its figures are, if anything,
-pessimistic (less data and less time than the model served).
+budget, predicts them: those predictions are the iteration's evaluation. The served detector
+starts from that one's weights and goes on training on every photo with the rest of the
+budget, so the figures are, if anything, pessimistic: they describe an earlier state of the
+served model, with less data and less training.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from trainer_job.tasks.detection import artifacts
 from trainer_job.tasks.detection.data import input_tensor
 from trainer_job.tasks.detection.dataset import DetectionSet, load_detection_set
 from trainer_job.tasks.detection.fit import FitConfig, fit, predict
-from trainer_job.tasks.detection.model import DenseDetector
+from trainer_job.tasks.detection.model import DenseDetector, Detector
 
 HOLD_OUT = 5  # one photo in five is held out for the evaluation
 EVALUATION_SHARE = 0.4  # of the budget, for the detector that is evaluated
@@ -52,8 +53,11 @@ def held_out(data: DetectionSet, seed: int) -> list[int]:
     return sorted(chosen)
 
 
-def evaluation_of(data: DetectionSet, held: list[int], config: FitConfig) -> DetectionEvaluation:
-    """Train on the photos not held out; the held-out photos' predictions and labelled boxes."""
+def evaluation_of(
+    data: DetectionSet, held: list[int], config: FitConfig
+) -> tuple[DetectionEvaluation, Detector]:
+    """Train on the photos not held out; the held-out photos' predictions and labelled boxes,
+    and the detector that made them."""
     train_photos = [p for i, p in enumerate(data.photos) if i not in set(held)]
     model = fit(train_photos, len(data.tags), config).model
     found = predict(
@@ -72,7 +76,7 @@ def evaluation_of(data: DetectionSet, held: list[int], config: FitConfig) -> Det
             for b, t in zip(photo.boxes, photo.tags, strict=True)
         ]
         images.append(ImageBoxes(data.image_ids[index], predicted, labelled))
-    return DetectionEvaluation(tag_ids, images)
+    return DetectionEvaluation(tag_ids, images), model
 
 
 def train(run: TaskRun) -> TaskOutput:
@@ -86,11 +90,12 @@ def train(run: TaskRun) -> TaskOutput:
     base = FitConfig(backbone=domain.backbone, image_size=domain.image_size, seed=job.seed)
     held = held_out(data, job.seed)
     progress(f"Training a detector to evaluate ({len(held)} photos held out)", 0.1)
-    evaluation = evaluation_of(data, held, replace(base, budget_seconds=budget * EVALUATION_SHARE))
+    evaluation, evaluated = evaluation_of(
+        data, held, replace(base, budget_seconds=budget * EVALUATION_SHARE)
+    )
     progress("Training the detector on every photo", 0.45)
-    model = fit(
-        data.photos, len(data.tags), replace(base, budget_seconds=budget * (1 - EVALUATION_SHARE))
-    ).model
+    rest = replace(base, budget_seconds=budget * (1 - EVALUATION_SHARE))
+    model = fit(data.photos, len(data.tags), rest, start=evaluated).model
     progress("Exporting the model", 0.9)
     dense = DenseDetector(model.cpu().float()).eval()
     sample = np.stack([input_tensor(p.image, domain.image_size).numpy() for p in data.photos[:2]])
