@@ -56,7 +56,9 @@ def _manifest(storage: Storage, job: TrainingJob) -> artifacts.ModelManifest:
 
 
 def _calibration(storage: Storage, job: TrainingJob, preprocessing: Preprocessing) -> np.ndarray:
-    """Preprocessed training images of the iteration (its resized copies), evenly spread."""
+    """Preprocessed training images of the iteration (its resized copies), evenly spread: the
+    images its evaluation lists (a classifier's: all, cross-validated; a detector's: the photos
+    held out, which the served detector was also trained on)."""
     evaluation = np.load(io.BytesIO(_artifact(storage, job, artifacts.EVALUATION)))
     image_ids = [str(i) for i in evaluation["image_ids"]]
     step = max(1, len(image_ids) // CALIBRATION_IMAGES)

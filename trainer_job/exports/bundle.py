@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from functions.domain.artifacts import INPUT_NAME, OUTPUT_NAME
+from functions.domain.artifacts import BOXES_NAME, INPUT_NAME
+from functions.domain.preprocessing import Preprocessing
+from trainer_job.exports import detection_bundle
 from trainer_job.exports.inputs import ExportInputs
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -40,7 +42,9 @@ class Converted:
     input_layout: str  # "NCHW" or "NHWC"
     predict_template: str  # templates/ file shipped as predict.py
     requirements: list[str]  # pip requirements of predict.py
-    output_name: str = OUTPUT_NAME
+    # The outputs' names where they are not the service model's (Core ML's classLabel_probs).
+    output_name: str | None = None  # a detector's: its scores
+    boxes_name: str | None = None  # a detector's boxes
     notes: list[str] = field(default_factory=list)  # measured agreement, caveats
     extra_files: dict[str, bytes] = field(default_factory=dict)  # e.g. Dockerfile, app.py
 
@@ -56,6 +60,25 @@ def activation(inputs: ExportInputs) -> str:
     return "sigmoid" if inputs.manifest.multilabel else "softmax"
 
 
+def _resize_words(p: Preprocessing) -> str:
+    if p.crop == "none":  # a detector's: box fractions of the input are fractions of the photo
+        return (
+            f"Resize the whole image to {p.size} x {p.size} pixels (Pillow's bilinear filter; "
+            "stretched, the aspect ratio is not kept, and nothing is cropped)."
+        )
+    return (
+        f"Resize the image so that its shorter side is {p.resize_to} pixels (Pillow's bilinear "
+        f"filter; the other side keeps the aspect ratio, rounded). Crop the centered {p.size} x "
+        f"{p.size} square."
+    )
+
+
+def output_names(inputs: ExportInputs, converted: Converted) -> tuple[str, str]:
+    """The bundled model's (boxes, scores or probabilities) output names."""
+    boxes = converted.boxes_name or inputs.manifest.boxes_name or BOXES_NAME
+    return boxes, converted.output_name or inputs.manifest.output_name
+
+
 def preprocessing_json(inputs: ExportInputs, converted: Converted) -> dict[str, Any]:
     manifest = inputs.manifest
     p = manifest.preprocessing
@@ -66,11 +89,9 @@ def preprocessing_json(inputs: ExportInputs, converted: Converted) -> dict[str, 
     mean = ", ".join(f"{m:g}" for m in p.mean)
     std = ", ".join(f"{s:g}" for s in p.std)
     description = (
-        f"Apply the EXIF orientation and convert to RGB. Resize the image so that its shorter "
-        f"side is {p.resize_to} pixels (Pillow's bilinear filter; the other side keeps the aspect "
-        f"ratio, rounded). Crop the centered {size} x {size} square. Scale pixel values to [0, 1] "
-        f"(divide by 255). Subtract the per-channel mean ({mean}) and divide by the per-channel "
-        f"standard deviation ({std}), in RGB order. Lay the result out as "
+        f"Apply the EXIF orientation and convert to RGB. {_resize_words(p)} Scale pixel values "
+        f"to [0, 1] (divide by 255). Subtract the per-channel mean ({mean}) and divide by the "
+        f"per-channel standard deviation ({std}), in RGB order. Lay the result out as "
         f"{converted.input_layout} float32: ({', '.join(map(str, shape))})."
     )
     if converted.input_layout != p.layout:
@@ -89,7 +110,7 @@ def preprocessing_json(inputs: ExportInputs, converted: Converted) -> dict[str, 
             "channelOrder": "RGB",
         },
         "output": {
-            "name": converted.output_name,
+            "name": output_names(inputs, converted)[1],
             "shape": ["N", len(inputs.labels)],
             "activation": activation(inputs),
             "labels": "labels.txt (one tag name per line, in output order)",
@@ -101,7 +122,10 @@ def preprocessing_json(inputs: ExportInputs, converted: Converted) -> dict[str, 
             "runtime": converted.runtime,
         },
         "classificationType": manifest.classification_type,
+        "task": manifest.task,
     }
+    if inputs.detects:
+        settings.update(detection_bundle.settings(inputs, *output_names(inputs, converted)))
     if manifest.project_id:
         settings["projectId"] = manifest.project_id
     if manifest.iteration_id:
@@ -142,9 +166,8 @@ def model_card(inputs: ExportInputs, converted: Converted, platform: str, flavor
         f"- **Export**: platform `{platform}`, flavor `{flavor}`: {converted.format_name}",
         f"- **Model file**: `{converted.model_path}`, {size:,} bytes ({size / 2**20:.1f} MiB)",
         f"- **Runtime tested**: {converted.runtime}",
-        f"- **Classification type**: {manifest.classification_type} "
-        f"({activation(inputs)} over {len(inputs.labels)} tags)",
-        f"- **Backbone**: {backbone} (frozen, ImageNet weights) + a linear head, "
+        _task_line(inputs),
+        f"- **Backbone**: {backbone} {_head_words(inputs)}, "
         f"input {inputs.preprocessing.size} x {inputs.preprocessing.size} px",
         f"- **Domain**: {manifest.domain_name or manifest.domain_id or 'unknown'}",
         f"- **Training**: {manifest.training_type}, "
@@ -156,7 +179,7 @@ def model_card(inputs: ExportInputs, converted: Converted, platform: str, flavor
         "",
         "## Metrics of the iteration",
         "",
-        f"At threshold {metrics.get('threshold', 0.5)}, as the service reports them "
+        f"At {_threshold_words(metrics)}, as the service reports them "
         f"({manifest.evaluation or 'see the iteration performance'}):",
         "",
         "| tag | precision | recall | average precision |",
@@ -178,7 +201,43 @@ def model_card(inputs: ExportInputs, converted: Converted, platform: str, flavor
         "",
         preprocessing_json(inputs, converted)["description"],
         "",
-        f"Output `{converted.output_name}`: one probability per tag, in the order of "
+        *_output_lines(inputs, converted),
+    ]
+    if converted.notes:
+        lines += ["", "## Notes", ""] + [f"- {note}" for note in converted.notes]
+    return "\n".join(lines) + "\n"
+
+
+def _task_line(inputs: ExportInputs) -> str:
+    if inputs.detects:
+        return f"- **Task**: object detection ({len(inputs.labels)} tags)"
+    return (
+        f"- **Classification type**: {inputs.manifest.classification_type} "
+        f"({activation(inputs)} over {len(inputs.labels)} tags)"
+    )
+
+
+def _head_words(inputs: ExportInputs) -> str:
+    if inputs.detects:
+        return (
+            "(ImageNet weights) + a feature pyramid and an FCOS-style dense head (a box and "
+            "scores per location)"
+        )
+    return "(frozen, ImageNet weights) + a linear head"
+
+
+def _threshold_words(metrics: dict[str, Any]) -> str:
+    words = f"threshold {metrics.get('threshold', 0.5)}"
+    if "overlapThreshold" in metrics:
+        words = f"probability {words} and overlap (IoU) threshold {metrics['overlapThreshold']}"
+    return words
+
+
+def _output_lines(inputs: ExportInputs, converted: Converted) -> list[str]:
+    if inputs.detects:
+        return detection_bundle.card_lines(inputs, *output_names(inputs, converted))
+    return [
+        f"Output `{output_names(inputs, converted)[1]}`: one probability per tag, in the order of "
         "`labels.txt`. `preprocessing.json` says all of this in machine-readable form.",
         "",
         "## Use",
@@ -186,9 +245,6 @@ def model_card(inputs: ExportInputs, converted: Converted, platform: str, flavor
         f"`pip install {' '.join(converted.requirements)}`, then `python predict.py photo.jpg` "
         "prints every tag's probability, most probable first.",
     ]
-    if converted.notes:
-        lines += ["", "## Notes", ""] + [f"- {note}" for note in converted.notes]
-    return "\n".join(lines) + "\n"
 
 
 def build_zip(inputs: ExportInputs, converted: Converted, platform: str, flavor: str) -> bytes:
@@ -202,6 +258,8 @@ def build_zip(inputs: ExportInputs, converted: Converted, platform: str, flavor:
         PREPROCESS_SCRIPT: (TEMPLATES / PREPROCESS_SCRIPT).read_text("utf-8"),
         "requirements.txt": "\n".join(converted.requirements) + "\n",
     }
+    if inputs.detects:
+        text_files.update(detection_bundle.script_files())
     files = {**converted.files, **converted.extra_files}
     files.update((name, text.encode("utf-8")) for name, text in text_files.items())
     now = time.localtime()

@@ -22,14 +22,9 @@ import numpy as np
 
 from functions.domain.artifacts import INPUT_NAME
 from trainer_job.exports.bundle import Converted, package_version
-from trainer_job.exports.inputs import ExportError, ExportInputs, Runner
-from trainer_job.exports.onnx_formats import (
-    FLOAT32_TOLERANCE,
-    check_agreement,
-    check_sample,
-    probabilities,
-    simplified,
-)
+from trainer_job.exports.inputs import ExportError, ExportInputs, Outputs, OutputsRunner
+from trainer_job.exports.onnx_formats import simplified
+from trainer_job.exports.reference import FLOAT32_TOLERANCE, check_sample, verify
 
 PACKAGE = "model.mlpackage"
 OUTPUT_NAME = "classLabel_probs"
@@ -52,10 +47,60 @@ def import_coremltools() -> Any:
     return coremltools
 
 
-def convert(inputs: ExportInputs) -> Converted:
+def explicit_clip_bounds(model: Any) -> Any:
+    """The ONNX model with each Clip's omitted bound given as a constant: onnx2torch takes an
+    omitted input for a computed one ("Dynamic value of min/max"); the detector's head clamps
+    its box distances with a maximum only."""
+    import onnx
+    from onnx import numpy_helper
+
+    bounds = {1: np.finfo(np.float32).min, 2: np.finfo(np.float32).max}
+    for position, value in bounds.items():
+        name = f"clip_bound_{position}"
+        model.graph.initializer.append(numpy_helper.from_array(np.asarray(value, np.float32), name))
+        for node in model.graph.node:
+            if node.op_type == "Clip" and len(node.input) > position and not node.input[position]:
+                node.input[position] = name
+    onnx.checker.check_model(model)
+    return model
+
+
+def _rebuilt(inputs: ExportInputs, sample: np.ndarray) -> tuple[Any, str]:
+    """The ONNX model as a torch module, checked against onnxruntime; what was measured."""
     import onnx
     import torch
     from onnx2torch import convert as onnx_to_torch
+
+    model = explicit_clip_bounds(onnx.load_from_string(simplified(inputs.model_onnx)))
+    net = onnx_to_torch(model).eval()
+    with torch.inference_mode():
+        rebuilt = net(torch.from_numpy(sample))
+    tensors = rebuilt if isinstance(rebuilt, tuple | list) else (rebuilt,)
+    outputs = {name: t.numpy() for name, t in zip(inputs.output_names, tensors, strict=True)}
+    return net, verify(inputs, sample, outputs, FLOAT32_TOLERANCE, "onnx2torch")
+
+
+def _task_options(coremltools: Any, inputs: ExportInputs) -> dict[str, Any]:
+    """A classifier is declared as one (classLabel, classLabel_probs); a detector keeps the
+    service model's two outputs and their names."""
+    if inputs.detects:
+        return {"outputs": [coremltools.TensorType(name=name) for name in inputs.output_names]}
+    return {"classifier_config": coremltools.ClassifierConfig(inputs.tag_names)}
+
+
+def _package_files(model: Any) -> dict[str, bytes]:
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder) / PACKAGE
+        model.save(str(root))
+        return {
+            f"{PACKAGE}/{path.relative_to(root).as_posix()}": path.read_bytes()
+            for path in sorted(root.rglob("*"))
+            if path.is_file()
+        }
+
+
+def convert(inputs: ExportInputs) -> Converted:
+    import torch
 
     size = inputs.preprocessing.size
     coremltools = import_coremltools()
@@ -64,52 +109,40 @@ def convert(inputs: ExportInputs) -> Converted:
         warnings.simplefilter("ignore")
         logging.getLogger("coremltools").setLevel(logging.ERROR)
         try:
-            net = onnx_to_torch(onnx.load_from_string(simplified(inputs.model_onnx))).eval()
-            with torch.inference_mode():
-                rebuilt = net(torch.from_numpy(sample)).numpy()
-            difference = check_agreement(
-                probabilities(inputs.model_onnx, sample), rebuilt, FLOAT32_TOLERANCE, "onnx2torch"
-            )
+            net, measured = _rebuilt(inputs, sample)
             traced = torch.jit.trace(net, torch.from_numpy(sample[:1]))  # type: ignore[no-untyped-call]
             model = coremltools.convert(
                 traced,
                 inputs=[coremltools.TensorType(name=INPUT_NAME, shape=(1, 3, size, size))],
-                classifier_config=coremltools.ClassifierConfig(inputs.tag_names),
                 convert_to="mlprogram",
                 minimum_deployment_target=coremltools.target.iOS15,
+                **_task_options(coremltools, inputs),
             )
         except ExportError:
             raise
         except Exception as error:  # the converters raise many kinds; the reason is what counts
             raise ExportError(f"the Core ML conversion failed: {error}") from error
-    model.short_description = f"{inputs.manifest.backbone} classifier"
-    with tempfile.TemporaryDirectory() as folder:
-        root = Path(folder) / PACKAGE
-        model.save(str(root))
-        files = {
-            f"{PACKAGE}/{path.relative_to(root).as_posix()}": path.read_bytes()
-            for path in sorted(root.rglob("*"))
-            if path.is_file()
-        }
+    kind = "detector" if inputs.detects else "classifier"
+    model.short_description = f"{inputs.manifest.backbone} {kind}"
     version = package_version("coremltools")
+    outputs = f"outputs {' and '.join(inputs.output_names)}" if inputs.detects else "classifier"
     return Converted(
-        files=files,
+        files=_package_files(model),
         model_path=PACKAGE,
-        format_name="Core ML ML Program (.mlpackage, iOS 15+ / macOS 12+), classifier, "
+        format_name=f"Core ML ML Program (.mlpackage, iOS 15+ / macOS 12+), {outputs}, "
         "float16 compute precision, NCHW input",
         runtime=f"Core ML (macOS / iOS); converted with coremltools {version}",
         input_layout="NCHW",
         predict_template="predict_coreml.py",
         requirements=["coremltools", "pillow", "numpy"],
-        output_name=OUTPUT_NAME,
+        output_name=None if inputs.detects else OUTPUT_NAME,
         notes=[
-            f"Converted ONNX -> PyTorch with onnx2torch {package_version('onnx2torch')} (largest "
-            f"probability difference from the ONNX model on {len(sample)} check images: "
-            f"{difference:.2g}), then TorchScript -> Core ML with coremltools {version}.",
+            f"Converted ONNX -> PyTorch with onnx2torch {package_version('onnx2torch')} "
+            f"({measured}), then TorchScript -> Core ML with coremltools {version}.",
             "Core ML predicts only on Apple platforms: this export was checked by loading its "
-            "spec (input, outputs, class labels), not by running it. Core ML computes in "
-            "float16 by default; the ONNX float16 export, which rounds the same way, agreed "
-            "with the float32 model on every test photo.",
+            f"spec (input, outputs{'' if inputs.detects else ', class labels'}), not by running "
+            "it. Core ML computes in float16 by default; the ONNX float16 export, which rounds "
+            "the same way, agreed with the float32 model on every test photo.",
             "The input is the preprocessed tensor (1, 3, S, S), not an image: preprocess as "
             "preprocessing.json says (predict.py shows how).",
         ],
@@ -143,7 +176,7 @@ def _class_labels(spec: Any) -> list[str]:
     return []
 
 
-def load(folder: Path, model_path: str, threads: int = 0) -> Runner:
+def load(folder: Path, model_path: str, threads: int = 0) -> OutputsRunner:
     if sys.platform != "darwin":
         raise ExportError(
             "Core ML models run only on macOS or iOS (coremltools cannot predict on "
@@ -151,12 +184,15 @@ def load(folder: Path, model_path: str, threads: int = 0) -> Runner:
         )
     model = import_coremltools().models.MLModel(str(folder / model_path))
     labels = (folder / "labels.txt").read_text("utf-8").splitlines()
+    detects = spec_summary(folder, model_path)["probabilities_output"] == ""
 
-    def run(images: np.ndarray) -> np.ndarray:
-        rows = []
+    def run(images: np.ndarray) -> Outputs:
+        rows: list[Any] = []
         for image in np.asarray(images, dtype=np.float32):
-            scores = model.predict({INPUT_NAME: image[None]})[OUTPUT_NAME]
-            rows.append([scores[name] for name in labels])
-        return np.asarray(rows, dtype=np.float32)
+            result = model.predict({INPUT_NAME: image[None]})
+            rows.append(result if detects else [result[OUTPUT_NAME][name] for name in labels])
+        if detects:
+            return {name: np.concatenate([r[name] for r in rows]) for name in rows[0]}
+        return {OUTPUT_NAME: np.asarray(rows, dtype=np.float32)}
 
     return run

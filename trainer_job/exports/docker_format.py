@@ -16,7 +16,7 @@ from types import ModuleType
 import numpy as np
 
 from trainer_job.exports.bundle import TEMPLATES, Converted, package_version
-from trainer_job.exports.inputs import ExportInputs, Runner
+from trainer_job.exports.inputs import ExportInputs, OutputsRunner
 from trainer_job.exports.onnx_formats import float32
 
 BASE_IMAGES = {
@@ -78,7 +78,7 @@ def convert(inputs: ExportInputs, flavor: str) -> Converted:
     )
 
 
-def load(folder: Path, model_path: str, threads: int = 0) -> Runner:
+def load(folder: Path, model_path: str, threads: int = 0) -> OutputsRunner:
     """app.py's model, as the server loads it (its predict path without HTTP)."""
     saved = sys.modules.get("preprocess")
     try:
@@ -92,9 +92,10 @@ def load(folder: Path, model_path: str, threads: int = 0) -> Runner:
         else:
             sys.modules["preprocess"] = saved
     model = app.Model(folder)
-    return lambda images: np.asarray(
-        model.probabilities(np.ascontiguousarray(images, dtype=np.float32)), dtype=np.float32
-    )
+    return lambda images: {
+        name: np.asarray(value, dtype=np.float32)
+        for name, value in model.outputs(np.ascontiguousarray(images, dtype=np.float32)).items()
+    }
 
 
 def _load(name: str, path: Path) -> ModuleType:

@@ -8,11 +8,14 @@ from typing import Any
 
 import numpy as np
 
-from functions.domain.artifacts import ModelManifest
+from functions.domain.artifacts import BOXES_NAME, DETECTION, ModelManifest
 from functions.domain.preprocessing import Preprocessing
 
 # A loaded export: preprocessed images (N, 3, S, S) float32 -> probabilities (N, T) float32.
 Runner = Callable[[np.ndarray], np.ndarray]
+# Every output of a loaded export by name (a detector's: boxes (N, A, 4), scores (N, A, T)).
+Outputs = dict[str, np.ndarray]
+OutputsRunner = Callable[[np.ndarray], Outputs]
 
 
 class ExportError(Exception):
@@ -21,7 +24,8 @@ class ExportError(Exception):
 
 @dataclass(frozen=True)
 class ExportInputs:
-    model_onnx: bytes  # model.onnx: float32 (N, 3, S, S) in, probabilities out (manifest's names)
+    model_onnx: bytes  # model.onnx: float32 (N, 3, S, S) in; probabilities, or a detector's
+    # dense boxes and scores, out (the manifest's names)
     labels: list[dict[str, str]]  # labels.json: [{"id", "name", "type"}] in output order
     manifest: ModelManifest  # manifest.json (the export job sets project_id and iteration_id)
     metrics: dict[str, Any]  # metrics.json
@@ -34,3 +38,14 @@ class ExportInputs:
     @property
     def tag_names(self) -> list[str]:
         return [label["name"] for label in self.labels]
+
+    @property
+    def detects(self) -> bool:
+        return self.manifest.task == DETECTION
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        """The service's model's outputs, in the order the service reads them."""
+        if self.detects:
+            return (self.manifest.boxes_name or BOXES_NAME, self.manifest.output_name)
+        return (self.manifest.output_name,)

@@ -10,62 +10,46 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime
 
 from functions.domain.artifacts import INPUT_NAME
 from trainer_job.exports.bundle import Converted, package_version
-from trainer_job.exports.inputs import ExportError, ExportInputs, Runner
+from trainer_job.exports.inputs import ExportError, ExportInputs, OutputsRunner
+from trainer_job.exports.reference import (
+    FLOAT16_TOLERANCE,
+    FLOAT32_TOLERANCE,
+    check_agreement,
+    check_sample,
+    outputs_of,
+    probabilities,
+    run_session,
+    session,
+    verify,
+)
 
 MODEL_FILE = "model.onnx"
 ONNX_REQUIREMENTS = ["onnxruntime", "pillow", "numpy"]
-# The outputs of a float32 conversion may differ from the original by rounding only; float16
-# weights and activations by about 1e-2 at most on these models (measured: 3e-3).
-FLOAT32_TOLERANCE = 1e-3
-FLOAT16_TOLERANCE = 5e-2
 # int8 keeps the first convolutions (the stem and the first block, at full resolution) in
 # float: on flowers5 this cut the mean probability error from 0.05 to 0.015 and raised top-1
 # agreement with float32 on held-out photos from 95 to 98 %, for a little speed.
 FLOAT_CONVOLUTIONS = 3
+# Of a detector's boxes that count (detection_check.py), the share its int8 model must find.
+INT8_MIN_BOX_RATE = 0.9
+INT8_CHECK_IMAGES = 32  # at most: the calibration images
 
-
-def session(model: bytes | str | Path, threads: int = 0) -> onnxruntime.InferenceSession:
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
-    source = model if isinstance(model, bytes) else str(model)
-    return onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])
-
-
-def probabilities(model: bytes | str | Path, images: np.ndarray) -> np.ndarray:
-    batch = np.ascontiguousarray(images, dtype=np.float32)
-    (result,) = session(model).run(None, {INPUT_NAME: batch})
-    return np.asarray(result, dtype=np.float32)
-
-
-def check_sample(inputs: ExportInputs, count: int = 8) -> np.ndarray:
-    """Images to check a conversion on: calibration images, or seeded noise when there are none."""
-    if inputs.calibration is not None and len(inputs.calibration):
-        return np.ascontiguousarray(inputs.calibration[:count], dtype=np.float32)
-    size = inputs.preprocessing.size
-    noise = np.random.default_rng(0).standard_normal((count, 3, size, size))
-    return np.clip(noise, -1.0, 1.0).astype(np.float32)
-
-
-def check_agreement(
-    reference: np.ndarray, converted: np.ndarray, tolerance: float, what: str
-) -> float:
-    """The max abs difference; ExportError if the conversion changed the model's outputs."""
-    if converted.shape != reference.shape:
-        raise ExportError(
-            f"the {what} conversion is wrong: it outputs shape {converted.shape} "
-            f"where the model outputs {reference.shape}"
-        )
-    difference = float(np.abs(converted - reference).max())
-    if not difference <= tolerance:
-        raise ExportError(
-            f"the {what} conversion changed the model's outputs (max difference {difference:.3g}"
-            f" > {tolerance:g} on {len(reference)} images); this export cannot be trusted"
-        )
-    return difference
+# The checks every format uses, importable from here as they were before reference.py.
+__all__ = [
+    "FLOAT16_TOLERANCE",
+    "FLOAT32_TOLERANCE",
+    "check_agreement",
+    "check_sample",
+    "float16",
+    "float32",
+    "int8",
+    "load",
+    "probabilities",
+    "session",
+    "simplified",
+]
 
 
 def simplified(model: bytes) -> bytes:
@@ -102,11 +86,8 @@ def float16(inputs: ExportInputs) -> Converted:
         )
     data = bytes(model.SerializeToString())
     sample = check_sample(inputs)
-    difference = check_agreement(
-        probabilities(inputs.model_onnx, sample),
-        probabilities(data, sample),
-        FLOAT16_TOLERANCE,
-        "float16",
+    measured = verify(
+        inputs, sample, run_session(session(data), sample), FLOAT16_TOLERANCE, "float16"
     )
     return Converted(
         files={MODEL_FILE: data},
@@ -118,8 +99,7 @@ def float16(inputs: ExportInputs) -> Converted:
         requirements=ONNX_REQUIREMENTS,
         notes=[
             f"Converted with onnxconverter-common {package_version('onnxconverter-common')}; "
-            f"largest probability difference from the float32 model on {len(sample)} check "
-            f"images: {difference:.2g}."
+            f"{measured}."
         ],
     )
 
@@ -180,15 +160,10 @@ def int8(inputs: ExportInputs) -> Converted:
                 quantization_logger.disabled = False
         data = target.read_bytes()
     notes = [f"Quantized with onnxruntime {package_version('onnxruntime')}: {method}."]
-    if calibration is not None and len(calibration):
-        reference = probabilities(inputs.model_onnx, calibration).argmax(axis=1)
-        agreement = float(np.mean(probabilities(data, calibration).argmax(axis=1) == reference))
-        notes.append(
-            f"Top-1 agreement with the float32 model on the {len(calibration)} calibration "
-            f"(training) images: {100 * agreement:.1f} %. On images it was not calibrated on "
-            "expect a little less (97 to 100 % was measured on held-out flowers5 photos); "
-            "use the float32 or float16 export where every prediction must match the service."
-        )
+    if inputs.detects:
+        notes.append(_int8_boxes(inputs, data))
+    elif calibration is not None and len(calibration):
+        notes.append(_int8_top1(inputs, data, calibration))
     return Converted(
         files={MODEL_FILE: data},
         model_path=MODEL_FILE,
@@ -201,12 +176,30 @@ def int8(inputs: ExportInputs) -> Converted:
     )
 
 
-def load(folder: Path, model_path: str, threads: int = 0) -> Runner:
+def _int8_top1(inputs: ExportInputs, data: bytes, calibration: np.ndarray) -> str:
+    reference = probabilities(inputs.model_onnx, calibration).argmax(axis=1)
+    agreement = float(np.mean(probabilities(data, calibration).argmax(axis=1) == reference))
+    return (
+        f"Top-1 agreement with the float32 model on the {len(calibration)} calibration "
+        f"(training) images: {100 * agreement:.1f} %. On images it was not calibrated on "
+        "expect a little less (97 to 100 % was measured on held-out flowers5 photos); "
+        "use the float32 or float16 export where every prediction must match the service."
+    )
+
+
+def _int8_boxes(inputs: ExportInputs, data: bytes) -> str:
+    """A detector's int8 model must find INT8_MIN_BOX_RATE of the float32 model's boxes."""
+    sample = check_sample(inputs, count=INT8_CHECK_IMAGES)
+    measured = verify(
+        inputs, sample, outputs_of(data, sample), float("inf"), "int8", INT8_MIN_BOX_RATE
+    )
+    return (
+        f"Checked against the float32 model: {measured} (required: "
+        f"{100 * INT8_MIN_BOX_RATE:g} % found). Use the float32 or float16 export where every "
+        "box must match the service."
+    )
+
+
+def load(folder: Path, model_path: str, threads: int = 0) -> OutputsRunner:
     loaded = session(folder / model_path, threads)
-
-    def run(images: np.ndarray) -> np.ndarray:
-        batch = np.ascontiguousarray(images, dtype=np.float32)
-        (result,) = loaded.run(None, {INPUT_NAME: batch})
-        return np.asarray(result, dtype=np.float32)
-
-    return run
+    return lambda images: run_session(loaded, images)

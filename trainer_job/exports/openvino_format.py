@@ -9,14 +9,9 @@ import numpy as np
 
 from functions.domain.artifacts import INPUT_NAME
 from trainer_job.exports.bundle import Converted, package_version
-from trainer_job.exports.inputs import ExportError, ExportInputs, Runner
-from trainer_job.exports.onnx_formats import (
-    FLOAT32_TOLERANCE,
-    check_agreement,
-    check_sample,
-    probabilities,
-    simplified,
-)
+from trainer_job.exports.inputs import ExportError, ExportInputs, Outputs, OutputsRunner
+from trainer_job.exports.onnx_formats import simplified
+from trainer_job.exports.reference import FLOAT32_TOLERANCE, check_sample, verify
 
 MODEL_FILE = "model.xml"
 
@@ -34,12 +29,8 @@ def convert(inputs: ExportInputs) -> Converted:
             raise ExportError(f"OpenVINO could not convert the model: {error}") from error
         files = {name: (Path(folder) / name).read_bytes() for name in (MODEL_FILE, "model.bin")}
         sample = check_sample(inputs)
-        difference = check_agreement(
-            probabilities(inputs.model_onnx, sample),
-            load(Path(folder), MODEL_FILE)(sample),
-            FLOAT32_TOLERANCE,
-            "OpenVINO",
-        )
+        converted = load(Path(folder), MODEL_FILE)(sample)
+        measured = verify(inputs, sample, converted, FLOAT32_TOLERANCE, "OpenVINO")
     version = package_version("openvino")
     return Converted(
         files=files,
@@ -49,14 +40,11 @@ def convert(inputs: ExportInputs) -> Converted:
         input_layout="NCHW",
         predict_template="predict_openvino.py",
         requirements=["openvino", "pillow", "numpy"],
-        notes=[
-            f"Converted with openvino {version} (convert_model from ONNX); largest probability "
-            f"difference from the ONNX model on {len(sample)} check images: {difference:.2g}."
-        ],
+        notes=[f"Converted with openvino {version} (convert_model from ONNX); {measured}."],
     )
 
 
-def load(folder: Path, model_path: str, threads: int = 0) -> Runner:
+def load(folder: Path, model_path: str, threads: int = 0) -> OutputsRunner:
     import openvino
 
     config: dict[str, object] = {"INFERENCE_PRECISION_HINT": "f32"}  # no bf16 on AMX CPUs
@@ -64,8 +52,11 @@ def load(folder: Path, model_path: str, threads: int = 0) -> Runner:
         config["INFERENCE_NUM_THREADS"] = threads
     compiled = openvino.Core().compile_model(str(folder / model_path), "CPU", config)
 
-    def run(images: np.ndarray) -> np.ndarray:
-        batch = np.ascontiguousarray(images, dtype=np.float32)
-        return np.asarray(compiled({INPUT_NAME: batch})[compiled.outputs[0]], dtype=np.float32)
+    def run(images: np.ndarray) -> Outputs:
+        results = compiled({INPUT_NAME: np.ascontiguousarray(images, dtype=np.float32)})
+        return {
+            output.get_any_name(): np.asarray(results[output], dtype=np.float32)
+            for output in compiled.outputs
+        }
 
     return run

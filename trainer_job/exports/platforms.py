@@ -19,7 +19,7 @@ from trainer_job.exports import (
     tensorflow_format,
 )
 from trainer_job.exports.bundle import Converted, build_zip, unpack
-from trainer_job.exports.inputs import ExportError, ExportInputs, Runner
+from trainer_job.exports.inputs import ExportError, ExportInputs, Outputs, OutputsRunner, Runner
 
 # platform -> accepted flavors (the function app's list, functions/domain/exports.py). None is
 # the platform's default: DEFAULT_FLAVORS names what it makes (ONNX float32, the TensorFlow
@@ -84,7 +84,7 @@ def build_export(platform: str, flavor: str | None, inputs: ExportInputs) -> byt
     return build_zip(inputs, _CONVERTERS[concrete](inputs), platform, concrete)
 
 
-_LOADERS: dict[str, Callable[[Path, str, int], Runner]] = {
+_LOADERS: dict[str, Callable[[Path, str, int], OutputsRunner]] = {
     "ONNXFloat32": onnx_formats.load,
     "ONNXFloat16": onnx_formats.load,
     "ONNXInt8": onnx_formats.load,
@@ -97,22 +97,42 @@ _LOADERS: dict[str, Callable[[Path, str, int], Runner]] = {
 }
 
 
-def load_export(platform: str, flavor: str | None, folder: Path, threads: int = 0) -> Runner:
+def load_outputs(
+    platform: str, flavor: str | None, folder: Path, threads: int = 0
+) -> OutputsRunner:
     """The unpacked export in `folder`, loaded once with its format's runtime (`threads`: the
-    runtime's thread count, 0 = its default); ExportError where it cannot run here (Core ML)."""
+    runtime's thread count, 0 = its default), answering every output by the service's names;
+    ExportError where it cannot run here (Core ML)."""
     concrete = resolve(platform, flavor)
     converters.ensure(concrete)
     settings = json.loads((folder / "preprocessing.json").read_text("utf-8"))
     return _LOADERS[concrete](folder, str(settings["model"]["file"]), threads)
 
 
-def run_export(
-    platform: str, flavor: str | None, zip_bytes: bytes, images: np.ndarray
-) -> np.ndarray:
-    """Probabilities (N, T) of preprocessed images (N, 3, S, S) from the exported model, loaded
-    with that format's own runtime (Core ML: only on macOS, ExportError elsewhere)."""
+def load_export(platform: str, flavor: str | None, folder: Path, threads: int = 0) -> Runner:
+    """A classifier's export in `folder`, loaded as `load_outputs` does: its probabilities."""
+    run = load_outputs(platform, flavor, folder, threads)
+
+    def probabilities(images: np.ndarray) -> np.ndarray:
+        (result,) = run(images).values()
+        return result
+
+    return probabilities
+
+
+def run_outputs(platform: str, flavor: str | None, zip_bytes: bytes, images: np.ndarray) -> Outputs:
+    """Every output (by the service's names) of preprocessed images (N, 3, S, S) from the
+    exported model, loaded with that format's own runtime (Core ML: only on macOS)."""
     resolve(platform, flavor)
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
         unpack(zip_bytes, folder)
-        return load_export(platform, flavor, folder)(images)
+        return load_outputs(platform, flavor, folder)(images)
+
+
+def run_export(
+    platform: str, flavor: str | None, zip_bytes: bytes, images: np.ndarray
+) -> np.ndarray:
+    """A classifier's probabilities (N, T) of preprocessed images (N, 3, S, S), as run_outputs."""
+    (result,) = run_outputs(platform, flavor, zip_bytes, images).values()
+    return result

@@ -1,16 +1,19 @@
 """TensorFlow work in its own process: onnx2tf's conversion, and running a SavedModel.
 
     python tf_convert.py convert MODEL.onnx OUT_FOLDER CHECK.npy
-    python tf_convert.py predict SAVED_MODEL IMAGES.npy OUT.npy [TIMED_RUNS]
+    python tf_convert.py predict SAVED_MODEL IMAGES.npy OUT.npz [TIMED_RUNS]
 
 Run as a script by tensorflow_format.py. TensorFlow stays out of the caller's process: its import
 is slow and loud, and once it is loaded, loading triton (which torch and coremltools import)
 crashes the process (their LLVM copies clash). `convert` writes OUT_FOLDER/saved_model/,
-OUT_FOLDER/model_float32.tflite and the outputs of both on CHECK.npy (NCHW images, fed as NHWC):
-check_saved_model.npy and check_tflite.npy. Nothing is downloaded: onnx2tf's test-image download
-is replaced by an error. `predict` writes the SavedModel's probabilities for IMAGES.npy (NCHW)
-to OUT.npy and, given TIMED_RUNS, the seconds of that many batch-1 calls (one thread) to
-OUT.npy.times.npy.
+OUT_FOLDER/model_float32.tflite and the outputs of both on CHECK.npy (NCHW images, fed as NHWC),
+every output by its name: check_saved_model.npz (the SavedModel's signature keeps the ONNX
+graph's names) and check_tflite.npz (the TensorFlow Lite model names its outputs Identity,
+Identity_1, ... in the ONNX graph's order). Nothing is downloaded: where onnx2tf would download
+test images (to check each operation of a model whose batch is fixed, and correct its layout),
+it is given CHECK.npy's images instead. `predict` writes the SavedModel's outputs for IMAGES.npy
+(NCHW) to OUT.npz and, given TIMED_RUNS, the seconds of that many batch-1 calls (one thread) to
+OUT.npz.times.npy.
 """
 
 from __future__ import annotations
@@ -25,10 +28,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
 
 
-def _refuse_download() -> None:
-    raise RuntimeError("onnx2tf asked to download test images; exports must work offline")
-
-
 def _nhwc(path: Path) -> Any:
     import numpy as np
 
@@ -39,7 +38,8 @@ def convert(model: Path, out: Path, check: Path) -> None:
     import numpy as np
     import onnx2tf
 
-    sys.modules["onnx2tf.onnx2tf"].download_test_image_data = _refuse_download  # type: ignore[attr-defined]
+    images = _nhwc(check)
+    sys.modules["onnx2tf.onnx2tf"].download_test_image_data = lambda: images  # type: ignore[attr-defined]
     onnx2tf.convert(
         input_onnx_file_path=str(model),
         output_folder_path=str(out / "saved_model"),
@@ -52,28 +52,39 @@ def convert(model: Path, out: Path, check: Path) -> None:
 
     from ai_edge_litert.interpreter import Interpreter
 
-    images = _nhwc(check)
-    np.save(out / "check_saved_model.npy", _serve(out / "saved_model")(images))
+    np.savez(out / "check_saved_model.npz", **_serve(out / "saved_model")(images))
     interpreter = Interpreter(model_path=str(out / "model_float32.tflite"))
-    source, target = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    interpreter.resize_tensor_input(source["index"], list(images.shape))
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(source["index"], images)
-    interpreter.invoke()
-    np.save(out / "check_tflite.npy", interpreter.get_tensor(target["index"]))
+    source = interpreter.get_input_details()[0]
+    targets = {d["name"]: d["index"] for d in interpreter.get_output_details()}
+    outputs: dict[str, list[Any]] = {name: [] for name in targets}
+    for index in range(len(images)):  # one at a time: a detector's batch is fixed to 1
+        interpreter.resize_tensor_input(source["index"], [1, *images.shape[1:]])
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(source["index"], images[index : index + 1])
+        interpreter.invoke()
+        for tflite_name, target in targets.items():
+            outputs[tflite_name].append(interpreter.get_tensor(target))
+    batched = {name: np.concatenate(values) for name, values in outputs.items()}
+    np.savez(out / "check_tflite.npz", **batched)  # type: ignore[arg-type]
 
 
 def _serve(saved_model: Path) -> Any:
     import tensorflow as tf
 
     signature = tf.saved_model.load(str(saved_model)).signatures["serving_default"]
-    # One input and one output (the service's tensor names, which onnx2tf keeps): used by
-    # position, so this script needs nothing from the service's code.
+    # One input (the service's name, which onnx2tf keeps): used by position, so this script
+    # needs nothing from the service's code. The outputs keep their names too.
     (input_name,) = signature.structured_input_signature[1]
 
-    def serve(batch: Any) -> Any:
-        (output,) = signature(**{input_name: tf.constant(batch)}).values()
-        return output.numpy()
+    def serve(batch: Any) -> dict[str, Any]:
+        import numpy as np
+
+        fixed = signature.structured_input_signature[1][input_name].shape[0] == 1
+        if fixed and len(batch) > 1:  # a model whose batch is fixed to 1: one at a time
+            parts = [serve(batch[i : i + 1]) for i in range(len(batch))]
+            return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+        outputs = signature(**{input_name: tf.constant(batch)})
+        return {name: value.numpy() for name, value in outputs.items()}
 
     return serve
 
@@ -89,7 +100,7 @@ def predict(saved_model: Path, images_path: Path, out: Path, timed_runs: int) ->
 
     serve = _serve(saved_model)
     images = _nhwc(images_path)
-    np.save(out, serve(images).astype(np.float32))
+    np.savez(out, **serve(images))
     if timed_runs:
         serve(images[:1])  # the first call traces the function
         times = []

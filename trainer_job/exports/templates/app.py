@@ -8,8 +8,10 @@ POST /url    {"url": "https://..."}: the server downloads the image (http/https 
              a size cap, at most MAX_REDIRECTS redirects)
 GET  /       "Healthy"
 Both POSTs answer {"id", "project", "iteration", "created", "predictions": [{"probability",
-"tagId", "tagName", "tagType"}]}, most probable first; errors are {"code", "message"} with 400.
-Standard library HTTP plus onnxruntime, Pillow and numpy.
+"tagId", "tagName", "tagType"}]}, most probable first (a detector's predictions also have a
+"boundingBox": {"left", "top", "width", "height"}, fractions of the image, decoded by
+postprocess.py as the service's detect endpoints decode them); errors are {"code", "message"}
+with 400. Standard library HTTP plus onnxruntime, Pillow and numpy.
 """
 
 from __future__ import annotations
@@ -64,11 +66,52 @@ class Model:
             options,
             providers=["CPUExecutionProvider"],
         )
+        self.names = [output.name for output in self.session.get_outputs()]
+        self.detects = self.settings.get("task") == "detection"
+
+    def outputs(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Every output of the model, by name, for a preprocessed (N, 3, S, S) float32 batch."""
+        results = self.session.run(self.names, {self.settings["input"]["name"]: batch})
+        return {name: np.asarray(r) for name, r in zip(self.names, results, strict=True)}
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
-        """(N, T) probabilities of a preprocessed (N, 3, S, S) float32 batch."""
-        (result,) = self.session.run(None, {self.settings["input"]["name"]: batch})
-        return np.asarray(result)
+        """(N, T) probabilities of a preprocessed (N, 3, S, S) float32 batch (a classifier)."""
+        return self.outputs(batch)[self.settings["output"]["name"]]
+
+    def _tag(self, index: int, probability: float) -> dict[str, Any]:
+        label = self.labels[index]
+        return {
+            "probability": probability,
+            "tagId": label["id"],
+            "tagName": label["name"],
+            "tagType": label.get("type", "Regular"),
+        }
+
+    def predictions(self, batch: np.ndarray) -> list[dict[str, Any]]:
+        """The answer's predictions for a batch of one image, most probable first."""
+        outputs = self.outputs(batch)
+        if not self.detects:
+            scores = outputs[self.settings["output"]["name"]][0]
+            order = sorted(range(len(self.labels)), key=lambda i: -float(scores[i]))
+            return [self._tag(i, float(scores[i])) for i in order]
+        from postprocess import decode  # type: ignore[import-not-found]  # a detector's export
+
+        post = self.settings["postprocess"]
+        found = decode(
+            outputs[self.settings["boxes"]["name"]][0],
+            outputs[self.settings["output"]["name"]][0],
+            post["scoreThreshold"],
+            post["nmsIou"],
+            int(post["maxDetections"]),
+        )
+        box_keys = ("left", "top", "width", "height")
+        return [
+            {
+                **self._tag(int(tag), float(score)),
+                "boundingBox": dict(zip(box_keys, (float(v) for v in box), strict=True)),
+            }
+            for box, score, tag in zip(found.boxes, found.scores, found.classes, strict=True)
+        ]
 
     def predict_image(self, data: bytes) -> dict[str, Any]:
         try:
@@ -78,17 +121,7 @@ class Model:
             raise RequestError("BadRequestImageSizeBytes", str(error)) from error
         except (OSError, ValueError) as error:
             raise RequestError("BadRequestImageFormat", "the bytes are not an image") from error
-        scores = self.probabilities(batch)[0]
-        order = sorted(range(len(self.labels)), key=lambda i: -float(scores[i]))
-        predictions = [
-            {
-                "probability": float(scores[i]),
-                "tagId": self.labels[i]["id"],
-                "tagName": self.labels[i]["name"],
-                "tagType": self.labels[i].get("type", "Regular"),
-            }
-            for i in order
-        ]
+        predictions = self.predictions(batch)
         return {
             "id": str(uuid.uuid4()),
             "project": self.project,

@@ -1,28 +1,27 @@
 #!/usr/bin/env python3
-"""Classify an image file with the exported ONNX model: python predict.py photo.jpg
+"""Run the exported ONNX model on an image file: python predict.py photo.jpg
 
-Needs: pip install onnxruntime pillow numpy
+Needs: pip install onnxruntime pillow numpy. A classifier prints every tag's probability; a
+detector prints its boxes (python predict.py --help for its options).
 """
 
 from __future__ import annotations
 
-import sys
-
 import onnxruntime
-from preprocess import HERE, load_input, load_labels, load_settings, print_predictions
+from preprocess import HERE, load_input, load_settings, parse_arguments, report
 
 
-def main(image_path: str) -> None:
+def main() -> None:
     settings = load_settings()
+    arguments = parse_arguments(settings, __doc__ or "")
     session = onnxruntime.InferenceSession(
         str(HERE / settings["model"]["file"]), providers=["CPUExecutionProvider"]
     )
-    batch = load_input(image_path, settings)
-    (probabilities,) = session.run(None, {settings["input"]["name"]: batch})
-    print_predictions(probabilities[0], load_labels())
+    batch = load_input(arguments.image, settings)
+    names = [output.name for output in session.get_outputs()]
+    results = session.run(names, {settings["input"]["name"]: batch})
+    report(dict(zip(names, results, strict=True)), settings, arguments)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python predict.py IMAGE_FILE")
-    main(sys.argv[1])
+    main()
