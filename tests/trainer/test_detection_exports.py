@@ -130,9 +130,7 @@ def trained() -> Trained:
     )
     started = time.monotonic()
     held = detection_train.held_out(data, seed=0)
-    evaluated = detection_train.evaluation_of(data, held, EVALUATION_CONFIG)
-    # (the evaluation, or the evaluation and its detector: train.py is changing to the latter)
-    evaluation = evaluated[0] if isinstance(evaluated, tuple) else evaluated
+    evaluation, _ = detection_train.evaluation_of(data, held, EVALUATION_CONFIG)
     model = fit(data.photos, 1, CONFIG).model
     dense = DenseDetector(model.cpu().float()).eval()
     sample = np.stack([input_tensor(p.image, SIZE).numpy() for p in data.photos[:2]])
