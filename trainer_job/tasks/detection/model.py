@@ -9,10 +9,11 @@ output is plain convolutions. The score of a point is sqrt(sigmoid(class) * sigm
 
 The backbone is `build_backbone`'s network (batch norms folded into the convolutions, as the
 classification fine-tuning uses it); the stem and the blocks of output stride up to
-`frozen_stride` (4: the two high-resolution stages, the most costly to train) are frozen, the
-rest trains. Neck and head use depthwise-separable 3x3 convolutions with `channels` (64 for
-Lite0, 96 for Lite2) channels; the two towers are shared across levels, with GroupNorm (batch
-statistics of a few photos would be noise) and a learnt scale per level for the distances.
+`frozen_stride` (FitConfig's 8: the high-resolution stages up to the first output level) are
+frozen, the rest trains. Neck and head use depthwise-separable 3x3 convolutions with
+`channels` (64 for Lite0, 96 for Lite2) channels; the two towers are shared across levels,
+with GroupNorm (batch statistics of a few photos would be noise) and a learnt scale per level
+for the distances.
 
 Inputs are the photo resized (stretched) to `image_size` x `image_size`, normalised as
 (x - 0.5) / 0.5: box fractions of the input are then box fractions of the photo.
@@ -171,7 +172,7 @@ class Detector(nn.Module):
         num_classes: int,
         image_size: int,
         channels: int | None = None,
-        frozen_stride: int = 4,
+        frozen_stride: int = 8,
     ) -> None:
         super().__init__()
         self.backbone_name, self.num_classes, self.image_size = backbone, num_classes, image_size
