@@ -42,8 +42,7 @@ class Domain:
 
     @property
     def exportable_platforms(self) -> list[str]:
-        # Detectors are not trained yet, so there is nothing of theirs to export.
-        return [] if self.detection else list(EXPORT_PLATFORMS)
+        return list(EXPORT_PLATFORMS)  # every domain, detectors too (Custom Vision: compact only)
 
 
 def _general(domain_id: str, name: str, note: str = "") -> Domain:

@@ -10,12 +10,14 @@ import io
 import json
 import subprocess
 import uuid
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import httpx
 import numpy as np
 import onnxruntime
 import pytest
@@ -332,3 +334,51 @@ def test_the_javascript_sdk_detects(
     np.testing.assert_allclose(
         got, [_ltwh(p.bounding_box) for p in expected.predictions], atol=1e-6
     )
+
+
+def test_export_a_detector_and_download_it(
+    trainer: CustomVisionTrainingClient,
+    predictor: CustomVisionPredictionClient,
+    storage: Storage,
+    settings: Settings,
+    detector: Detector,
+) -> None:
+    """The SDK exports a detector as ONNX and downloads it; the zip's model, decoded with its
+    own postprocess.py, gives the detect endpoint's boxes."""
+    project_id, iteration_id = detector.project_id, detector.iteration_id
+    iteration = trainer.get_iteration(project_id, iteration_id)
+    assert iteration.exportable and "ONNX" in iteration.exportable_to
+    started = trainer.export_iteration(project_id, iteration_id, "ONNX")
+    assert (started.platform, started.status) == ("ONNX", "Exporting")
+    while process_one(storage, settings):
+        pass
+    (done,) = [e for e in trainer.get_exports(project_id, iteration_id) if e.platform == "ONNX"]
+    assert done.status == "Done" and done.download_uri
+    package = zipfile.ZipFile(io.BytesIO(httpx.get(done.download_uri, timeout=60).content))
+    names = set(package.namelist())
+    assert {"model.onnx", "postprocess.py", "predict.py", "labels.txt", "MODEL_CARD.md"} <= names
+    assert package.read("labels.txt").decode().split() == ["raccoon"]
+
+    namespace: dict[str, Any] = {}
+    exec(compile(package.read("postprocess.py"), "postprocess.py", "exec"), namespace)
+    session = onnxruntime.InferenceSession(
+        package.read("model.onnx"), providers=["CPUExecutionProvider"]
+    )
+    photo = detector.photos[4].path
+    manifest = artifacts.ModelManifest.from_dict(json.loads(_manifest_bytes(storage, detector)))
+    with Image.open(photo) as image:
+        batch = manifest.preprocessing(image)[None]
+    boxes, scores = session.run(["boxes", "scores"], {"image": batch})
+    found = namespace["decode"](boxes[0], scores[0], 0.01, 0.5, 100)
+    with photo.open("rb") as data:
+        served = predictor.detect_image_with_no_store(project_id, "detector", data).predictions
+    assert len(found.scores) == len(served)
+    np.testing.assert_allclose(found.scores, [p.probability for p in served], atol=1e-4)
+    np.testing.assert_allclose(found.boxes[0], _ltwh(served[0].bounding_box), atol=1e-3)
+
+
+def _manifest_bytes(storage: Storage, detector: Detector) -> bytes:
+    path = artifacts.artifact_path(detector.project_id, detector.iteration_id, artifacts.MANIFEST)
+    data = storage.blobs.get("models", path)
+    assert data is not None
+    return data
