@@ -10,7 +10,9 @@ rule, on each check image:
 - each must be found by the converted model: a detection of the same tag at IoU MATCH_IOU or
   more (each converted detection stands for one box at most, the best overlap first);
 - and each converted detection at COMPARED_PROBABILITY or more must likewise be one of the
-  service model's detections (a box the service would not answer is a disagreement too).
+  service model's detections at half that probability or more (a box the service would not
+  answer, or would answer only as a faint one, is a disagreement too; the half leaves room
+  for the rounding of float16 and int8).
 """
 
 from __future__ import annotations
@@ -106,5 +108,6 @@ def box_agreement(
         compared, found = compared + len(wanted.scores), found + len(matched)
         differences += matched
         confident = _subset(other, other.scores >= COMPARED_PROBABILITY)
-        unexpected += len(confident.scores) - len(_find(confident, served))
+        likely = _subset(served, served.scores >= COMPARED_PROBABILITY / 2)
+        unexpected += len(confident.scores) - len(_find(confident, likely))
     return BoxAgreement(len(reference[0]), compared, found, unexpected, max(differences))
