@@ -24,6 +24,8 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -224,6 +226,37 @@ def _serve_and_post(spec: dict[str, Any]) -> dict[str, Any]:
             file.seek(0)
             result[name] = file.read().decode("utf-8", "replace")
     return result
+
+
+@contextmanager
+def serving_app(folder: Path) -> Iterator[str]:
+    """The unpacked Docker export's app.py on a free local port, once it answers GET / with
+    "Healthy"; its URL. Stopped on leaving."""
+    from tools.azurite import free_port
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "app.py", "--port", str(port), "--host", "127.0.0.1"],
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            try:
+                with urllib.request.urlopen(url + "/", timeout=5) as response:
+                    assert response.read() == b"Healthy"
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "app.py did not start"
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 if __name__ == "__main__":

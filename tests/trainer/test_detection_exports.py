@@ -27,8 +27,7 @@ from functions.domain.models import ClassificationType, Tag, TagType
 from functions.domain.preprocessing import Preprocessing
 from functions.services import prediction
 from tests.detection_data import detection_set
-from tests.trainer.export_helpers import unzip_with_modes
-from tools.azurite import free_port
+from tests.trainer.export_helpers import serving_app, unzip_with_modes
 from trainer_job.exports import FLAVORS, ExportError, ExportInputs, build_export
 from trainer_job.exports.bundle import unpack
 from trainer_job.exports.coreml_format import spec_summary
@@ -375,34 +374,13 @@ def test_int8_export_is_smaller_and_finds_the_boxes(trained: Trained) -> None:
 
 def test_docker_app_answers_custom_visions_detect_json(trained: Trained, tmp_path: Path) -> None:
     unpack(trained.export("Linux"), tmp_path)
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "app.py", "--port", str(port), "--host", "127.0.0.1"],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            try:
-                with urllib.request.urlopen(url + "/", timeout=5) as response:
-                    assert response.read() == b"Healthy"
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "app.py did not start"
-                time.sleep(0.2)
+    with serving_app(tmp_path) as url:
         photo = trained.photos[PREDICT_PHOTO]
         request = urllib.request.Request(
             url + "/image", photo.read_bytes(), {"Content-Type": "application/octet-stream"}
         )
         with urllib.request.urlopen(request, timeout=60) as response:
             body = json.loads(response.read())
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
     assert body["project"] == trained.inputs.manifest.project_id
     served = trained.served(PREDICT_PHOTO)
     predictions = body["predictions"]

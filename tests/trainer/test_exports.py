@@ -14,7 +14,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -35,9 +34,9 @@ from tests.trainer.export_helpers import (
     parse_dockerfile,
     python_command,
     serve_and_post,
+    serving_app,
     unzip_with_modes,
 )
-from tools.azurite import free_port
 from trainer_job.exports import FLAVORS, ExportError, ExportInputs, build_export, run_export
 from trainer_job.exports.bundle import unpack
 from trainer_job.exports.coreml_format import spec_summary
@@ -238,29 +237,8 @@ def _post(url: str, data: bytes, content_type: str) -> tuple[int, dict[str, Any]
 @pytest.fixture
 def server(flowers: Flowers, tmp_path: Path) -> Iterator[str]:
     unpack(flowers.export("DockerFile", "Linux"), tmp_path)
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "app.py", "--port", str(port), "--host", "127.0.0.1"],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            try:
-                with urllib.request.urlopen(url + "/", timeout=5) as response:
-                    assert response.read() == b"Healthy"
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "app.py did not start"
-                time.sleep(0.2)
+    with serving_app(tmp_path) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 @pytest.fixture
