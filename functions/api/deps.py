@@ -71,13 +71,14 @@ class Services:
         images = ImageService(storage)
         queries = ImageQueries(storage)
         iterations = IterationService(storage, models)
+        suggestions = SuggestionService(storage, models)
         return cls(
             settings=settings,
             storage=storage,
             projects=projects,
             tags=tags,
             images=images,
-            regions=RegionService(storage, models),
+            regions=RegionService(storage, suggestions),
             queries=queries,
             training=TrainingService(storage, settings.training_seed),
             iterations=iterations,
@@ -88,7 +89,7 @@ class Services:
             stored_predictions=StoredPredictions(
                 storage, images, timedelta(days=settings.prediction_retention_days)
             ),
-            suggestions=SuggestionService(storage, models),
+            suggestions=suggestions,
             ingest=IngestService(storage, projects, tags, images),
             orphans=OrphanSweeper(storage, tags),
             links=LinkSigner(settings.training_key, settings.image_link_ttl_seconds),

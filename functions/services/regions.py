@@ -26,9 +26,8 @@ from functions.domain.regions import NewRegion, bad_regions, regions_need_detect
 from functions.region_proposals import propose_regions
 from functions.services.images import drop_vanished_tags
 from functions.services.iterations import latest_completed
-from functions.services.model_cache import ModelCache
-from functions.services.prediction import detections_of
 from functions.services.projects import detects_objects
+from functions.services.suggestions import SuggestionService
 from functions.storage.clients import Storage
 
 PROPOSALS = 20  # boxes answered by GET region proposals, best first
@@ -79,9 +78,9 @@ def _batch_size(count: int, what: str) -> None:
 
 
 class RegionService:
-    def __init__(self, storage: Storage, models: ModelCache) -> None:
+    def __init__(self, storage: Storage, suggestions: SuggestionService) -> None:
         self.storage = storage
-        self.models = models
+        self.suggestions = suggestions
 
     def _require_detection(self, project_id: str) -> None:
         if not detects_objects(self.storage, project_id):
@@ -169,20 +168,21 @@ class RegionService:
         if data is None:
             raise image_not_found(image_id)
         with PILImage.open(io.BytesIO(data)) as picture:
-            picture.load()
-            learned = self._learned_proposals(project_id, picture)
             generic = [
                 Proposal(p.confidence, Box(p.left, p.top, p.width, p.height))
                 for p in propose_regions(picture, PROPOSALS)
             ]
-        return distinct(learned + generic, PROPOSALS)
+        return distinct(self._learned_proposals(project_id, image_id) + generic, PROPOSALS)
 
-    def _learned_proposals(self, project_id: str, picture: PILImage.Image) -> list[Proposal]:
+    def _learned_proposals(self, project_id: str, image_id: str) -> list[Proposal]:
+        """The latest detector's boxes for the image: its suggested regions (the smart
+        labeler's, scored once per iteration and kept)."""
         latest = latest_completed(self.storage, project_id)
         if latest is None:
             return []
-        model = self.models.model(project_id, latest.id)
-        if not model.detects:
-            return []
-        found = detections_of(model, model.input_array(picture.convert("RGB"))[np.newaxis])[0]
-        return [Proposal(s.probability, s.box) for s in found if s.box and s.probability >= 0.05]
+        return [
+            Proposal(s.probability, s.box)
+            for suggestion in self.suggestions.suggest(project_id, latest.id, [image_id])
+            for s in suggestion.scores
+            if s.box and s.probability >= 0.05
+        ]
