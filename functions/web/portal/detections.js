@@ -64,6 +64,30 @@ export const regionsOf = (shown) => shown.map((p) => {
 /** A stored prediction (quick test, or Predictions) as a detector saw it: the photo with its
  * boxes above a slider (50 % at first), their list, and "add to the training images" with the
  * boxes shown as its regions. `onAdded(result)` when it became a training image. */
+/** Makes a stored prediction a training image (`entry`: its id with tagIds or regions),
+ * says in `status` how it went, and calls `onAdded(result)` once it is one. */
+export async function addPrediction(project, entry, status, busy, addedText, onAdded) {
+  clear(status);
+  busy.because("Adding…");
+  try {
+    const summary = await training("POST", `/projects/${project.id}/images/predictions`,
+      { json: { images: [entry] } });
+    const result = summary.images[0];
+    if (result.status === "OK" || result.status === "OKDuplicate") {
+      clear(status, h("p.ok", { role: "status", text: result.status === "OK"
+        ? addedText : "This image is already a training image." }));
+      onAdded(result);
+    } else {
+      clear(status, h("div.alert", { role: "alert" }, h("strong", { text: "Not added" }),
+        ` — ${result.message || ""}`, h("code.code", { text: result.status })));
+    }
+  } catch (error) {
+    showError(status, error, "Adding to the training images");
+  } finally {
+    busy.because(null);
+  }
+}
+
 export function detectionResult(project, tags, prediction, src, { onAdded, threshold = 0.5 } = {}) {
   const photo = h("figure.preview.detect-figure");
   const list = h("div.detect-list", { "aria-live": "polite" });
@@ -82,29 +106,13 @@ export function detectionResult(project, tags, prediction, src, { onAdded, thres
     add.textContent = boxes.length ? `Add to training images with ${plural(boxes.length, "box")}`
       : "Add to training images without boxes";
   }
-  add.addEventListener("click", async () => {
-    clear(status);
-    busy.because("Adding…");
+  add.addEventListener("click", () => {
     const regions = regionsOf(shown());
-    try {
-      const summary = await training("POST", `/projects/${project.id}/images/predictions`,
-        { json: { images: [{ id: prediction.id, regions }] } });
-      const result = summary.images[0];
-      if (result.status === "OK" || result.status === "OKDuplicate") {
+    addPrediction(project, { id: prediction.id, regions }, status, busy,
+      `Added to the training images with ${plural(regions.length, "box")}.`, (result) => {
         chooser.remove();
-        clear(status, h("p.ok", { role: "status", text: result.status === "OK"
-          ? `Added to the training images with ${plural(regions.length, "box")}.`
-          : "This image is already a training image." }));
         if (onAdded) onAdded(result);
-      } else {
-        clear(status, h("div.alert", { role: "alert" }, h("strong", { text: "Not added" }),
-          ` — ${result.message || ""}`, h("code.code", { text: result.status })));
-      }
-    } catch (error) {
-      showError(status, error, "Adding to the training images");
-    } finally {
-      busy.because(null);
-    }
+      });
   });
   draw();
   return h("div.two-col.detect-result", {}, photo,

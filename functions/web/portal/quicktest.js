@@ -2,7 +2,7 @@
 // the training set.
 
 import { training } from "./api.js";
-import { detectionResult } from "./detections.js";
+import { addPrediction, detectionResult } from "./detections.js";
 import { clear, disabledReason, emptyState, field, h, percent, showError, spinner } from "./ui.js";
 
 /** Probabilities as labelled bars, highest first. */
@@ -27,28 +27,12 @@ export function addToTraining(project, tags, prediction, onDone) {
   const button = h("button.primary", { type: "button", text: "Add to training images", onclick: async () => {
     const tagIds = multiclass ? [choose.value] : [...choose.querySelectorAll("input:checked")].map((i) => i.value);
     if (!tagIds.length) { clear(status, h("p.alert", { role: "alert", text: "Choose at least one tag." })); return; }
-    clear(status);
-    busy.because("Adding…");
-    try {
-      const summary = await training("POST", `/projects/${project.id}/images/predictions`,
-        { json: { images: [{ id: predictionId, tagIds }] } });
-      const result = summary.images[0];
-      if (result.status === "OK" || result.status === "OKDuplicate") {
-        const names = tagIds.map((id) => tags.find((t) => t.id === id)?.name).join(", ");
-        // Done: the controls go (a disabled button would only repeat what the status says).
-        chooser.remove();
-        clear(status, h("p.ok", { role: "status", text: result.status === "OK"
-          ? `Added to the training images as ${names}.` : "This image is already a training image." }));
+    const names = tagIds.map((id) => tags.find((t) => t.id === id)?.name).join(", ");
+    await addPrediction(project, { id: predictionId, tagIds }, status, busy,
+      `Added to the training images as ${names}.`, (result) => {
+        chooser.remove(); // done: a disabled button would only repeat what the status says
         if (onDone) onDone(result);
-      } else {
-        clear(status, h("div.alert", { role: "alert" }, h("strong", { text: "Not added" }),
-          ` — ${result.message || ""}`, h("code.code", { text: result.status })));
-      }
-    } catch (error) {
-      showError(status, error, "Adding to the training images");
-    } finally {
-      busy.because(null);
-    }
+      });
   } });
   const busy = disabledReason(button);
   const chooser = tags.length ? h("div.inline", {}, choose, button, busy.note) : h("p.hint", { text: "The project has no tags." });
