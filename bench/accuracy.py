@@ -322,6 +322,7 @@ class Result:
     advanced_seconds: float | None = None
     advanced_kept: str = ""  # which model the Advanced iteration serves
     timings: dict[str, float] = field(default_factory=dict)
+    head_l2: str = ""  # the L2 penalty the Regular iteration's cross-validation chose
 
 
 def run_one(
@@ -359,6 +360,7 @@ def run_one(
             regular.seconds,
             test_seconds,
             timings=dict(regular.manifest.timings),
+            head_l2=str((regular.manifest.choices or {}).get("l2", "?")),
         )
         if advanced is None:
             advanced, first = check_advanced(served, client, project_id, regular)
@@ -430,6 +432,7 @@ def runs_table(results: Sequence[Result], advanced: bool) -> str:
         "Regular %",
         "reference %",
         "Regular train s",
+        "head L2 chosen",
         "trainer timings s",
         "onnx test s",
     ]
@@ -446,6 +449,7 @@ def runs_table(results: Sequence[Result], advanced: bool) -> str:
             f"{100 * r.regular:.1f}",
             f"{100 * r.reference:.1f}",
             f"{r.regular_seconds:.1f}",
+            r.head_l2,
             timings,
             f"{r.test_seconds:.1f}",
         ]

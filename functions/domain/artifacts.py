@@ -81,6 +81,7 @@ class ModelManifest:
     onnx_max_abs_difference: float | None = None
     versions: dict[str, str] = field(default_factory=dict)
     advanced: dict[str, Any] | None = None  # what fine-tuning did (Advanced only)
+    choices: dict[str, Any] | None = None  # the settings training chose by cross-validation
     project_id: str | None = None  # set by the export job, not the trainer
     iteration_id: str | None = None
     version: int = MANIFEST_VERSION
@@ -113,6 +114,7 @@ class ModelManifest:
             "versions": self.versions,
             "evaluation": self.evaluation,
             "advanced": self.advanced,
+            "choices": self.choices,
         }
         if self.boxes_name is not None:
             data["boxesName"] = self.boxes_name
@@ -151,6 +153,7 @@ class ModelManifest:
             versions=dict(data.get("versions") or {}),
             evaluation=str(data.get("evaluation", "")),
             advanced=data.get("advanced"),
+            choices=data.get("choices"),
             project_id=data.get("projectId"),
             iteration_id=data.get("iterationId"),
         )

@@ -19,7 +19,7 @@ from tests.conftest import photo_images
 from trainer_job.ml.backbone import build_backbone
 from trainer_job.ml.export import export_onnx, verify_onnx
 from trainer_job.ml.spec import TrainingSpec
-from trainer_job.tasks.classification import ensemble, finetune, recipe, tuner
+from trainer_job.tasks.classification import ensemble, finetune, recipe, scoring, tuner
 from trainer_job.tasks.classification.finetune import fine_tune
 from trainer_job.tasks.classification.results import AdvancedResult
 from trainer_job.tasks.classification.tuner import FineTuneConfig
@@ -104,9 +104,9 @@ def test_held_out_loss_is_the_mean_cross_entropy() -> None:
     labels = np.eye(2, dtype=np.float32)
     probabilities = np.array([[0.8, 0.2], [0.4, 0.6]], dtype=np.float32)
     expected = -(np.log(0.8) + np.log(0.6)) / 2
-    assert finetune.held_out_loss(probabilities, labels, False) == pytest.approx(expected)
+    assert scoring.held_out_loss(probabilities, labels, False) == pytest.approx(expected)
     binary = -(np.log(0.8) + np.log(0.8) + np.log(0.6) + np.log(0.6)) / 4
-    assert finetune.held_out_loss(probabilities, labels, True) == pytest.approx(binary)
+    assert scoring.held_out_loss(probabilities, labels, True) == pytest.approx(binary)
 
 
 # Fine-tuning real photos
@@ -157,7 +157,7 @@ def test_the_split_head_is_the_starting_point_and_a_tie_keeps_regular(
     assert len(result.history) == 2
     for k, history in enumerate(result.history):
         held = result.fold == k
-        assert history[0].held_out_score == tuner.score(
+        assert history[0].held_out_score == scoring.score(
             result.regular_probabilities[held], flowers.labels[held], False
         )
     np.testing.assert_allclose(
@@ -277,13 +277,13 @@ def test_multilabel_fine_tuning_scores_mean_average_precision(flowers: Flowers) 
     for probabilities in (result.regular_probabilities, result.fine_tuned_probabilities):
         assert probabilities.shape == (len(flowers.images), 2)
         assert np.all((probabilities >= 0) & (probabilities <= 1))
-    assert result.regular_score == tuner.score(result.regular_probabilities, labels, True)
+    assert result.regular_score == scoring.score(result.regular_probabilities, labels, True)
     assert 0.0 <= result.fine_tuned_score <= 1.0
     assert (result.kept == "FineTuned") == finetune.keep_fine_tuned(
         result.regular_score,
         result.fine_tuned_score,
-        finetune.held_out_loss(result.regular_probabilities, labels, True),
-        finetune.held_out_loss(result.fine_tuned_probabilities, labels, True),
+        scoring.held_out_loss(result.regular_probabilities, labels, True),
+        scoring.held_out_loss(result.fine_tuned_probabilities, labels, True),
     )
     for k in (0, 1):  # every tag is represented in every fold
         assert np.all(labels[result.fold == k].sum(axis=0) >= 1)

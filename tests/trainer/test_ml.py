@@ -248,7 +248,7 @@ def test_cross_validation_holds_every_image_out(
     features[:, :, 0] = np.arange(count)[:, None]
     scored: list[tuple[set[int], set[int]]] = []
 
-    def spy_train(f: np.ndarray, y: np.ndarray, multilabel: bool, seed: int) -> SpyHead:
+    def spy_train(f: np.ndarray, y: np.ndarray, multilabel: bool, **kwargs: Any) -> SpyHead:
         trained_on = {int(i) for i in f[:, :, 0].ravel()}
         assert np.array_equal(f[:, :, 0], np.repeat(f[:, :1, 0], 3, axis=1))  # all views
         return SpyHead(trained_on, y.shape[1], scored)
@@ -256,20 +256,119 @@ def test_cross_validation_holds_every_image_out(
     monkeypatch.setattr(evaluate, "train_head", spy_train)
     result = cross_validate(features, labels, multilabel, seed=1)
     counts = labels.sum(axis=0)
-    assert len(scored) == result.folds == min(5, int(counts[counts > 0].min()))
+    grid = len(evaluate.L2_GRID)
+    assert result.folds == min(5, int(counts[counts > 0].min()))
+    assert len(scored) == result.folds * grid  # every candidate penalty in every fold
     seen: list[int] = []
     for trained_on, held_out in scored:
         assert not trained_on & held_out
         assert trained_on | held_out == set(range(count))
         seen += held_out
-    assert sorted(seen) == list(range(count))
-    for k, (_, held_out) in enumerate(scored):
-        assert held_out == set(np.flatnonzero(result.fold == k).tolist())
+    assert sorted(seen) == sorted(list(range(count)) * grid)
+    for k in range(result.folds):
+        for _, held_out in scored[k * grid : (k + 1) * grid]:
+            assert held_out == set(np.flatnonzero(result.fold == k).tolist())
     for tag in range(labels.shape[1]):
         per_fold = np.bincount(result.fold[labels[:, tag] > 0], minlength=result.folds)
         assert per_fold.max() - per_fold.min() <= 1, (tag, per_fold)
     sizes = np.bincount(result.fold, minlength=result.folds)
     assert sizes.max() - sizes.min() <= 1
+
+
+class PenaltyHead:
+    """Scores image i (feature column 0 holds i) correctly when `right(l2, i)`, else wrongly."""
+
+    def __init__(self, l2: float, tags: int, right: Any) -> None:
+        self.l2, self.tags, self.right = l2, tags, right
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        out = np.full((len(features), self.tags), 0.1 / (self.tags - 1), dtype=np.float32)
+        for row, i in enumerate(features[:, 0].astype(int)):
+            truth = int(i) % self.tags
+            out[row, truth if self.right(self.l2, int(i)) else (truth + 1) % self.tags] = 0.9
+        return out
+
+
+def test_each_fold_is_scored_with_the_penalty_chosen_without_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 40 images of 2 classes (image i is of class i % 2). The penalty 1e-2 is right on every
+    # image of the first fold and wrong on half the others; 1.0 is right everywhere else and
+    # wrong on the first fold. So the first fold must be scored with 1.0 (the other folds
+    # prefer it) and the others with 1e-2 or 1.0 as the remaining folds decide, never with a
+    # choice that looked at their own images.
+    count, tags = 40, 2
+    labels = one_hot([i % tags for i in range(count)], tags)
+    features = np.zeros((count, 2, 4), dtype=np.float32)
+    features[:, :, 0] = np.arange(count)[:, None]
+    fold = assign_folds(labels, False, seed=2, folds=4)
+    first = set(np.flatnonzero(fold == 0).tolist())
+
+    def right(l2: float, i: int) -> bool:
+        if l2 == 1e-2:
+            return i in first or i % 4 < 2
+        return i not in first
+
+    def fake_train(f: np.ndarray, y: np.ndarray, multilabel: bool, **kwargs: Any) -> PenaltyHead:
+        return PenaltyHead(kwargs["l2"], y.shape[1], right)
+
+    monkeypatch.setattr(evaluate, "train_head", fake_train)
+    result = cross_validate(features, labels, False, seed=2, folds=4, l2_grid=(1.0, 1e-2))
+    assert np.array_equal(result.fold, fold)
+    assert result.fold_l2[0] == 1.0
+    # First fold: 1.0 chose, so every image of it is scored wrong: the metric is not flattered.
+    correct = result.probabilities.argmax(axis=1) == labels.argmax(axis=1)
+    assert not correct[list(first)].any()
+
+    def right_on(l2: float, images: np.ndarray) -> int:
+        return sum(right(l2, int(i)) for i in images)
+
+    for k in range(1, 4):
+        held, others = np.flatnonzero(fold == k), np.flatnonzero(fold != k)
+        # 1e-2 wins only with more right answers (a tie keeps the stronger penalty).
+        expected = 1e-2 if right_on(1e-2, others) > right_on(1.0, others) else 1.0
+        assert result.fold_l2[k] == expected
+        assert all(correct[i] == right(expected, int(i)) for i in held)
+    everything = np.arange(count)
+    assert result.l2 == 1.0  # right on 30 of 40; 1e-2 on at most 30
+    assert [c.l2 for c in result.candidates] == [1.0, 1e-2]
+    assert [c.score for c in result.candidates] == [
+        right_on(1.0, everything) / count,
+        right_on(1e-2, everything) / count,
+    ]
+    assert result.choices()["foldL2"] == list(result.fold_l2)
+
+
+def test_the_penalty_is_chosen_on_real_photos_and_serves_the_final_head(flowers: Flowers) -> None:
+    features, labels = flowers.train_features, flowers.train_labels
+    result = cross_validate(features, labels, False, seed=0)
+    assert [c.l2 for c in result.candidates] == list(evaluate.L2_GRID)
+    best = max(c.score for c in result.candidates)
+    chosen = next(c for c in result.candidates if c.l2 == result.l2)
+    assert chosen.score == best
+    print("flowers5 Lite0, 10 per class, out-of-fold accuracy per L2:", result.choices())
+    assert set(result.fold_l2) <= set(evaluate.L2_GRID) and len(result.fold_l2) == 5
+    # The penalties really differ: the weakest fits the training images far more tightly.
+    strongest, weakest = result.candidates[0], result.candidates[-1]
+    assert strongest.loss != pytest.approx(weakest.loss, rel=0.05)
+    # Each reported row is that of its fold's chosen penalty, scored by a head blind to it.
+    for k, head in enumerate(result.heads):
+        held = result.fold == k
+        np.testing.assert_allclose(
+            result.probabilities[held], head.predict(features[held, 0]), atol=1e-6
+        )
+
+
+def test_a_warm_started_head_reaches_the_same_optimum(flowers: Flowers) -> None:
+    features, labels = flowers.train_features, flowers.train_labels
+    strong = train_head(features, labels, False, l2=1.0)
+    cold = train_head(features, labels, False, l2=1e-2)
+    warm = train_head(features, labels, False, l2=1e-2, start=strong)
+    test = flowers.test_features
+    np.testing.assert_allclose(warm.predict(test), cold.predict(test), atol=2e-3)
+    assert not np.allclose(strong.predict(test), cold.predict(test), atol=2e-3)
+    with pytest.raises(ValueError, match="start head"):
+        train_head(features[:, :, :10], labels, False, start=strong)
 
 
 def test_fewer_folds_when_a_tag_has_few_images() -> None:

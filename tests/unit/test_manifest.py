@@ -87,6 +87,7 @@ def test_what_the_trainer_writes_reads_back_the_same() -> None:
         seed=3,
         image_count=10,
         evaluation="3-fold cross-validation of the linear head on frozen features",
+        choices={"l2": 0.01, "foldL2": [0.01, 0.1, 0.01], "candidates": []},
         project_id="p",
         iteration_id="i",
     )

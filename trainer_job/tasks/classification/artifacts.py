@@ -50,6 +50,7 @@ def iteration_files(
         versions=runtime_versions(),
         evaluation=evaluation_description(result.cross_validation.folds, advanced),
         advanced=advanced,
+        choices=result.cross_validation.choices(),
     )
     metrics = evaluate(result.probabilities, data.labels, result.folds, 0.5)
     return [
@@ -75,7 +76,10 @@ def _evaluation_npz(data: TrainingSet, result: RegularResult) -> bytes:
 
 def evaluation_description(folds: int, advanced: dict[str, Any] | None) -> str:
     """How the metrics were measured; for Advanced, also how the served model was chosen."""
-    regular = f"{folds}-fold cross-validation of the linear head on frozen features"
+    regular = (
+        f"{folds}-fold cross-validation of the linear head on frozen features, each fold's "
+        "L2 penalty chosen on the other folds' images"
+    )
     if advanced is None:
         return regular
     chosen = (

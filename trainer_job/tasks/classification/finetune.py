@@ -41,6 +41,7 @@ from trainer_job.tasks.classification.results import (
     Progress,
     RegularResult,
 )
+from trainer_job.tasks.classification.scoring import better, held_out_loss, score
 from trainer_job.tasks.classification.training_loop import fit, prepare
 from trainer_job.tasks.classification.tuner import (
     FINISH_SECONDS,
@@ -48,20 +49,7 @@ from trainer_job.tasks.classification.tuner import (
     FineTuneConfig,
     Tuner,
     deterministic,
-    score,
 )
-
-LOSS_MARGIN = 1e-3  # a tie on score is broken by a held-out loss lower by more than this
-
-
-def held_out_loss(probabilities: np.ndarray, labels: np.ndarray, multilabel: bool) -> float:
-    """Mean cross-entropy of probabilities (H, T) against 0/1 labels: per image for
-    Multiclass, per image and tag (binary) for Multilabel."""
-    p = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-7, 1 - 1e-7)
-    y = np.asarray(labels, dtype=np.float64)
-    if multilabel:
-        return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
-    return float(-(y * np.log(p)).sum(axis=1).mean())
 
 
 def keep_fine_tuned(
@@ -70,13 +58,10 @@ def keep_fine_tuned(
     regular_loss: float = math.inf,
     fine_tuned_loss: float = math.inf,
 ) -> bool:
-    """Fine-tuning is kept only when it beats Regular on the held-out images: a higher score,
-    or the same score with a lower held-out loss (accuracy on a few dozen images ties often)."""
+    """Fine-tuning is kept only when it beats Regular on the held-out images (`better`)."""
     if fine_tuned_score is None:
         return False
-    if fine_tuned_score != regular_score:
-        return fine_tuned_score > regular_score
-    return fine_tuned_loss < regular_loss - LOSS_MARGIN
+    return better(fine_tuned_score, fine_tuned_loss, regular_score, regular_loss)
 
 
 @dataclass(frozen=True)
@@ -100,7 +85,14 @@ def reference(spec: TrainingSpec, regular: RegularResult, config: FineTuneConfig
     probabilities = np.zeros(labels.shape, dtype=np.float32)
     mirrored = np.zeros(labels.shape, dtype=np.float32)
     if count >= 2:
-        cv = cross_validate(regular.features, labels, multilabel, spec.model.seed, config.folds)
+        cv = cross_validate(
+            regular.features,
+            labels,
+            multilabel,
+            spec.model.seed,
+            config.folds,
+            l2_grid=(regular.cross_validation.l2,),
+        )
         fold, heads, probabilities = cv.fold, cv.heads, cv.probabilities
         folds = [np.flatnonzero(fold == k) for k in range(cv.folds)]
         for held, head in zip(folds, heads, strict=True):

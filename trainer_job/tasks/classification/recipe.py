@@ -69,7 +69,8 @@ def train_regular(
     spec: TrainingSpec, known_features: Mapping[int, np.ndarray] | None = None
 ) -> RegularResult:
     """Features of every image (reusing `known_features`), cross-validated out-of-fold
-    probabilities, and the final head trained on all images."""
+    probabilities and the L2 penalty they choose, and the final head trained on all images
+    with that penalty."""
     data, seed = spec.data, spec.model.seed
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -79,7 +80,7 @@ def train_regular(
     validation = cross_validate(features, data.labels, data.multilabel, seed)
     timings["crossValidation"] = time.perf_counter() - started
     started = time.perf_counter()
-    head = train_head(features, data.labels, data.multilabel, seed=seed)
+    head = train_head(features, data.labels, data.multilabel, seed=seed, l2=validation.l2)
     timings["head"] = time.perf_counter() - started
     return RegularResult(
         head=head,

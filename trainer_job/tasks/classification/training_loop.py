@@ -13,12 +13,12 @@ import torch
 from torch import nn
 
 from trainer_job.tasks.classification.results import EpochRecord
+from trainer_job.tasks.classification.scoring import score
 from trainer_job.tasks.classification.tuner import (
     Tuner,
     class_weights,
     loss_of,
     probabilities_of,
-    score,
 )
 
 

@@ -20,7 +20,6 @@ import torch.nn.functional as F
 from PIL import Image, ImageEnhance
 from torch import nn
 
-from functions.domain import metrics
 from functions.domain.preprocessing import Preprocessing
 from trainer_job.ml.backbone import FeatureExtractor, build_backbone
 from trainer_job.ml.features import CROP_RATIO, view_array, view_rng
@@ -61,13 +60,6 @@ class FineTuneConfig:
     ensemble: bool = True  # serve the mean of the tuned and the Regular branch
     mirror: bool = True  # serve the mean over the input and its mirror image
     refit: bool = True  # when kept, train again on every image (held-out ones too) to serve
-
-
-def score(probabilities: np.ndarray, labels: np.ndarray, multilabel: bool) -> float:
-    """Multiclass: top-1 accuracy. Multilabel: mean average precision over tags."""
-    if multilabel:
-        return float(metrics.evaluate(probabilities, labels, None, 0.5).average_precision)
-    return float((probabilities.argmax(axis=1) == labels.argmax(axis=1)).mean())
 
 
 @contextlib.contextmanager
