@@ -1,8 +1,8 @@
 """Benchmark: object detection through the service, scored by this script from the detect
 endpoint's answers on photos the detector never saw.
 
-Run from the repository root (2 CPU cores: about 5 minutes per row, so the default 18 rows
-take about 90 minutes; the machine should be otherwise idle, as Quick training is budgeted in
+Run from the repository root (2 CPU cores: about 4.3 minutes per row, so the default 18 rows
+take about 80 minutes; the machine should be otherwise idle, as Quick training is budgeted in
 wall-clock seconds):
 
     .venv/bin/python -m bench.detection                    # raccoon, bccd; 15, 30, all; 3 seeds
