@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from trainer_job.ml.head import LinearHead, train_head
-from trainer_job.tasks.classification.scoring import better, held_out_loss, score
+from trainer_job.tasks.classification.scoring import LOSS_MARGIN, held_out_loss, score
 
 DEFAULT_FOLDS = 5
 # The candidate penalties, strongest first (at an equal held-out score the simpler head wins),
@@ -172,10 +172,13 @@ def _judge(
 def _choose(
     grid_probabilities: np.ndarray, labels: np.ndarray, multilabel: bool, images: np.ndarray
 ) -> int:
-    """The index of the best candidate on `images` (`scoring.better`; the earliest on a tie)."""
-    best, best_judged = 0, _judge(grid_probabilities[0], labels, multilabel, images)
-    for g in range(1, len(grid_probabilities)):
-        judged = _judge(grid_probabilities[g], labels, multilabel, images)
-        if better(*judged, *best_judged):
-            best, best_judged = g, judged
+    """The index of the candidate with the lowest held-out loss on `images` (the earliest, so
+    the stronger penalty, unless another is lower by more than `LOSS_MARGIN`). The loss, not
+    the score: with a few dozen images accuracy moves in steps of one image and picks among
+    near ties at random, while the loss sees how confidently each image is right or wrong."""
+    losses = [_judge(p, labels, multilabel, images)[1] for p in grid_probabilities]
+    best = 0
+    for g in range(1, len(losses)):
+        if losses[g] < losses[best] - LOSS_MARGIN:
+            best = g
     return best
