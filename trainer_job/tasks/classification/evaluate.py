@@ -11,7 +11,7 @@ from trainer_job.ml.head import LinearHead, train_head
 from trainer_job.tasks.classification.scoring import LOSS_MARGIN, held_out_loss, score
 
 DEFAULT_FOLDS = 5
-# The candidate penalties, strongest first (at an equal held-out score the simpler head wins),
+# The candidate penalties, strongest first (at an equal held-out loss the simpler head wins),
 # a decade apart across the range where the class-balanced loss on centred EfficientNet-Lite
 # features goes from nearly unregularised (every training image fitted) to a head that barely
 # leaves the class priors.
@@ -141,16 +141,22 @@ def cross_validate(
             grid_probabilities[g, test] = head.predict(features[test, 0])
             grid_heads[g].append(head)
             previous = head
-    everything = np.ones(len(fold), dtype=bool)
     candidates = tuple(
-        Candidate(l2, *_judge(grid_probabilities[g], labels, multilabel, everything))
-        for g, l2 in enumerate(l2_grid)
+        Candidate(l2, score(p, labels, multilabel), held_out_loss(p, labels, multilabel))
+        for l2, p in zip(l2_grid, grid_probabilities, strict=True)
     )
-    chosen = [_choose(grid_probabilities, labels, multilabel, fold != j) for j in range(k)]
+    chosen = []
+    for j in range(k):
+        others = fold != j
+        chosen.append(
+            _lowest(
+                [held_out_loss(p[others], labels[others], multilabel) for p in grid_probabilities]
+            )
+        )
     probabilities = np.zeros(labels.shape, dtype=np.float32)
     for j, g in enumerate(chosen):
         probabilities[fold == j] = grid_probabilities[g, fold == j]
-    served = _choose(grid_probabilities, labels, multilabel, everything)
+    served = _lowest([c.loss for c in candidates])
     return CrossValidation(
         probabilities=probabilities,
         fold=fold,
@@ -162,21 +168,11 @@ def cross_validate(
     )
 
 
-def _judge(
-    probabilities: np.ndarray, labels: np.ndarray, multilabel: bool, images: np.ndarray
-) -> tuple[float, float]:
-    p, y = probabilities[images], labels[images]
-    return score(p, y, multilabel), held_out_loss(p, y, multilabel)
-
-
-def _choose(
-    grid_probabilities: np.ndarray, labels: np.ndarray, multilabel: bool, images: np.ndarray
-) -> int:
-    """The index of the candidate with the lowest held-out loss on `images` (the earliest, so
-    the stronger penalty, unless another is lower by more than `LOSS_MARGIN`). The loss, not
-    the score: with a few dozen images accuracy moves in steps of one image and picks among
-    near ties at random, while the loss sees how confidently each image is right or wrong."""
-    losses = [_judge(p, labels, multilabel, images)[1] for p in grid_probabilities]
+def _lowest(losses: list[float]) -> int:
+    """The index of the candidate with the lowest held-out loss (the earliest, so the stronger
+    penalty, unless another is lower by more than `LOSS_MARGIN`). The loss, not the score: with
+    a few dozen images accuracy moves in steps of one image and picks among near ties at
+    random, while the loss sees how confidently each image is right or wrong."""
     best = 0
     for g in range(1, len(losses)):
         if losses[g] < losses[best] - LOSS_MARGIN:
