@@ -297,11 +297,16 @@ def check_advanced(
 
 
 def kept_model(manifest: artifacts.ModelManifest) -> str:
-    """Which model an Advanced iteration serves, as its manifest says (or ?)."""
+    """Which model an Advanced iteration serves, as its manifest says (or ?), with the paired
+    comparison's z and the epochs chosen where the manifest records them."""
     summary = manifest.advanced
-    if isinstance(summary, dict) and "kept" in summary:
-        return str(summary["kept"])
-    return "?"
+    if not isinstance(summary, dict) or "kept" not in summary:
+        return "?"
+    kept = str(summary["kept"])
+    comparison = summary.get("comparison")
+    if isinstance(comparison, dict) and "z" in comparison:
+        kept += f" (z {float(comparison['z']):.1f}, {summary.get('bestEpoch', '?')} epochs)"
+    return kept
 
 
 # ------------------------------------------------------------------ one run

@@ -201,6 +201,11 @@ def test_advanced_training_records_what_it_kept(
     advanced = manifest.advanced
     assert advanced["kept"] in ("Regular", "FineTuned")
     assert advanced["heldOutImages"] >= 2
+    # The decision is recorded: the paired comparison and each fold's epochs, chosen out of fold.
+    comparison = advanced["comparison"]
+    assert comparison["better"] == (advanced["kept"] == "FineTuned")
+    assert comparison["images"] == advanced["heldOutImages"]
+    assert len(advanced["foldEpochs"]) == advanced["folds"]
     # A kept fine-tuning is trained again on every image before it is served.
     images = trainer.get_image_count(project_id)
     assert advanced["refitImages"] == (images if advanced["kept"] == "FineTuned" else 0)

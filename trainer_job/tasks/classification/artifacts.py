@@ -16,7 +16,7 @@ from trainer_job.ml.export import VerifiedModel, runtime_versions
 from trainer_job.ml.spec import TrainingSpec
 from trainer_job.tasks import TaskRun
 from trainer_job.tasks.classification.dataset import TrainingSet
-from trainer_job.tasks.classification.results import RegularResult
+from trainer_job.tasks.classification.results import AdvancedResult, RegularResult
 
 JSON = "application/json"
 BINARY = "application/octet-stream"
@@ -29,8 +29,14 @@ def iteration_files(
     result: RegularResult,
     model: VerifiedModel,
     elapsed: float,
-    advanced: dict[str, Any] | None,
+    advanced: AdvancedResult | None,
 ) -> list[Artifact]:
+    """The files; the metrics are the out-of-fold predictions of the model served (Regular's
+    cross-validation, or Advanced's candidate when it is served)."""
+    summary = advanced.summary() if advanced is not None else None
+    probabilities, folds = result.probabilities, result.folds
+    if advanced is not None:
+        probabilities, folds = advanced.probabilities, advanced.fold
     labels = [{"id": t.id, "name": t.name, "type": t.type.value} for t in data.tags]
     manifest = artifacts.ModelManifest(
         backbone=spec.model.backbone,
@@ -48,28 +54,28 @@ def iteration_files(
         timings=result.timings,
         onnx_max_abs_difference=model.max_abs_difference,
         versions=runtime_versions(),
-        evaluation=evaluation_description(result.cross_validation.folds, advanced),
-        advanced=advanced,
+        evaluation=evaluation_description(result.cross_validation.folds, summary),
+        advanced=summary,
         choices=result.cross_validation.choices(),
     )
-    metrics = evaluate(result.probabilities, data.labels, result.folds, 0.5)
+    metrics = evaluate(probabilities, data.labels, folds, 0.5)
     return [
         Artifact(artifacts.MODEL, model.onnx, BINARY),
         Artifact(artifacts.LABELS, json.dumps(labels).encode(), JSON),
         Artifact(artifacts.MANIFEST, json.dumps(manifest.to_dict(), indent=2).encode(), JSON),
         Artifact(artifacts.METRICS, json.dumps(_metrics_json(metrics, labels)).encode(), JSON),
-        Artifact(artifacts.EVALUATION, _evaluation_npz(data, result), BINARY),
+        Artifact(artifacts.EVALUATION, _evaluation_npz(data, probabilities, folds), BINARY),
     ]
 
 
-def _evaluation_npz(data: TrainingSet, result: RegularResult) -> bytes:
+def _evaluation_npz(data: TrainingSet, probabilities: np.ndarray, folds: np.ndarray) -> bytes:
     evaluation = io.BytesIO()
     np.savez_compressed(
         evaluation,
         image_ids=np.asarray(data.image_ids),
         labels=data.labels.astype(np.uint8),
-        probabilities=result.probabilities.astype(np.float32),
-        folds=result.folds.astype(np.int16),
+        probabilities=probabilities.astype(np.float32),
+        folds=folds.astype(np.int16),
     )
     return evaluation.getvalue()
 
@@ -85,11 +91,19 @@ def evaluation_description(folds: int, advanced: dict[str, Any] | None) -> str:
     chosen = (
         f"the served model ({advanced['kept']}) was chosen by comparing the fine-tuned ensemble "
         f"with the linear head out of fold ({advanced['folds']} folds, every image scored, "
-        f"{advanced['heldOutMetric']})"
+        "kept only if its loss per image was lower by more than the comparison's noise and its "
+        f"{advanced['heldOutMetric']} no lower)"
+    )
+    if advanced["kept"] != "FineTuned":
+        return f"metrics: {regular} (the Regular model, served); {chosen}"
+    described = (
+        f"{advanced['folds']}-fold cross-validation of the fine-tuned ensemble, each fold's "
+        "epochs chosen on the other folds' images (the served model's recipe, trained on "
+        "fewer images than it)"
     )
     if advanced["refitImages"]:
         chosen += f", then fine-tuned again on all {advanced['refitImages']} images"
-    return f"metrics: {regular} (the Regular model); {chosen}"
+    return f"metrics: {described}; {chosen}"
 
 
 def skipped_note(data: TrainingSet) -> str | None:

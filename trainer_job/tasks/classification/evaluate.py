@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from trainer_job.ml.head import LinearHead, train_head
-from trainer_job.tasks.classification.scoring import LOSS_MARGIN, held_out_loss, score
+from trainer_job.tasks.classification.scoring import cross_choice, image_losses, score
 
 DEFAULT_FOLDS = 5
 # The candidate penalties, strongest first (at an equal held-out loss the simpler head wins),
@@ -124,7 +124,10 @@ def cross_validate(
     """Out-of-fold probabilities (N, T) from features (N, V, D) and the chosen penalty: for
     each fold and each penalty of `l2_grid` (in order, each fit starting from the previous
     one's), a head is trained on every view of the other folds' images and scores view 0 of
-    its own; the penalties are then judged as `CrossValidation` says."""
+    its own; the penalties are then judged as `CrossValidation` says, by the lowest held-out
+    loss (`scoring.cross_choice`: near ties go to the stronger penalty). The loss, not the score:
+    with a few dozen images accuracy moves in steps of one image and picks among near ties at
+    random, while the loss sees how confidently each image is right or wrong."""
     if not l2_grid:
         raise ValueError("l2_grid is empty")
     fold = assign_folds(labels, multilabel, seed, folds)
@@ -141,22 +144,15 @@ def cross_validate(
             grid_probabilities[g, test] = head.predict(features[test, 0])
             grid_heads[g].append(head)
             previous = head
+    losses = np.stack([image_losses(p, labels, multilabel) for p in grid_probabilities])
     candidates = tuple(
-        Candidate(l2, score(p, labels, multilabel), held_out_loss(p, labels, multilabel))
-        for l2, p in zip(l2_grid, grid_probabilities, strict=True)
+        Candidate(l2, score(p, labels, multilabel), float(row.mean()))
+        for l2, p, row in zip(l2_grid, grid_probabilities, losses, strict=True)
     )
-    chosen = []
-    for j in range(k):
-        others = fold != j
-        chosen.append(
-            _lowest(
-                [held_out_loss(p[others], labels[others], multilabel) for p in grid_probabilities]
-            )
-        )
+    served, chosen = cross_choice(losses, fold)
     probabilities = np.zeros(labels.shape, dtype=np.float32)
     for j, g in enumerate(chosen):
         probabilities[fold == j] = grid_probabilities[g, fold == j]
-    served = _lowest([c.loss for c in candidates])
     return CrossValidation(
         probabilities=probabilities,
         fold=fold,
@@ -166,15 +162,3 @@ def cross_validate(
         candidates=candidates,
         heads=[grid_heads[g][j] for j, g in enumerate(chosen)],
     )
-
-
-def _lowest(losses: list[float]) -> int:
-    """The index of the candidate with the lowest held-out loss (the earliest, so the stronger
-    penalty, unless another is lower by more than `LOSS_MARGIN`). The loss, not the score: with
-    a few dozen images accuracy moves in steps of one image and picks among near ties at
-    random, while the loss sees how confidently each image is right or wrong."""
-    best = 0
-    for g in range(1, len(losses)):
-        if losses[g] < losses[best] - LOSS_MARGIN:
-            best = g
-    return best

@@ -1,22 +1,29 @@
 """Advanced training: fine-tune the last stages of the backbone with their own head, serve them
 as an ensemble with the Regular model, and keep that only if it beats the Regular head out of
-fold (on images neither was trained on); then train the kept recipe again on every image.
+fold (on images neither was trained on) by more than the noise of the comparison; then train
+the kept recipe again on every image.
 
-1. The images are split into `folds` (2) stratified folds (`evaluate.assign_folds`, fixed by
-   the seed); each fold's run (tuner.py) trains on the other folds and scores that one.
+1. The images are split into `folds` (3) stratified folds (`evaluate.assign_folds`, fixed by
+   the seed); each fold's run (tuner.py) trains on the other folds and scores that one after
+   every epoch.
 2. The reference is a Regular head trained on the other folds' cached features, scored on the
-   fold's images over the image and its mirror, like the candidate's branches.
+   fold's images (the served input only, as the Regular model is served).
 3. The candidate (`EnsembleNet`): one frozen trunk, the tuned last stages with their head and
-   the frozen last stages with the Regular head, averaged over the input and its mirror. It is
-   kept only if its out-of-fold score beats the reference's (`keep_fine_tuned`).
-4. When kept (and `refit`), the run is trained again on every image for the epochs the folds
-   kept and served; if that would not fit in the budget, the first fold's network is served.
-   Each run gets the share of the budget left that its work (images x epochs) is of the work
-   left, the refit included.
+   the frozen last stages with the Regular head, averaged over the input and its mirror. How
+   many epochs to train is chosen out of fold too (`scoring.cross_choice` on the candidate's
+   held-out losses per epoch): each fold's images are scored at the epoch that was best on
+   the other folds' images, and the refit trains for the epoch best over every image.
+4. The candidate is kept only if it scores at least as well as the reference and its mean loss
+   per image is lower by more than `scoring.NOISE_Z` standard errors of the paired
+   differences (`scoring.compare`); otherwise Regular is served.
+5. When kept (and `refit`), the run is trained again on every image for the chosen epochs and
+   served; if that would not fit in the budget, the first fold's network (at its own lowest
+   held-out loss) is served. Each run gets the share of the budget left that its work (images
+   x epochs) is of the work left, the refit included.
 
 Scores: Multiclass accuracy (top-1); Multilabel the mean average precision over tags. The
-iteration's metrics stay the Regular cross-validation (`regular.probabilities`), a conservative
-figure when the candidate is kept. README ("Training", "Accuracy") has the measurements.
+iteration's metrics are the kept model's out-of-fold predictions (`AdvancedResult.probabilities`).
+README ("Training", "Accuracy") has the measurements.
 """
 
 from __future__ import annotations
@@ -41,7 +48,12 @@ from trainer_job.tasks.classification.results import (
     Progress,
     RegularResult,
 )
-from trainer_job.tasks.classification.scoring import better, held_out_loss, score
+from trainer_job.tasks.classification.scoring import (
+    compare,
+    cross_choice,
+    image_losses,
+    score,
+)
 from trainer_job.tasks.classification.training_loop import fit, prepare
 from trainer_job.tasks.classification.tuner import (
     FINISH_SECONDS,
@@ -50,18 +62,6 @@ from trainer_job.tasks.classification.tuner import (
     Tuner,
     deterministic,
 )
-
-
-def keep_fine_tuned(
-    regular_score: float,
-    fine_tuned_score: float | None,
-    regular_loss: float = math.inf,
-    fine_tuned_loss: float = math.inf,
-) -> bool:
-    """Fine-tuning is kept only when it beats Regular on the held-out images (`better`)."""
-    if fine_tuned_score is None:
-        return False
-    return better(fine_tuned_score, fine_tuned_loss, regular_score, regular_loss)
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,10 @@ class Reference:
     probabilities: np.ndarray  # (N, T) out of fold, view 0
     mirrored: np.ndarray  # (N, T) out of fold, view 1
     score: float
+
+    def branch(self, mirror: bool) -> np.ndarray:
+        """The candidate's Regular branch out of fold: averaged over the mirror image too."""
+        return 0.5 * (self.probabilities + self.mirrored) if mirror else self.probabilities
 
 
 def reference(spec: TrainingSpec, regular: RegularResult, config: FineTuneConfig) -> Reference:
@@ -157,10 +161,10 @@ def fine_tune(
     count = len(data.images)
     work = [count - len(held) for held in ref.folds] + ([count] if config.refit else [])
     schedule = Schedule(budget, work, progress, started)
-    tuners, tuned, stopped_by = _run_folds(spec, ref, config, schedule)
-    if tuned is None:
-        return _keep_regular(spec, regular, ref, stopped_by, [t.history for t in tuners], started)
-    return _candidate(spec, regular, ref, config, tuners, tuned, schedule, started)
+    tuners, failed = _run_folds(spec, ref, config, schedule)
+    if failed is not None:
+        return _keep_regular(spec, regular, ref, failed, [t.history for t in tuners], started)
+    return _candidate(spec, regular, ref, config, tuners, schedule, started)
 
 
 def _keep_regular(
@@ -195,17 +199,15 @@ def _metric(spec: TrainingSpec) -> str:
 
 def _run_folds(
     spec: TrainingSpec, ref: Reference, config: FineTuneConfig, schedule: Schedule
-) -> tuple[list[Tuner], np.ndarray | None, str]:
-    """One run per fold; the tuned branch's out-of-fold probabilities (N, T), or None (with
-    why) when a run could not finish."""
+) -> tuple[list[Tuner], str | None]:
+    """One run per fold; (the runs, why they could not all make a step, or None)."""
     count = len(spec.data.images)
     cache: dict[tuple[int, int], torch.Tensor] = {}
     tuners: list[Tuner] = []
-    tuned = np.zeros(spec.data.labels.shape, dtype=np.float32)
     with deterministic():
         for index, held in enumerate(ref.folds):
             if time.perf_counter() + FINISH_SECONDS >= schedule.budget.deadline:
-                return tuners, None, "budget"
+                return tuners, "budget"
             torch.manual_seed(spec.model.seed)
             train = np.setdiff1d(np.arange(count), held)
             deadline = Budget(schedule.started, schedule.deadline(index))
@@ -213,14 +215,40 @@ def _run_folds(
             tuners.append(tuner)
             prepare(tuner)
             fit(tuner, schedule.reporter(f"(fold {index + 1} of {len(ref.folds)})", index))
-            if tuner.best.state is None or tuner.best.probabilities is None:
-                return tuners, None, tuner.stopped_by
-            tuner.net.load(tuner.best.state)
-            outputs = [tuner.best.probabilities]
-            if config.mirror:
-                outputs.append(tuner.mirror_probabilities())
-            tuned[held] = np.mean(outputs, axis=0)
-    return tuners, tuned, "max-epochs"
+            if tuner.best.state is None:
+                return tuners, tuner.stopped_by
+    return tuners, None
+
+
+@dataclass(frozen=True)
+class EpochChoice:
+    """The candidate's epochs chosen out of fold, and its out-of-fold probabilities."""
+
+    served: int  # the epochs the refit trains: the lowest held-out loss over every image
+    per_fold: list[int]  # fold k's images are scored after per_fold[k] epochs
+    probabilities: np.ndarray  # (N, T)
+
+
+def choose_epochs(
+    ref: Reference, tuners: list[Tuner], config: FineTuneConfig, labels: np.ndarray
+) -> EpochChoice:
+    """For every epoch all folds reached (1..E; a partial last epoch counts), the candidate's
+    held-out losses per image; `cross_choice` picks the epochs (see the module docstring)."""
+    multilabel = tuners[0].multilabel
+    reached = min(len(t.curve) for t in tuners) - 1
+    regular = ref.branch(config.mirror)
+    candidates = np.zeros((reached, *labels.shape), dtype=np.float32)
+    for tuner, held in zip(tuners, ref.folds, strict=True):
+        for epoch in range(1, reached + 1):
+            tuned = tuner.curve[epoch]
+            both = 0.5 * (tuned + regular[held])
+            candidates[epoch - 1, held] = both if config.ensemble else tuned
+    losses = np.stack([image_losses(p, labels, multilabel) for p in candidates])
+    served, per_fold = cross_choice(losses, ref.fold)
+    probabilities = np.zeros(labels.shape, dtype=np.float32)
+    for k, held in enumerate(ref.folds):
+        probabilities[held] = candidates[per_fold[k], held]
+    return EpochChoice(served + 1, [e + 1 for e in per_fold], probabilities)
 
 
 def _candidate(
@@ -229,54 +257,43 @@ def _candidate(
     ref: Reference,
     config: FineTuneConfig,
     tuners: list[Tuner],
-    tuned: np.ndarray,
     schedule: Schedule,
     started: float,
 ) -> AdvancedResult:
     """The candidate judged against the reference, refitted on every image when kept."""
     labels, multilabel = spec.data.labels, spec.data.multilabel
-    # Its tuned branch (each averaged over the image and its mirror image when `mirror`) and,
-    # when `ensemble`, the Regular branch, averaged.
-    branches = [tuned]
-    if config.ensemble:
-        branches.append(
-            0.5 * (ref.probabilities + ref.mirrored) if config.mirror else ref.probabilities
-        )
-    probabilities = np.mean(branches, axis=0).astype(np.float32)
-    fine_tuned_score = score(probabilities, labels, multilabel)
-    kept: Kept = (
-        "FineTuned"
-        if keep_fine_tuned(
-            ref.score,
-            fine_tuned_score,
-            held_out_loss(ref.probabilities, labels, multilabel),
-            held_out_loss(probabilities, labels, multilabel),
-        )
-        else "Regular"
-    )
+    choice = choose_epochs(ref, tuners, config, labels)
+    comparison = compare(ref.probabilities, choice.probabilities, labels, multilabel)
+    kept: Kept = "FineTuned" if comparison.better else "Regular"
     refit = None
     if kept == "FineTuned" and config.refit:
-        refit = _refit(spec, tuners, regular, schedule, len(ref.folds))
-    # Without a refit, the candidate is the first fold's network (assembled only then).
-    served = refit or tuners[0].served(regular.head if config.ensemble else None)
+        refit = _refit(spec, tuners, regular, schedule, len(ref.folds), choice.served)
+    served = refit
+    if served is None:  # the first fold's network at its own lowest held-out loss
+        first = tuners[0]
+        if first.best.state is not None:
+            first.net.load(first.best.state)
+        served = first.served(regular.head if config.ensemble else None)
     stopped = [t.stopped_by for t in tuners if t.stopped_by != "max-epochs"]
     return AdvancedResult(
         kept=kept,
         net=served if kept == "FineTuned" else build_classifier(spec.model.backbone, regular.head),
         metric=_metric(spec),
         regular_score=ref.score,
-        fine_tuned_score=fine_tuned_score,
+        fine_tuned_score=comparison.candidate_score,
         fold=ref.fold,
         regular_probabilities=ref.probabilities,
-        fine_tuned_probabilities=probabilities,
+        fine_tuned_probabilities=choice.probabilities,
         epochs=min(t.epochs for t in tuners),
         steps=sum(t.steps for t in tuners),
-        best_epoch=min(t.best.epoch for t in tuners),
+        best_epoch=choice.served,
         seconds_used=time.perf_counter() - started,
         stopped_by=stopped[0] if stopped else "max-epochs",
         fine_tuned=served,
         history=[t.history for t in tuners],
         refit_images=len(spec.data.images) if refit is not None else 0,
+        comparison=comparison,
+        fold_epochs=choice.per_fold,
     )
 
 
@@ -286,14 +303,13 @@ def _refit(
     regular: RegularResult,
     schedule: Schedule,
     index: int,
+    epochs: int,
 ) -> EnsembleNet | None:
-    """The kept fine-tuning run again on every image, for the epochs every fold's run kept,
-    starting from the Regular head trained on every image and reusing the cached trunk
-    outputs; None when it would not fit in what is left of the budget (then the first fold's
-    network is served)."""
+    """The kept fine-tuning run again on every image for `epochs`, starting from the Regular
+    head trained on every image and reusing the cached trunk outputs; None when it would not
+    fit in what is left of the budget."""
     first = folds[0]
     everything = np.arange(len(spec.data.images))
-    epochs = min(t.best.epoch for t in folds)
     # The folds' step time per image and epoch, scaled to every image, with the margin
     # `per_image` uses.
     per_image_epoch = sum(t.budget.step_total for t in folds) / sum(

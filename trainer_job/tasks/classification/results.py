@@ -12,6 +12,7 @@ import numpy as np
 from trainer_job.ml.export import ClassifierNet
 from trainer_job.ml.head import LinearHead
 from trainer_job.tasks.classification.evaluate import CrossValidation
+from trainer_job.tasks.classification.scoring import Comparison
 
 Kept = Literal["FineTuned", "Regular"]
 Progress = Callable[[str, float], None]  # (stage, fraction done); may raise to cancel
@@ -66,12 +67,14 @@ class AdvancedResult:
     fine_tuned_probabilities: np.ndarray | None  # (N, T) float32
     epochs: int  # full epochs run (the fewest of the folds)
     steps: int  # optimiser steps run, all folds
-    best_epoch: int  # the epoch kept (the earliest of the folds; 0: none)
+    best_epoch: int  # the epochs chosen out of fold for the refit (0: none)
     seconds_used: float
     stopped_by: str  # early-stopping | max-epochs | budget | too-few-images
     fine_tuned: ClassifierNet | None = None
     history: list[list[EpochRecord]] = field(default_factory=list)  # per fold
     refit_images: int = 0  # images the served network was trained again on (0: no refit)
+    comparison: Comparison | None = None  # the candidate against Regular, image by image
+    fold_epochs: list[int] = field(default_factory=list)  # fold k scored after fold_epochs[k]
 
     @property
     def probabilities(self) -> np.ndarray:
@@ -93,5 +96,7 @@ class AdvancedResult:
             "bestEpoch": self.best_epoch,
             "stoppedBy": self.stopped_by,
             "refitImages": self.refit_images,
+            "foldEpochs": self.fold_epochs,
+            "comparison": self.comparison.to_dict() if self.comparison is not None else None,
             "seconds": round(self.seconds_used, 2),
         }

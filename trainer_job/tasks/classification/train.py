@@ -55,6 +55,5 @@ def train(run: TaskRun) -> TaskOutput:
     sample = np.stack([preprocessing(image) for image in data.images[:4]])
     model = export_verified(net, sample, preprocessing.size)
     elapsed = time.monotonic() - run.started
-    summary = advanced.summary() if advanced is not None else None
-    files = artifacts.iteration_files(run, spec, data, result, model, elapsed, summary)
+    files = artifacts.iteration_files(run, spec, data, result, model, elapsed, advanced)
     return TaskOutput(files, elapsed, artifacts.skipped_note(data))

@@ -37,34 +37,36 @@ def prepare(tuner: Tuner) -> None:
 
 
 def evaluate(tuner: Tuner) -> tuple[float, np.ndarray]:
-    """(held-out loss, held-out probabilities (H, T)) of the network as it is."""
+    """(held-out loss of view 0, held-out probabilities (H, T) averaged over the image and its
+    mirror image when `mirror`) of the network as it is."""
     logits = tuner.net.logits(tuner.held_inputs)
     weights = class_weights(tuner.y_held, tuner.multilabel)
     loss = float(loss_of(logits, tuner.y_held, weights, tuner.multilabel, 0.0))
-    return loss, probabilities_of(logits, tuner.multilabel)
+    probabilities = probabilities_of(logits, tuner.multilabel)
+    if tuner.config.mirror:
+        mirrored = probabilities_of(tuner.net.logits(tuner.held_mirror_inputs), tuner.multilabel)
+        probabilities = 0.5 * (probabilities + mirrored)
+    return loss, probabilities
 
 
-def record(tuner: Tuner, epoch: int, train_loss: float, evaluated: bool = True) -> None:
-    """History, and the epoch to keep. Without an evaluation (a refit has no held-out images;
-    keep="last" without early stopping needs only the last epoch's) this epoch is the one kept
-    so far."""
+def record(tuner: Tuner, epoch: int, train_loss: float) -> None:
+    """History, the held-out curve and the epoch to keep (without held-out images, as a refit
+    has, the last one)."""
     best, seconds = tuner.best, tuner.budget.seconds
-    if len(tuner.held_index) == 0 or not evaluated:
+    if len(tuner.held_index) == 0:
         tuner.history.append(EpochRecord(epoch, train_loss, math.nan, math.nan, seconds()))
         if epoch > 0:
-            best.epoch, best.state, best.probabilities = epoch, tuner.net.state(), None
+            best.epoch, best.state = epoch, tuner.net.state()
         return
     loss, probabilities = evaluate(tuner)
     labels = tuner.spec.data.labels[tuner.held_index]
     held_score = score(probabilities, labels, tuner.multilabel)
     tuner.history.append(EpochRecord(epoch, train_loss, loss, held_score, seconds()))
+    tuner.curve.append(probabilities)
     if loss < best.reference_loss:
         best.reference_loss, best.reference_epoch = loss, epoch
-    lowest = loss < best.loss
-    if epoch > 0 and (lowest or tuner.config.keep == "last"):
-        best.loss = min(loss, best.loss)
-        best.epoch, best.state = epoch, tuner.net.state()
-        best.probabilities = probabilities
+    if epoch > 0 and loss < best.loss:
+        best.loss, best.epoch, best.state = loss, epoch, tuner.net.state()
 
 
 @dataclass
@@ -183,7 +185,6 @@ def fit(
     last_epoch = config.max_epochs if epochs is None else min(epochs, config.max_epochs)
     optimiser = make_optimiser(tuner)
     generator = torch.Generator().manual_seed(tuner.spec.model.seed)
-    every_epoch = config.patience is not None or config.keep != "last"
     for epoch in range(1, last_epoch + 1):
         losses, out_of_time = train_one_epoch(tuner, optimiser, generator)
         if out_of_time:
@@ -192,7 +193,7 @@ def fit(
                 record(tuner, epoch, float(np.mean(losses)))
             return
         tuner.epochs = epoch
-        record(tuner, epoch, float(np.mean(losses)), every_epoch or epoch == last_epoch)
+        record(tuner, epoch, float(np.mean(losses)))
         if on_epoch is not None:
             on_epoch(epoch, last_epoch)
         stale = epoch - tuner.best.reference_epoch

@@ -12,7 +12,7 @@ import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,9 +41,8 @@ FINISH_SECONDS = 3.0  # kept free at the end of the budget to assemble the resul
 @dataclass(frozen=True)
 class FineTuneConfig:
     trainable_stages: int = 3  # the last MBConv stages trained, with the head convolution
-    max_epochs: int = 20
+    max_epochs: int = 20  # the schedule's length; the epochs served are chosen out of fold
     patience: int | None = None  # epochs without a lower held-out loss before stopping
-    keep: Literal["last", "lowest-loss"] = "last"  # which epoch's weights are kept
     batch_size: int = 16
     backbone_lr: float = 5e-4  # the head convolution's; each block below gets layer_decay x
     layer_decay: float = 0.85  # the learning rate of a block: that of the block above it x this
@@ -56,7 +55,7 @@ class FineTuneConfig:
     pool_views: int = 8  # views per training image: served, mirrored, then random crops
     crop_scale: tuple[float, float] = (0.25, 1.0)  # random crops: share of the central square
     jitter: float = 0.2  # random crops: brightness, contrast, saturation in [1 - j, 1 + j]
-    folds: int = 2  # the candidate is judged out of fold: trained on the others, each fold
+    folds: int = 3  # the candidate is judged out of fold: trained on the others, each fold
     ensemble: bool = True  # serve the mean of the tuned and the Regular branch
     mirror: bool = True  # serve the mean over the input and its mirror image
     refit: bool = True  # when kept, train again on every image (held-out ones too) to serve
@@ -281,14 +280,14 @@ class TrunkCache:
 
 @dataclass
 class Best:
-    """The epoch to keep so far, and the lowest held-out losses seen."""
+    """The epoch with the lowest held-out loss so far (the last one without held-out images),
+    and the lowest held-out loss seen."""
 
     reference_loss: float = math.inf  # lowest held-out loss so far, the start included
     reference_epoch: int = 0
     loss: float = math.inf  # lowest held-out loss after at least one step
     epoch: int = 0
     state: dict[str, torch.Tensor] | None = None
-    probabilities: np.ndarray | None = None  # held-out, of the kept epoch
 
 
 class Tuner:
@@ -316,6 +315,9 @@ class Tuner:
         self.held_inputs = torch.empty(0)
         self.held_mirror_inputs = torch.empty(0)
         self.history: list[EpochRecord] = []
+        # Held-out probabilities (H, T) after each epoch (0: the start), averaged over the
+        # image and its mirror image when `mirror`: what the tuned branch would serve.
+        self.curve: list[np.ndarray] = []
         self.best = Best()
         self.epochs = 0
         self.steps = 0
@@ -324,10 +326,6 @@ class Tuner:
     @property
     def multilabel(self) -> bool:
         return self.spec.data.multilabel
-
-    def mirror_probabilities(self) -> np.ndarray:
-        """Held-out probabilities (H, T) of the network as it is, on the mirror images."""
-        return probabilities_of(self.net.logits(self.held_mirror_inputs), self.multilabel)
 
     def served(self, regular: LinearHead | None) -> EnsembleNet:
         """The tuned backbone with its own tuned head (and, given `regular`, the frozen branch
