@@ -6,7 +6,7 @@ Kept small for a loaded CPU: 3 flowers5 classes x 8 photos, Lite0, one or two ep
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -88,6 +88,33 @@ def test_training_views_are_the_served_input_its_mirror_and_seeded_crops(
     whole = FineTuneConfig(crop_scale=(1.0, 1.0), jitter=0.0)
     full = tuner.training_view(image, preprocessing, 2, 0, 0, whole)
     assert not np.array_equal(full, crop)
+    # Without mirror images, view 1 is a random crop too.
+    upright = tuner.training_view(image, preprocessing, 1, 0, 0, replace(config, mirror=False))
+    assert upright.shape == (3, SIZE, SIZE)
+    assert not np.array_equal(upright, view(1)) and not np.array_equal(upright, view(0))
+
+
+def test_advanced_drops_the_mirror_image_when_regular_did(
+    flowers: Flowers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upright = replace(
+        flowers.regular,
+        cross_validation=replace(
+            flowers.regular.cross_validation,
+            chosen=replace(flowers.regular.cross_validation.chosen, views=1),
+        ),
+    )
+    configs: list[FineTuneConfig] = []
+
+    def capture(*args: object, config: FineTuneConfig = FineTuneConfig()) -> str:
+        configs.append(args[-1] if isinstance(args[-1], FineTuneConfig) else config)
+        return "advanced"
+
+    monkeypatch.setattr(recipe, "fine_tune", capture)
+    for result, mirror in ((upright, False), (flowers.regular, True)):
+        monkeypatch.setattr(recipe, "train_regular", lambda spec, known, r=result: r)
+        recipe.train_advanced(flowers.spec)
+        assert configs[-1].mirror is mirror
 
 
 def test_fine_tuning_is_kept_only_when_it_beats_regular_by_more_than_the_noise() -> None:

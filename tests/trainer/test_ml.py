@@ -160,8 +160,11 @@ def test_recipe_is_deterministic_and_the_seed_changes_the_augmentations() -> Non
     # Views 0 (as served) and 1 (mirrored) do not depend on the seed; the random view does.
     assert np.array_equal(first.features[:, :2], other.features[:, :2])
     assert not np.allclose(first.features[:, 2], other.features[:, 2])
-    assert not np.array_equal(first.head.weight, other.head.weight)
-    assert not np.array_equal(first.probabilities, other.probabilities)
+    # The served head is trained on the views and with the penalty the cross-validation chose.
+    chosen = first.cross_validation.chosen
+    assert chosen.views in (3, 1)
+    head = train_head(first.features[:, : chosen.views], labels, False, l2=chosen.l2)
+    assert np.array_equal(first.head.weight, head.weight)
     assert set(first.timings) == {"features", "crossValidation", "head"}
 
     # Every row known: nothing is computed and the result is that of the first run.
@@ -247,18 +250,21 @@ def test_cross_validation_holds_every_image_out(
     features = rng.normal(size=(count, 3, 8)).astype(np.float32)
     features[:, :, 0] = np.arange(count)[:, None]
     scored: list[tuple[set[int], set[int]]] = []
+    trained_views: list[int] = []
 
     def spy_train(f: np.ndarray, y: np.ndarray, multilabel: bool, **kwargs: Any) -> SpyHead:
         trained_on = {int(i) for i in f[:, :, 0].ravel()}
-        assert np.array_equal(f[:, :, 0], np.repeat(f[:, :1, 0], 3, axis=1))  # all views
+        assert f.shape[1] in (3, 1)  # every view, or the image alone
+        trained_views.append(f.shape[1])
         return SpyHead(trained_on, y.shape[1], scored)
 
     monkeypatch.setattr(evaluate, "train_head", spy_train)
     result = cross_validate(features, labels, multilabel, seed=1)
     counts = labels.sum(axis=0)
-    grid = len(evaluate.L2_GRID)
+    grid = 2 * len(evaluate.L2_GRID)  # every view or the image alone, with every penalty
     assert result.folds == min(5, int(counts[counts > 0].min()))
-    assert len(scored) == result.folds * grid  # every candidate penalty in every fold
+    assert len(scored) == result.folds * grid  # every candidate setting in every fold
+    assert trained_views == ([3] * (grid // 2) + [1] * (grid // 2)) * result.folds
     seen: list[int] = []
     for trained_on, held_out in scored:
         assert not trained_on & held_out
@@ -313,9 +319,11 @@ def test_each_fold_is_scored_with_the_penalty_chosen_without_it(
         return PenaltyHead(kwargs["l2"], y.shape[1], right)
 
     monkeypatch.setattr(evaluate, "train_head", fake_train)
-    result = cross_validate(features, labels, False, seed=2, folds=4, l2_grid=(1.0, 1e-2))
+    result = cross_validate(
+        features, labels, False, seed=2, folds=4, l2_grid=(1.0, 1e-2), view_options=(2,)
+    )
     assert np.array_equal(result.fold, fold)
-    assert result.fold_l2[0] == 1.0
+    assert result.fold_choices[0].l2 == 1.0
     # First fold: 1.0 chose, so every image of it is scored wrong: the metric is not flattered.
     correct = result.probabilities.argmax(axis=1) == labels.argmax(axis=1)
     assert not correct[list(first)].any()
@@ -327,7 +335,7 @@ def test_each_fold_is_scored_with_the_penalty_chosen_without_it(
         held, others = np.flatnonzero(fold == k), np.flatnonzero(fold != k)
         # 1e-2 wins only with more right answers, so a lower loss (a tie keeps the stronger).
         expected = 1e-2 if right_on(1e-2, others) > right_on(1.0, others) else 1.0
-        assert result.fold_l2[k] == expected
+        assert result.fold_choices[k].l2 == expected
         assert all(correct[i] == right(expected, int(i)) for i in held)
     everything = np.arange(count)
     assert result.l2 == 1.0  # right on 30 of 40; 1e-2 on at most 30
@@ -336,18 +344,19 @@ def test_each_fold_is_scored_with_the_penalty_chosen_without_it(
         right_on(1.0, everything) / count,
         right_on(1e-2, everything) / count,
     ]
-    assert result.choices()["foldL2"] == list(result.fold_l2)
+    assert result.choices()["foldL2"] == [c.l2 for c in result.fold_choices]
 
 
 def test_the_penalty_is_chosen_on_real_photos_and_serves_the_final_head(flowers: Flowers) -> None:
     features, labels = flowers.train_features, flowers.train_labels
     result = cross_validate(features, labels, False, seed=0)
-    assert [c.l2 for c in result.candidates] == list(evaluate.L2_GRID)
+    assert [(c.views, c.l2) for c in result.candidates] == [
+        (views, l2) for views in (2, 1) for l2 in evaluate.L2_GRID
+    ]
     lowest = min(c.loss for c in result.candidates)
-    chosen = next(c for c in result.candidates if c.l2 == result.l2)
-    assert chosen.loss <= lowest + 1e-3
+    assert result.chosen in result.candidates and result.chosen.loss <= lowest + 1e-3
     print("flowers5 Lite0, 10 per class, out-of-fold accuracy per L2:", result.choices())
-    assert set(result.fold_l2) <= set(evaluate.L2_GRID) and len(result.fold_l2) == 5
+    assert set(result.fold_choices) <= set(result.candidates) and len(result.fold_choices) == 5
     # The penalties really differ: the weakest fits the training images far more tightly.
     strongest, weakest = result.candidates[0], result.candidates[-1]
     assert strongest.loss != pytest.approx(weakest.loss, rel=0.05)
@@ -357,6 +366,24 @@ def test_the_penalty_is_chosen_on_real_photos_and_serves_the_final_head(flowers:
         np.testing.assert_allclose(
             result.probabilities[held], head.predict(features[held, 0]), atol=1e-6
         )
+
+
+def test_tags_told_apart_by_their_mirror_image_train_without_it() -> None:
+    # Tags that only a mirror-sensitive feature tells apart (left from right): feature 0 is
+    # +1 for tag A and -1 for tag B on the image as served, and flips sign on its mirror image
+    # (view 1); the others are noise. Mirror views teach the head that A looks like B, so the
+    # cross-validation must choose the image alone, and that head must tell the tags apart.
+    rng = np.random.default_rng(3)
+    classes = np.arange(40) % 2
+    features = rng.normal(size=(40, 2, 8)).astype(np.float32)
+    features[:, 1, 1:] = features[:, 0, 1:]
+    features[:, 0, 0] = np.where(classes == 0, 1.0, -1.0) + 0.3 * rng.normal(size=40)
+    features[:, 1, 0] = -features[:, 0, 0]
+    result = cross_validate(features, one_hot(classes.tolist(), 2), False, seed=0)
+    assert result.views == 1 and all(c.views == 1 for c in result.fold_choices)
+    assert result.chosen.score == 1.0
+    assert max(c.score for c in result.candidates if c.views == 2) < 0.75
+    assert result.choices()["views"] == 1 and result.choices()["foldViews"] == [1] * 5
 
 
 def test_a_warm_started_head_reaches_the_same_optimum(flowers: Flowers) -> None:

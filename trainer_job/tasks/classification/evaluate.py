@@ -1,5 +1,6 @@
-"""Honest metrics and the head's L2 penalty: k-fold cross-validation of the head for every
-candidate penalty, every image scored by heads blind to it."""
+"""Honest metrics and the head's settings (its L2 penalty, and whether the mirror image is a
+training view): k-fold cross-validation of the head for every candidate setting, every image
+scored by heads blind to it."""
 
 from __future__ import annotations
 
@@ -16,41 +17,61 @@ DEFAULT_FOLDS = 5
 # features goes from nearly unregularised (every training image fitted) to a head that barely
 # leaves the class priors.
 L2_GRID = (10.0, 1.0, 0.1, 1e-2, 1e-3, 1e-4)
+# The training views of a candidate head: every view computed (the image, its mirror image and
+# any augmented views) first, or the image alone, for tags that a mirror image changes (left
+# from right, text).
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """One candidate penalty, judged out of fold over every image."""
+    """One candidate setting, judged out of fold over every image."""
 
+    views: int  # training views per image: features[:, :views]
     l2: float
     score: float  # scoring.score: accuracy, or mean average precision for Multilabel
     loss: float  # scoring.held_out_loss
 
     def to_dict(self) -> dict[str, float]:
-        return {"l2": self.l2, "score": round(self.score, 4), "loss": round(self.loss, 4)}
+        return {
+            "views": self.views,
+            "l2": self.l2,
+            "score": round(self.score, 4),
+            "loss": round(self.loss, 4),
+        }
 
 
 @dataclass(frozen=True)
 class CrossValidation:
-    """Out-of-fold probabilities for honest metrics, and the penalty chosen for the served head.
+    """Out-of-fold probabilities for honest metrics, and the setting chosen for the served head.
 
-    Image i is scored by the head trained without its fold, with the penalty that won on the
-    other folds' images (`fold_l2[fold[i]]`): the choice never sees the images it is judged
-    on, so the metrics are not flattered by it. `l2` is the choice over every image."""
+    Image i is scored by the head trained without its fold, with the setting that won on the
+    other folds' images (`fold_choices[fold[i]]`): the choice never sees the images it is
+    judged on, so the metrics are not flattered by it. `chosen` is the choice over every
+    image."""
 
     probabilities: np.ndarray  # (N, T) float32
     fold: np.ndarray  # (N,) int: the fold each image was held out in
     folds: int  # the number of folds used
-    l2: float  # the penalty the served head is trained with
-    fold_l2: tuple[float, ...] = ()  # per fold: the penalty chosen without that fold's images
+    chosen: Candidate  # the setting the served head is trained with
+    fold_choices: tuple[Candidate, ...] = ()  # per fold: chosen without that fold's images
     candidates: tuple[Candidate, ...] = ()
-    heads: list[LinearHead] = field(default_factory=list)  # heads[k]: without fold k, fold_l2[k]
+    heads: list[LinearHead] = field(default_factory=list)  # heads[k]: fold k's choice, without it
+
+    @property
+    def l2(self) -> float:
+        return self.chosen.l2
+
+    @property
+    def views(self) -> int:
+        return self.chosen.views
 
     def choices(self) -> dict[str, object]:
         """What the cross-validation chose, for the manifest."""
         return {
             "l2": self.l2,
-            "foldL2": list(self.fold_l2),
+            "views": self.views,
+            "foldL2": [c.l2 for c in self.fold_choices],
+            "foldViews": [c.views for c in self.fold_choices],
             "candidates": [c.to_dict() for c in self.candidates],
         }
 
@@ -120,45 +141,54 @@ def cross_validate(
     seed: int,
     folds: int = DEFAULT_FOLDS,
     l2_grid: tuple[float, ...] = L2_GRID,
+    view_options: tuple[int, ...] | None = None,
 ) -> CrossValidation:
-    """Out-of-fold probabilities (N, T) from features (N, V, D) and the chosen penalty: for
-    each fold and each penalty of `l2_grid` (in order, each fit starting from the previous
-    one's), a head is trained on every view of the other folds' images and scores view 0 of
-    its own; the penalties are then judged as `CrossValidation` says, by the lowest held-out
-    loss (`scoring.cross_choice`: near ties go to the stronger penalty). The loss, not the score:
-    with a few dozen images accuracy moves in steps of one image and picks among near ties at
-    random, while the loss sees how confidently each image is right or wrong."""
-    if not l2_grid:
-        raise ValueError("l2_grid is empty")
+    """Out-of-fold probabilities (N, T) from features (N, V, D) and the chosen setting: for
+    each fold, each of `view_options` (by default all V views, then view 0 alone) and each
+    penalty of `l2_grid` (in order, each fit starting from the previous penalty's), a head is
+    trained on those views of the other folds' images and scores view 0 of its own; the
+    settings are then judged as `CrossValidation` says, by the lowest held-out loss
+    (`scoring.cross_choice`: near ties go to the earlier setting, so every view and the
+    stronger penalty). The loss, not the score: with a few dozen images accuracy moves in
+    steps of one image and picks among near ties at random, while the loss sees how
+    confidently each image is right or wrong."""
+    if view_options is None:
+        view_options = tuple(dict.fromkeys((features.shape[1], 1)))
+    if not l2_grid or not view_options:
+        raise ValueError("no candidate settings")
+    if max(view_options) > features.shape[1] or min(view_options) < 1:
+        raise ValueError(f"views {view_options} of features with {features.shape[1]} views")
+    settings = [(views, l2) for views in view_options for l2 in l2_grid]
     fold = assign_folds(labels, multilabel, seed, folds)
     k = int(fold.max()) + 1
-    grid_probabilities = np.zeros((len(l2_grid), *labels.shape), dtype=np.float32)
-    grid_heads: list[list[LinearHead]] = [[] for _ in l2_grid]
+    outputs = np.zeros((len(settings), *labels.shape), dtype=np.float32)
+    heads: list[list[LinearHead]] = [[] for _ in settings]
     for held_out in range(k):
         test = fold == held_out
         previous = None
-        for g, l2 in enumerate(l2_grid):
-            head = train_head(
-                features[~test], labels[~test], multilabel, seed=seed, l2=l2, start=previous
-            )
-            grid_probabilities[g, test] = head.predict(features[test, 0])
-            grid_heads[g].append(head)
+        for g, (views, l2) in enumerate(settings):
+            if g and views != settings[g - 1][0]:
+                previous = None
+            train = features[~test, :views]
+            head = train_head(train, labels[~test], multilabel, seed=seed, l2=l2, start=previous)
+            outputs[g, test] = head.predict(features[test, 0])
+            heads[g].append(head)
             previous = head
-    losses = np.stack([image_losses(p, labels, multilabel) for p in grid_probabilities])
+    losses = np.stack([image_losses(p, labels, multilabel) for p in outputs])
     candidates = tuple(
-        Candidate(l2, score(p, labels, multilabel), float(row.mean()))
-        for l2, p, row in zip(l2_grid, grid_probabilities, losses, strict=True)
+        Candidate(views, l2, score(p, labels, multilabel), float(row.mean()))
+        for (views, l2), p, row in zip(settings, outputs, losses, strict=True)
     )
     served, chosen = cross_choice(losses, fold)
     probabilities = np.zeros(labels.shape, dtype=np.float32)
     for j, g in enumerate(chosen):
-        probabilities[fold == j] = grid_probabilities[g, fold == j]
+        probabilities[fold == j] = outputs[g, fold == j]
     return CrossValidation(
         probabilities=probabilities,
         fold=fold,
         folds=k,
-        l2=l2_grid[served],
-        fold_l2=tuple(l2_grid[g] for g in chosen),
+        chosen=candidates[served],
+        fold_choices=tuple(candidates[g] for g in chosen),
         candidates=candidates,
-        heads=[grid_heads[g][j] for j, g in enumerate(chosen)],
+        heads=[heads[g][j] for j, g in enumerate(chosen)],
     )

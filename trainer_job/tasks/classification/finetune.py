@@ -96,6 +96,7 @@ def reference(spec: TrainingSpec, regular: RegularResult, config: FineTuneConfig
             spec.model.seed,
             config.folds,
             l2_grid=(regular.cross_validation.l2,),
+            view_options=(regular.cross_validation.views,),
         )
         fold, heads, probabilities = cv.fold, cv.heads, cv.probabilities
         folds = [np.flatnonzero(fold == k) for k in range(cv.folds)]

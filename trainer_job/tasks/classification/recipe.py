@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 import numpy as np
 from PIL import Image
@@ -69,8 +70,8 @@ def train_regular(
     spec: TrainingSpec, known_features: Mapping[int, np.ndarray] | None = None
 ) -> RegularResult:
     """Features of every image (reusing `known_features`), cross-validated out-of-fold
-    probabilities and the L2 penalty they choose, and the final head trained on all images
-    with that penalty."""
+    probabilities and the head's setting they choose (L2 penalty, training views), and the
+    final head trained on all images with that setting."""
     data, seed = spec.data, spec.model.seed
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -80,7 +81,9 @@ def train_regular(
     validation = cross_validate(features, data.labels, data.multilabel, seed)
     timings["crossValidation"] = time.perf_counter() - started
     started = time.perf_counter()
-    head = train_head(features, data.labels, data.multilabel, seed=seed, l2=validation.l2)
+    head = train_head(
+        features[:, : validation.views], data.labels, data.multilabel, seed=seed, l2=validation.l2
+    )
     timings["head"] = time.perf_counter() - started
     return RegularResult(
         head=head,
@@ -107,6 +110,8 @@ def train_advanced(
     """
     started = time.perf_counter()
     regular = train_regular(spec, known_features)
+    if regular.cross_validation.views < 2:  # the mirror image hurt the head: no mirror here
+        config = replace(config, mirror=False)
     left = spec.model.budget_seconds - (time.perf_counter() - started)
     advanced = fine_tune(spec, regular, max(0.0, left), progress, config)
     return regular, advanced

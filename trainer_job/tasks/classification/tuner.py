@@ -57,7 +57,7 @@ class FineTuneConfig:
     jitter: float = 0.2  # random crops: brightness, contrast, saturation in [1 - j, 1 + j]
     folds: int = 3  # the candidate is judged out of fold: trained on the others, each fold
     ensemble: bool = True  # serve the mean of the tuned and the Regular branch
-    mirror: bool = True  # serve the mean over the input and its mirror image
+    mirror: bool = True  # mirror images: training views, and served averaged with the input
     refit: bool = True  # when kept, train again on every image (held-out ones too) to serve
 
 
@@ -114,10 +114,11 @@ def training_view(
     config: FineTuneConfig,
 ) -> np.ndarray:
     """One view (3, S, S) of a training image: view 0 is the served input, view 1 its mirror
-    image (as `features.view_array`); views 2 and up random resized crops of `crop_scale` of
-    the area of the image's central square (anywhere in the image), aspect ratio 3:4 to 4:3,
-    flipped half the time, with colour jitter of `jitter`, fixed by seed, index and view."""
-    if view < 2:
+    image (as `features.view_array`) when `mirror`; the other views random resized crops of
+    `crop_scale` of the area of the image's central square (anywhere in the image), aspect
+    ratio 3:4 to 4:3, flipped half the time when `mirror`, with colour jitter of `jitter`,
+    fixed by seed, index and view."""
+    if view == 0 or (view == 1 and config.mirror):
         return view_array(image, preprocessing, view, seed, index)
     rng = view_rng(seed, index, view)
     image = image.convert("RGB")
@@ -132,7 +133,7 @@ def training_view(
     size = preprocessing.size
     box = (left, top, left + crop_w, top + crop_h)
     cropped = image.resize((size, size), Image.Resampling.BILINEAR, box=box)
-    if rng.uniform() < 0.5:
+    if config.mirror and rng.uniform() < 0.5:
         cropped = cropped.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     for enhancer in (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color):
         factor = float(rng.uniform(1 - config.jitter, 1 + config.jitter))
