@@ -305,7 +305,9 @@ def kept_model(manifest: artifacts.ModelManifest) -> str:
     kept = str(summary["kept"])
     comparison = summary.get("comparison")
     if isinstance(comparison, dict) and "z" in comparison:
-        kept += f" (z {float(comparison['z']):.1f}, {summary.get('bestEpoch', '?')} epochs)"
+        z = comparison["z"]
+        shown = f"{float(z):.1f}" if z is not None else "inf"
+        kept += f" (z {shown}, {summary.get('bestEpoch', '?')} epochs)"
     return kept
 
 

@@ -117,33 +117,44 @@ def test_advanced_drops_the_mirror_image_when_regular_did(
         assert configs[-1].mirror is mirror
 
 
-def test_fine_tuning_is_kept_only_when_it_beats_regular_by_more_than_the_noise() -> None:
-    labels = np.eye(2, dtype=np.float32)[[0, 1] * 20]
-    right = 0.7 + 0.2 * np.random.default_rng(0).random(40)  # the true tag's probability
-
-    def probabilities(true: np.ndarray) -> np.ndarray:
-        return np.where(labels > 0, true[:, None], 1 - true[:, None]).astype(np.float32)
-
-    reference = probabilities(right)
-    same = scoring.compare(reference, reference, labels, False)
-    assert same.loss_gain == 0 and same.z == 0 and not same.better
-    # Every image a little more confident: a clear gain, many standard errors.
-    sure = scoring.compare(reference, probabilities(np.minimum(right + 0.05, 0.99)), labels, False)
-    assert sure.loss_gain > 0 and sure.z > scoring.NOISE_Z and sure.better
-    # Half the images better and half worse by about as much: the gain is within the noise.
-    mixed = right + np.where(np.arange(40) % 4 < 2, 0.08, -0.075)
-    noisy = scoring.compare(reference, probabilities(mixed), labels, False)
-    assert abs(noisy.z) < scoring.NOISE_Z and not noisy.better
-    # A lower loss never buys a lower accuracy: one image turned wrong, the rest surer.
-    turned = np.minimum(right + 0.09, 0.99)
-    turned[0] = 0.4
-    worse = scoring.compare(reference, probabilities(turned), labels, False)
-    assert worse.loss_gain > 0 and worse.candidate_score < worse.reference_score
-    assert not worse.better
-    # A gain below float noise is a tie, however consistent.
-    tiny = scoring.compare(reference, probabilities(right + 1e-5), labels, False)
-    assert tiny.z > scoring.NOISE_Z and not tiny.better
+def test_a_gain_counts_only_beyond_the_noise_of_the_paired_comparison() -> None:
+    base = 0.2 * np.random.default_rng(0).random(40)
+    assert not scoring.paired(np.zeros(40)).clear  # a tie
+    sure = scoring.paired(0.05 + base)  # every image gains
+    assert sure.z > scoring.NOISE_Z and sure.clear
+    mixed = scoring.paired(np.where(np.arange(40) % 2 == 0, 0.3, -0.28) + 0.01 * base)
+    assert mixed.loss_gain > 0 and abs(mixed.z) < scoring.NOISE_Z and not mixed.clear
+    tiny = scoring.paired(1e-5 + 1e-6 * base)  # consistent, but float noise
+    assert tiny.z > scoring.NOISE_Z and not tiny.clear
     assert sure.to_dict()["better"] is True and sure.to_dict()["images"] == 40
+
+
+def test_models_are_compared_after_calibration() -> None:
+    # The candidate is right on 36 of 40 images, the reference on 30 (both 0.97 on the tag
+    # they pick when right, 0.45 on the true tag when wrong), but the candidate is timid (its
+    # logits divided by 3, as label smoothing and averaging leave a fine-tuned ensemble): by
+    # the raw loss it loses; calibrated by a temperature each, it wins clearly.
+    labels = np.eye(2, dtype=np.float32)[[0, 1] * 20]
+
+    def probabilities(right: int, temperature: float) -> np.ndarray:
+        p = np.where(np.arange(40) < right, 0.97, 0.45)
+        p = 1 / (1 + np.exp(-np.log(p / (1 - p)) / temperature))
+        return np.where(labels > 0, p[:, None], 1 - p[:, None]).astype(np.float32)
+
+    reference, candidate = probabilities(30, 1.0), probabilities(36, 3.0)
+    raw = scoring.paired(
+        scoring.image_losses(reference, labels, False)
+        - scoring.image_losses(candidate, labels, False)
+    )
+    assert raw.loss_gain < 0
+    calibrated = scoring.compare(reference, candidate, labels, False)
+    assert calibrated.loss_gain > 0 and calibrated.clear
+    assert not scoring.compare(candidate, reference, labels, False).clear
+    # Calibration never hurts: the temperature grid holds 1.
+    for p in (reference, candidate):
+        assert scoring.calibrated_losses(p, labels, False).mean() <= scoring.held_out_loss(
+            p, labels, False
+        )
 
 
 def test_each_fold_is_judged_by_a_choice_made_without_it() -> None:
@@ -161,35 +172,36 @@ def test_each_fold_is_judged_by_a_choice_made_without_it() -> None:
     assert served == 2  # the lowest mean over every image (0.4 against 0.63)
     assert per_fold == [1, 2, 2]  # without fold 0, candidate 1; without 1 or 2, candidate 2
     # Near ties (within LOSS_MARGIN) go to the earlier candidate.
-    assert scoring.cross_choice(np.array([[0.5, 0.5], [0.4995, 0.4995]]), np.array([0, 1])) == (
-        0,
-        [0, 0],
-    )
+    near = np.array([[0.5, 0.5], [0.4995, 0.4995]])
+    assert scoring.cross_choice(near, np.array([0, 1])) == (0, [0, 0])
+    # The default (candidate 0) stands unless beaten beyond the noise.
+    assert scoring.unless_clearly_beaten(losses[:, 2:]) == 1  # 0.5 against 1.0 on every image
+    noisy = np.array([[0.5, 0.5, 0.5, 0.5], [0.1, 0.9, 0.1, 0.8]])  # lower mean, but noise
+    assert noisy[1].mean() < noisy[0].mean() and scoring.unless_clearly_beaten(noisy) == 0
 
 
-def test_the_epochs_are_chosen_out_of_fold() -> None:
-    # Six images in three folds; each fold's run has a held-out curve (epoch 0 is the start):
-    # the true tag's probability after epochs 1 and 2 is 0.9, 0.6 on fold 0 and 0.6, 0.8 on
-    # folds 1 and 2. Without fold 0, epoch 2 is best; without fold 1 (or 2), epoch 1 (mean
-    # losses 0.31 against 0.37); over every image epoch 2 (0.32 against 0.38).
-    labels = np.eye(2, dtype=np.float32)[[0, 1, 0, 1, 0, 1]]
-    fold = np.array([0, 0, 1, 1, 2, 2])
+def test_the_epochs_are_the_whole_schedule_unless_an_earlier_one_is_clearly_better() -> None:
+    # 30 images in three folds; each fold's run has a held-out curve (epoch 0 is the start).
+    # The true tag's probability after epochs 1, 2, 3: on fold 0's images 0.9, 0.7, 0.7; on
+    # the others 0.7 throughout. Without fold 0's images nothing beats the whole schedule (3);
+    # with them, epoch 1 does on every one of them.
+    labels = np.eye(2, dtype=np.float32)[np.arange(30) % 2]
+    fold = np.arange(30) // 10
     folds = [np.flatnonzero(fold == k) for k in range(3)]
 
     def curve(*right: float) -> list[np.ndarray]:
-        held = labels[:2]
+        held = labels[:10]
         return [np.where(held > 0, p, 1 - p).astype(np.float32) for p in (0.5, *right)]
 
-    curves = [curve(0.9, 0.6), curve(0.6, 0.8), curve(0.6, 0.8)]
+    curves = [curve(0.9, 0.7, 0.7), curve(0.7, 0.7, 0.7), curve(0.7, 0.7, 0.7)]
     runs = [SimpleNamespace(curve=c, multilabel=False) for c in curves]
-    reference = finetune.Reference(
-        fold, folds, [], np.full(labels.shape, 0.5), np.full(labels.shape, 0.5), 0.5
-    )
+    half = np.full(labels.shape, 0.5)
+    reference = finetune.Reference(fold, folds, [], half, half, 0.5)
     alone = FineTuneConfig(ensemble=False, mirror=False)
     choice = finetune.choose_epochs(reference, runs, alone, labels)  # type: ignore[arg-type]
-    assert choice.per_fold == [2, 1, 1]
-    assert choice.served == 2
-    np.testing.assert_array_equal(choice.probabilities[folds[0]], curves[0][2])
+    assert choice.per_fold == [3, 1, 1]
+    assert choice.served == 1
+    np.testing.assert_array_equal(choice.probabilities[folds[0]], curves[0][3])
     np.testing.assert_array_equal(choice.probabilities[folds[1]], curves[1][1])
     # With the ensemble, each image's candidate is the mean with its Regular branch.
     both = finetune.choose_epochs(reference, runs, FineTuneConfig(mirror=False), labels)  # type: ignore[arg-type]
@@ -279,7 +291,7 @@ def test_the_split_head_is_the_starting_point_and_a_tie_keeps_regular(
 def test_a_kept_fine_tuning_is_trained_again_on_every_image(
     flowers: Flowers, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(scoring.Comparison, "better", property(lambda self: True))
+    monkeypatch.setattr(scoring.Comparison, "clear", property(lambda self: True))
     refit = run(flowers, budget=300)
     once = run(flowers, budget=300, config=FineTuneConfig(max_epochs=1, refit=False))
     assert refit.kept == once.kept == "FineTuned"
@@ -380,7 +392,7 @@ def test_multilabel_fine_tuning_scores_mean_average_precision(flowers: Flowers) 
     comparison = scoring.compare(
         result.regular_probabilities, result.fine_tuned_probabilities, labels, True
     )
-    assert (result.kept == "FineTuned") == comparison.better
+    assert (result.kept == "FineTuned") == comparison.clear
     assert result.comparison == comparison
     for k in (0, 1, 2):  # every tag is represented in every fold
         assert np.all(labels[result.fold == k].sum(axis=0) >= 1)

@@ -10,12 +10,13 @@ the kept recipe again on every image.
    fold's images (the served input only, as the Regular model is served).
 3. The candidate (`EnsembleNet`): one frozen trunk, the tuned last stages with their head and
    the frozen last stages with the Regular head, averaged over the input and its mirror. How
-   many epochs to train is chosen out of fold too (`scoring.cross_choice` on the candidate's
-   held-out losses per epoch): each fold's images are scored at the epoch that was best on
-   the other folds' images, and the refit trains for the epoch best over every image.
-4. The candidate is kept only if it scores at least as well as the reference and its mean loss
-   per image is lower by more than `scoring.NOISE_Z` standard errors of the paired
-   differences (`scoring.compare`); otherwise Regular is served.
+   many epochs to train is chosen out of fold too (`choose_epochs`): the whole schedule unless
+   an earlier epoch is clearly better; each fold's images are scored after the epochs chosen
+   on the other folds' images, and the refit trains for the epochs chosen on every image.
+4. The candidate is kept only if its mean loss per image, each model's probabilities
+   calibrated by one temperature (`scoring.calibrated_losses`), is lower than the reference's
+   by more than `scoring.NOISE_Z` standard errors of the paired differences
+   (`scoring.compare`); otherwise Regular is served.
 5. When kept (and `refit`), the run is trained again on every image for the chosen epochs and
    served; if that would not fit in the budget, the first fold's network (at its own lowest
    held-out loss) is served. Each run gets the share of the budget left that its work (images
@@ -49,10 +50,11 @@ from trainer_job.tasks.classification.results import (
     RegularResult,
 )
 from trainer_job.tasks.classification.scoring import (
+    calibrated_losses,
     compare,
     cross_choice,
-    image_losses,
     score,
+    unless_clearly_beaten,
 )
 from trainer_job.tasks.classification.training_loop import fit, prepare
 from trainer_job.tasks.classification.tuner import (
@@ -225,7 +227,7 @@ def _run_folds(
 class EpochChoice:
     """The candidate's epochs chosen out of fold, and its out-of-fold probabilities."""
 
-    served: int  # the epochs the refit trains: the lowest held-out loss over every image
+    served: int  # the epochs the refit trains, chosen over every image
     per_fold: list[int]  # fold k's images are scored after per_fold[k] epochs
     probabilities: np.ndarray  # (N, T)
 
@@ -233,23 +235,26 @@ class EpochChoice:
 def choose_epochs(
     ref: Reference, tuners: list[Tuner], config: FineTuneConfig, labels: np.ndarray
 ) -> EpochChoice:
-    """For every epoch all folds reached (1..E; a partial last epoch counts), the candidate's
-    held-out losses per image; `cross_choice` picks the epochs (see the module docstring)."""
+    """The candidate after every epoch all folds reached (E; a partial last epoch counts),
+    judged by its calibrated held-out losses per image: the whole schedule (E epochs) unless an
+    earlier epoch is clearly better (`scoring.unless_clearly_beaten`), chosen out of fold by
+    `cross_choice` (see the module docstring)."""
     multilabel = tuners[0].multilabel
     reached = min(len(t.curve) for t in tuners) - 1
     regular = ref.branch(config.mirror)
-    candidates = np.zeros((reached, *labels.shape), dtype=np.float32)
+    epochs = list(range(reached, 0, -1))  # the default first
+    candidates = np.zeros((len(epochs), *labels.shape), dtype=np.float32)
     for tuner, held in zip(tuners, ref.folds, strict=True):
-        for epoch in range(1, reached + 1):
+        for c, epoch in enumerate(epochs):
             tuned = tuner.curve[epoch]
             both = 0.5 * (tuned + regular[held])
-            candidates[epoch - 1, held] = both if config.ensemble else tuned
-    losses = np.stack([image_losses(p, labels, multilabel) for p in candidates])
-    served, per_fold = cross_choice(losses, ref.fold)
+            candidates[c, held] = both if config.ensemble else tuned
+    losses = np.stack([calibrated_losses(p, labels, multilabel) for p in candidates])
+    served, per_fold = cross_choice(losses, ref.fold, unless_clearly_beaten)
     probabilities = np.zeros(labels.shape, dtype=np.float32)
     for k, held in enumerate(ref.folds):
         probabilities[held] = candidates[per_fold[k], held]
-    return EpochChoice(served + 1, [e + 1 for e in per_fold], probabilities)
+    return EpochChoice(epochs[served], [epochs[c] for c in per_fold], probabilities)
 
 
 def _candidate(
@@ -265,7 +270,7 @@ def _candidate(
     labels, multilabel = spec.data.labels, spec.data.multilabel
     choice = choose_epochs(ref, tuners, config, labels)
     comparison = compare(ref.probabilities, choice.probabilities, labels, multilabel)
-    kept: Kept = "FineTuned" if comparison.better else "Regular"
+    kept: Kept = "FineTuned" if comparison.clear else "Regular"
     refit = None
     if kept == "FineTuned" and config.refit:
         refit = _refit(spec, tuners, regular, schedule, len(ref.folds), choice.served)
@@ -281,7 +286,7 @@ def _candidate(
         net=served if kept == "FineTuned" else build_classifier(spec.model.backbone, regular.head),
         metric=_metric(spec),
         regular_score=ref.score,
-        fine_tuned_score=comparison.candidate_score,
+        fine_tuned_score=score(choice.probabilities, labels, multilabel),
         fold=ref.fold,
         regular_probabilities=ref.probabilities,
         fine_tuned_probabilities=choice.probabilities,
