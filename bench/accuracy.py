@@ -311,6 +311,12 @@ def kept_model(manifest: artifacts.ModelManifest) -> str:
     return kept
 
 
+def head_choice(manifest: artifacts.ModelManifest) -> str:
+    """The L2 penalty and training views the cross-validation chose, as the manifest says."""
+    choices = manifest.choices or {}
+    return f"{choices.get('l2', '?')}, {choices.get('views', '?')}"
+
+
 # ------------------------------------------------------------------ one run
 
 
@@ -329,7 +335,7 @@ class Result:
     advanced_seconds: float | None = None
     advanced_kept: str = ""  # which model the Advanced iteration serves
     timings: dict[str, float] = field(default_factory=dict)
-    head_l2: str = ""  # the L2 penalty the Regular iteration's cross-validation chose
+    head_choice: str = ""  # the head setting the Regular iteration's cross-validation chose
 
 
 def run_one(
@@ -367,7 +373,7 @@ def run_one(
             regular.seconds,
             test_seconds,
             timings=dict(regular.manifest.timings),
-            head_l2=str((regular.manifest.choices or {}).get("l2", "?")),
+            head_choice=head_choice(regular.manifest),
         )
         if advanced is None:
             advanced, first = check_advanced(served, client, project_id, regular)
@@ -439,7 +445,7 @@ def runs_table(results: Sequence[Result], advanced: bool) -> str:
         "Regular %",
         "reference %",
         "Regular train s",
-        "head L2 chosen",
+        "head chosen (L2, views)",
         "trainer timings s",
         "onnx test s",
     ]
@@ -456,7 +462,7 @@ def runs_table(results: Sequence[Result], advanced: bool) -> str:
             f"{100 * r.regular:.1f}",
             f"{100 * r.reference:.1f}",
             f"{r.regular_seconds:.1f}",
-            r.head_l2,
+            r.head_choice,
             timings,
             f"{r.test_seconds:.1f}",
         ]
