@@ -384,6 +384,11 @@ def test_tags_told_apart_by_their_mirror_image_train_without_it() -> None:
     assert result.chosen.score == 1.0
     assert max(c.score for c in result.candidates if c.views == 2) < 0.75
     assert result.choices()["views"] == 1 and result.choices()["foldViews"] == [1] * 5
+    # When the mirror image shows the same thing, both views are kept: the image alone would
+    # have to be clearly better to be chosen.
+    features[:, 1, 0] = features[:, 0, 0]
+    same = cross_validate(features, one_hot(classes.tolist(), 2), False, seed=0)
+    assert same.views == 2 and all(c.views == 2 for c in same.fold_choices)
 
 
 def test_a_warm_started_head_reaches_the_same_optimum(flowers: Flowers) -> None:

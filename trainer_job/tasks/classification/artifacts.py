@@ -34,9 +34,7 @@ def iteration_files(
     """The files; the metrics are the out-of-fold predictions of the model served (Regular's
     cross-validation, or Advanced's candidate when it is served)."""
     summary = advanced.summary() if advanced is not None else None
-    probabilities, folds = result.probabilities, result.folds
-    if advanced is not None:
-        probabilities, folds = advanced.probabilities, advanced.fold
+    probabilities, folds = reported(result, advanced)
     labels = [{"id": t.id, "name": t.name, "type": t.type.value} for t in data.tags]
     manifest = artifacts.ModelManifest(
         backbone=spec.model.backbone,
@@ -66,6 +64,19 @@ def iteration_files(
         Artifact(artifacts.METRICS, json.dumps(_metrics_json(metrics, labels)).encode(), JSON),
         Artifact(artifacts.EVALUATION, _evaluation_npz(data, probabilities, folds), BINARY),
     ]
+
+
+def reported(
+    result: RegularResult, advanced: AdvancedResult | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(out-of-fold probabilities (N, T), folds (N,)) of the served model's recipe: Advanced's
+    candidate when it is served, else Regular's 5-fold cross-validation (not Advanced's
+    reference heads, which are not what is served)."""
+    if advanced is not None and advanced.kept == "FineTuned":
+        candidate = advanced.fine_tuned_probabilities
+        if candidate is not None:  # always set when fine-tuning is served
+            return candidate, advanced.fold
+    return result.probabilities, result.folds
 
 
 def _evaluation_npz(data: TrainingSet, probabilities: np.ndarray, folds: np.ndarray) -> bytes:
@@ -98,8 +109,8 @@ def evaluation_description(folds: int, advanced: dict[str, Any] | None) -> str:
         return f"metrics: {regular} (the Regular model, served); {chosen}"
     described = (
         f"{advanced['folds']}-fold cross-validation of the fine-tuned ensemble, each fold's "
-        "epochs chosen on the other folds' images (the served model's recipe, trained on "
-        "fewer images than it)"
+        "epochs chosen on the other folds' images (the served model's recipe, each fold's "
+        "model trained on fewer images than it)"
     )
     if advanced["refitImages"]:
         chosen += f", then fine-tuned again on all {advanced['refitImages']} images"

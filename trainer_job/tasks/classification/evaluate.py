@@ -4,12 +4,19 @@ scored by heads blind to it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from trainer_job.ml.head import LinearHead, train_head
-from trainer_job.tasks.classification.scoring import cross_choice, image_losses, score
+from trainer_job.tasks.classification.scoring import (
+    cross_choice,
+    image_losses,
+    lowest_mean,
+    score,
+    unless_clearly_beaten,
+)
 
 DEFAULT_FOLDS = 5
 # The candidate penalties, strongest first (at an equal held-out loss the simpler head wins),
@@ -147,9 +154,9 @@ def cross_validate(
     each fold, each of `view_options` (by default all V views, then view 0 alone) and each
     penalty of `l2_grid` (in order, each fit starting from the previous penalty's), a head is
     trained on those views of the other folds' images and scores view 0 of its own; the
-    settings are then judged as `CrossValidation` says, by the lowest held-out loss
-    (`scoring.cross_choice`: near ties go to the earlier setting, so every view and the
-    stronger penalty). The loss, not the score: with a few dozen images accuracy moves in
+    settings are then judged as `CrossValidation` says, by the held-out loss (`_rule`: the
+    penalty with the lowest, near ties to the stronger; the image alone only when it is clearly
+    better than every view). The loss, not the score: with a few dozen images accuracy moves in
     steps of one image and picks among near ties at random, while the loss sees how
     confidently each image is right or wrong."""
     if view_options is None:
@@ -179,7 +186,7 @@ def cross_validate(
         Candidate(views, l2, score(p, labels, multilabel), float(row.mean()))
         for (views, l2), p, row in zip(settings, outputs, losses, strict=True)
     )
-    served, chosen = cross_choice(losses, fold)
+    served, chosen = cross_choice(losses, fold, _rule(settings))
     probabilities = np.zeros(labels.shape, dtype=np.float32)
     for j, g in enumerate(chosen):
         probabilities[fold == j] = outputs[g, fold == j]
@@ -192,3 +199,17 @@ def cross_validate(
         candidates=candidates,
         heads=[heads[g][j] for j, g in enumerate(chosen)],
     )
+
+
+def _rule(settings: list[tuple[int, float]]) -> Callable[[np.ndarray], int]:
+    """How `cross_choice` picks a setting from their losses (C, M): for each views option the
+    penalty with the lowest mean loss (`lowest_mean`); then the first views option (every view)
+    unless another one's beats it clearly, image by image (`unless_clearly_beaten`)."""
+    options = dict.fromkeys(views for views, _ in settings)
+    groups = [[g for g, (v, _) in enumerate(settings) if v == views] for views in options]
+
+    def rule(losses: np.ndarray) -> int:
+        best = [group[lowest_mean(losses[group])] for group in groups]
+        return best[unless_clearly_beaten(losses[best])]
+
+    return rule

@@ -3,7 +3,7 @@ as an ensemble with the Regular model, and keep that only if it beats the Regula
 fold (on images neither was trained on) by more than the noise of the comparison; then train
 the kept recipe again on every image.
 
-1. The images are split into `folds` (3) stratified folds (`evaluate.assign_folds`, fixed by
+1. The images are split into `folds` (5) stratified folds (`evaluate.assign_folds`, fixed by
    the seed); each fold's run (tuner.py) trains on the other folds and scores that one after
    every epoch.
 2. The reference is a Regular head trained on the other folds' cached features, scored on the
@@ -23,7 +23,7 @@ the kept recipe again on every image.
    x epochs) is of the work left, the refit included.
 
 Scores: Multiclass accuracy (top-1); Multilabel the mean average precision over tags. The
-iteration's metrics are the kept model's out-of-fold predictions (`AdvancedResult.probabilities`).
+iteration's metrics are the served model's out-of-fold predictions (`artifacts.reported`).
 README ("Training", "Accuracy") has the measurements.
 """
 

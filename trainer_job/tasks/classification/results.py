@@ -76,13 +76,6 @@ class AdvancedResult:
     comparison: Comparison | None = None  # the candidate against Regular, image by image
     fold_epochs: list[int] = field(default_factory=list)  # fold k scored after fold_epochs[k]
 
-    @property
-    def probabilities(self) -> np.ndarray:
-        """Out-of-fold probabilities (N, T) of the kept model."""
-        if self.kept == "FineTuned" and self.fine_tuned_probabilities is not None:
-            return self.fine_tuned_probabilities
-        return self.regular_probabilities
-
     def summary(self) -> dict[str, object]:
         """What fine-tuning did, for the manifest: which model was kept and why."""
         return {

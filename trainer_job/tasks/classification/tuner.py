@@ -55,7 +55,7 @@ class FineTuneConfig:
     pool_views: int = 8  # views per training image: served, mirrored, then random crops
     crop_scale: tuple[float, float] = (0.25, 1.0)  # random crops: share of the central square
     jitter: float = 0.2  # random crops: brightness, contrast, saturation in [1 - j, 1 + j]
-    folds: int = 3  # the candidate is judged out of fold: trained on the others, each fold
+    folds: int = 5  # the candidate is judged out of fold: trained on the others, each fold
     ensemble: bool = True  # serve the mean of the tuned and the Regular branch
     mirror: bool = True  # mirror images: training views, and served averaged with the input
     refit: bool = True  # when kept, train again on every image (held-out ones too) to serve
