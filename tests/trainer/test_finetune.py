@@ -159,8 +159,9 @@ def test_models_are_compared_after_calibration() -> None:
     assert not scoring.compare(candidate, reference, labels, False).clear
     # Calibration never hurts: the temperature grid holds 1.
     for p in (reference, candidate):
-        assert scoring.calibrated_losses(p, labels, False).mean() <= scoring.held_out_loss(
-            p, labels, False
+        assert (
+            scoring.calibrated_losses(p, labels, False).mean()
+            <= scoring.image_losses(p, labels, False).mean()
         )
 
 
@@ -216,13 +217,13 @@ def test_the_epochs_are_the_whole_schedule_unless_an_earlier_one_is_clearly_bett
     np.testing.assert_allclose(both.probabilities[folds[0]], expected)
 
 
-def test_held_out_loss_is_the_mean_cross_entropy() -> None:
+def test_image_losses_are_the_cross_entropy_per_image() -> None:
     labels = np.eye(2, dtype=np.float32)
     probabilities = np.array([[0.8, 0.2], [0.4, 0.6]], dtype=np.float32)
     expected = -(np.log(0.8) + np.log(0.6)) / 2
-    assert scoring.held_out_loss(probabilities, labels, False) == pytest.approx(expected)
+    assert scoring.image_losses(probabilities, labels, False).mean() == pytest.approx(expected)
     binary = -(np.log(0.8) + np.log(0.8) + np.log(0.6) + np.log(0.6)) / 4
-    assert scoring.held_out_loss(probabilities, labels, True) == pytest.approx(binary)
+    assert scoring.image_losses(probabilities, labels, True).mean() == pytest.approx(binary)
 
 
 # Fine-tuning real photos

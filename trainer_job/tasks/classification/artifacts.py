@@ -95,15 +95,15 @@ def evaluation_description(folds: int, advanced: dict[str, Any] | None) -> str:
     """How the metrics were measured; for Advanced, also how the served model was chosen."""
     regular = (
         f"{folds}-fold cross-validation of the linear head on frozen features, each fold's "
-        "L2 penalty chosen on the other folds' images"
+        "L2 penalty and training views chosen on the other folds' images"
     )
     if advanced is None:
         return regular
     chosen = (
         f"the served model ({advanced['kept']}) was chosen by comparing the fine-tuned ensemble "
         f"with the linear head out of fold ({advanced['folds']} folds, every image scored, "
-        "kept only if its loss per image was lower by more than the comparison's noise and its "
-        f"{advanced['heldOutMetric']} no lower)"
+        "kept only if its calibrated loss per image was lower by more than the noise of the "
+        "paired comparison)"
     )
     if advanced["kept"] != "FineTuned":
         return f"metrics: {regular} (the Regular model, served); {chosen}"

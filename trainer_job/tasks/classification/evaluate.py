@@ -24,9 +24,6 @@ DEFAULT_FOLDS = 5
 # features goes from nearly unregularised (every training image fitted) to a head that barely
 # leaves the class priors.
 L2_GRID = (10.0, 1.0, 0.1, 1e-2, 1e-3, 1e-4)
-# The training views of a candidate head: every view computed (the image, its mirror image and
-# any augmented views) first, or the image alone, for tags that a mirror image changes (left
-# from right, text).
 
 
 @dataclass(frozen=True)
@@ -36,7 +33,7 @@ class Candidate:
     views: int  # training views per image: features[:, :views]
     l2: float
     score: float  # scoring.score: accuracy, or mean average precision for Multilabel
-    loss: float  # scoring.held_out_loss
+    loss: float  # the mean of scoring.image_losses
 
     def to_dict(self) -> dict[str, float]:
         return {
@@ -151,7 +148,8 @@ def cross_validate(
     view_options: tuple[int, ...] | None = None,
 ) -> CrossValidation:
     """Out-of-fold probabilities (N, T) from features (N, V, D) and the chosen setting: for
-    each fold, each of `view_options` (by default all V views, then view 0 alone) and each
+    each fold, each of `view_options` (by default all V views, the image, its mirror image and
+    any augmented views, then view 0 alone, for tags that a mirror image changes) and each
     penalty of `l2_grid` (in order, each fit starting from the previous penalty's), a head is
     trained on those views of the other folds' images and scores view 0 of its own; the
     settings are then judged as `CrossValidation` says, by the held-out loss (`_rule`: the

@@ -1,6 +1,7 @@
 """How a set of out-of-sample predictions is judged: the score users read (top-1 accuracy, or
-mean average precision for Multilabel), the held-out loss per image, and the paired comparison
-that decides whether a candidate beats a reference on the same images."""
+mean average precision for Multilabel), the held-out loss per image, the out-of-fold choice
+among candidates, and the paired comparison that decides whether a candidate beats a default
+on the same images."""
 
 from __future__ import annotations
 
@@ -50,19 +51,18 @@ def calibrated_losses(
     head that is as often right)."""
     p = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-7, 1 - 1e-7)
     logits = np.log(p / (1 - p)) if multilabel else np.log(p)
-    best: np.ndarray | None = None
-    for temperature in TEMPERATURES:
+
+    def rescaled(temperature: float) -> np.ndarray:
         scaled = logits / temperature
         if multilabel:
-            q = 1 / (1 + np.exp(-scaled))
+            q: np.ndarray = 1 / (1 + np.exp(-scaled))
         else:
             q = np.exp(scaled - scaled.max(axis=1, keepdims=True))
-            q /= q.sum(axis=1, keepdims=True)
-        losses = image_losses(q, labels, multilabel)
-        if best is None or losses.mean() < best.mean():
-            best = losses
-    assert best is not None
-    return best
+            q = q / q.sum(axis=1, keepdims=True)
+        return q
+
+    losses = [image_losses(rescaled(t), labels, multilabel) for t in TEMPERATURES]
+    return min(losses, key=lambda row: float(row.mean()))
 
 
 def lowest_mean(losses: np.ndarray) -> int:
@@ -93,11 +93,6 @@ def cross_choice(
     folds = int(fold.max()) + 1 if len(fold) else 0
     per_fold = [rule(losses[:, fold != k]) if np.any(fold != k) else 0 for k in range(folds)]
     return rule(losses), per_fold
-
-
-def held_out_loss(probabilities: np.ndarray, labels: np.ndarray, multilabel: bool) -> float:
-    """The mean of `image_losses`."""
-    return float(image_losses(probabilities, labels, multilabel).mean())
 
 
 @dataclass(frozen=True)
