@@ -72,7 +72,7 @@ from bench.common import (
 from functions.domain import artifacts, catalog
 from functions.domain.preprocessing import Preprocessing
 from trainer_job.__main__ import process_one
-from trainer_job.ml.backbone import load_backbone
+from trainer_job.ml.backbone import load_backbone, primary
 from trainer_job.ml.features import run_extractor
 
 DEFAULT_DATASETS = "flowers5,intel_scenes"
@@ -102,16 +102,18 @@ class PhotoCache:
         return np.stack([self.inputs[(preprocessing, p)] for p in paths])
 
     def reference_features(self, domain: catalog.Domain) -> None:
-        """View-0 features of every photo, by the frozen backbone the domain trains on."""
+        """View-0 features of every photo, by the frozen (primary) backbone the domain trains
+        on: the one backbone of today's single-backbone models."""
         preprocessing = Preprocessing.for_size(domain.image_size)
-        extractor = load_backbone(domain.backbone, torch.device("cpu"))
+        backbone = primary(domain.backbone)
+        extractor = load_backbone(backbone, torch.device("cpu"))
         paths = [p for files in self.classes.values() for p in files]
-        todo = [p for p in paths if (domain.backbone, p) not in self.features]
+        todo = [p for p in paths if (backbone, p) not in self.features]
         for start in range(0, len(todo), BATCH):
             batch = todo[start : start + BATCH]
             rows = run_extractor(extractor, self.arrays(preprocessing, batch))
             for path, row in zip(batch, rows, strict=True):
-                self.features[(domain.backbone, path)] = row
+                self.features[(backbone, path)] = row
 
     def feature_matrix(self, backbone: str, paths: Sequence[Path]) -> np.ndarray:
         return np.stack([self.features[(backbone, p)] for p in paths])
@@ -312,9 +314,10 @@ def kept_model(manifest: artifacts.ModelManifest) -> str:
 
 
 def head_choice(manifest: artifacts.ModelManifest) -> str:
-    """The L2 penalty and training views the cross-validation chose, as the manifest says."""
+    """The L2 penalty, training views and backbones the cross-validation chose, as the
+    manifest says."""
     choices = manifest.choices or {}
-    return f"{choices.get('l2', '?')}, {choices.get('views', '?')}"
+    return f"{choices.get('l2', '?')}, {choices.get('views', '?')}, {choices.get('backbones', 1)}"
 
 
 # ------------------------------------------------------------------ one run
@@ -357,7 +360,7 @@ def run_one(
             client, project_id, [(p, tags[n]) for n, ps in split.train.items() for p in ps]
         )
         regular = train(served, client, project_id, None)
-        if regular.manifest.backbone != domain.backbone:
+        if primary(regular.manifest.backbone) != primary(domain.backbone):
             raise RuntimeError(f"trained {regular.manifest.backbone}, not {domain.backbone}")
         test_start = time.perf_counter()
         accuracy = model_accuracy(served, project_id, regular, photos, split)
@@ -369,7 +372,7 @@ def run_one(
             sum(len(v) for v in split.train.values()),
             sum(len(v) for v in split.test.values()),
             accuracy,
-            reference_accuracy(photos, domain.backbone, split),
+            reference_accuracy(photos, primary(domain.backbone), split),
             regular.seconds,
             test_seconds,
             timings=dict(regular.manifest.timings),
@@ -445,7 +448,7 @@ def runs_table(results: Sequence[Result], advanced: bool) -> str:
         "Regular %",
         "reference %",
         "Regular train s",
-        "head chosen (L2, views)",
+        "head chosen (L2, views, backbones)",
         "trainer timings s",
         "onnx test s",
     ]

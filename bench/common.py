@@ -42,7 +42,10 @@ BATCH = 64  # Custom Vision's most images per create call
 # Domain ids (functions/domain/catalog.py): the backbone and input size each one trains.
 DOMAINS = {
     "compact": ("0732100f-1a38-4e49-a514-c9b44c697ab5", "EfficientNet-Lite0, 224 px"),
-    "general": ("ee85a74c-405e-4adc-bb47-ffa8ca0c9f31", "EfficientNet-Lite2, 260 px"),
+    "general": (
+        "ee85a74c-405e-4adc-bb47-ffa8ca0c9f31",
+        "EfficientNet-Lite2 (+ Lite0 where chosen), 260 px",
+    ),
 }
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
 

@@ -50,7 +50,11 @@ from trainer_job.exports.platforms import resolve
 from trainer_job.exports.sample_model import load_photos, train_sample_model
 from trainer_job.exports.tensorflow_format import run_saved_model
 
-BACKBONES = {"lite0": "efficientnet-lite0", "lite2": "efficientnet-lite2"}
+BACKBONES = {
+    "lite0": "efficientnet-lite0",
+    "lite2": "efficientnet-lite2",
+    "lite2+lite0": "efficientnet-lite2+efficientnet-lite0",  # the General domain, both read
+}
 
 
 def _model_size(zip_bytes: bytes, files: list[str]) -> int:

@@ -1,7 +1,9 @@
 """The domains we serve, with Custom Vision's published ids: classification and object detection.
 
 Classification: compact domains run EfficientNet-Lite0 at 224 px, the others EfficientNet-Lite2
-at 260 px. Object detection: the same backbones at 320 px (compact) and 416 px (the others).
+at 260 px with EfficientNet-Lite0 beside it on the same input, its features read only when the
+project's own cross-validation finds they help (a stacked backbone name, "lite2+lite0").
+Object detection: the same backbones at 320 px (compact) and 416 px (the others).
 A project's domain decides its kind for good: Custom Vision refuses a change between the kinds.
 """
 
@@ -16,6 +18,9 @@ EXPORT_PLATFORMS = tuple(EXPORT_FLAVORS)
 
 LITE0 = "efficientnet-lite0"
 LITE2 = "efficientnet-lite2"
+LITE2_LITE0 = f"{LITE2}+{LITE0}"  # both on the same input, the features side by side
+# float32 ONNX megabytes of each backbone with a linear head (a stacked model: the sum)
+_MEGABYTES = {LITE0: 14, LITE2: 24}
 
 _SAME_BACKBONE = (
     " We use the same general-purpose ImageNet backbone as the General domain; there is no"
@@ -41,6 +46,11 @@ class Domain:
         return self.type == OBJECT_DETECTION
 
     @property
+    def model_megabytes(self) -> int:
+        """The largest model this domain serves, as float32 ONNX."""
+        return sum(_MEGABYTES[part] for part in self.backbone.split("+"))
+
+    @property
     def exportable_platforms(self) -> list[str]:
         return list(EXPORT_PLATFORMS)  # every domain, detectors too (Custom Vision: compact only)
 
@@ -49,8 +59,10 @@ def _general(domain_id: str, name: str, note: str = "") -> Domain:
     return Domain(
         domain_id,
         name,
-        "EfficientNet-Lite2 (ImageNet) at 260 px, fine for most image classification tasks." + note,
-        LITE2,
+        "EfficientNet-Lite2 (ImageNet) at 260 px, with EfficientNet-Lite0 features beside it"
+        " when the project's cross-validation finds they help; fine for most image"
+        " classification tasks." + note,
+        LITE2_LITE0,
         260,
     )
 

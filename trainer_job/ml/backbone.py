@@ -5,6 +5,9 @@ For inference the batch norms are folded into the convolutions and symmetric "sa
 into the convolutions' own padding; the ReLU6 activations of the Lite models are kept as they
 are (the package's `set_swish` would replace them with swish, which these weights were not
 trained with).
+
+A stacked name, "efficientnet-lite2+efficientnet-lite0", is several backbones on the same
+input (the first one's size): their features side by side, the first one's columns first.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from efficientnet_lite_pytorch import EfficientNet
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
-FEATURE_DIM = 1280
+FEATURE_DIM = 1280  # per backbone
+SEPARATOR = "+"  # between the parts of a stacked name
 
 # backbone name -> (the input size its static "same" paddings are computed for, weight file)
 _WEIGHTS: dict[str, tuple[int, Any]] = {
@@ -42,11 +46,33 @@ def backbone_names() -> list[str]:
     return sorted(_WEIGHTS)
 
 
+def parts(name: str) -> list[str]:
+    """The backbones of a (stacked) name, the primary first."""
+    names = name.split(SEPARATOR)
+    for part in names:
+        if part not in _WEIGHTS:
+            raise ValueError(f"unknown backbone {part!r}; expected one of {backbone_names()}")
+    return names
+
+
+def primary(name: str) -> str:
+    """The first backbone of a (stacked) name: the one its input size is the size of."""
+    return parts(name)[0]
+
+
+def stacked(name: str, count: int) -> str:
+    """The name of the first `count` parts of `name`."""
+    return SEPARATOR.join(parts(name)[:count])
+
+
+def part_dims(name: str) -> tuple[int, ...]:
+    """The feature columns of each part of `name`, in order."""
+    return tuple(FEATURE_DIM for _ in parts(name))
+
+
 def input_size(name: str) -> int:
     """The image size (pixels, square) the backbone `name` is built for."""
-    if name not in _WEIGHTS:
-        raise ValueError(f"unknown backbone {name!r}; expected one of {backbone_names()}")
-    return _WEIGHTS[name][0]
+    return _WEIGHTS[primary(name)][0]
 
 
 class FeatureExtractor(nn.Module):
@@ -62,6 +88,19 @@ class FeatureExtractor(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features: torch.Tensor = self.network.extract_features(x)
         return features.mean((2, 3))
+
+
+class StackedExtractor(FeatureExtractor):
+    """Several backbones on the same input: forward(x) -> (N, sum of their feature dims), the
+    primary's columns first. `network` is the primary's (what fine-tuning splits)."""
+
+    def __init__(self, name: str, first: FeatureExtractor, others: list[FeatureExtractor]) -> None:
+        super().__init__(name, first.network, first.image_size)
+        self.companions = nn.ModuleList(others)
+        self.feature_dim = first.feature_dim + sum(o.feature_dim for o in others)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([super().forward(x), *(c(x) for c in self.companions)], dim=1)
 
 
 def _fold_batch_norm(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> None:
@@ -108,14 +147,18 @@ def _optimise_for_inference(network: Any) -> None:
             raise RuntimeError("EfficientNet-Lite should use ReLU6, found a swish activation")
 
 
-def build_backbone(name: str) -> FeatureExtractor:
-    """A new feature extractor for `name` on the CPU, in eval mode, weights frozen."""
-    size, weights = _WEIGHTS.get(name, (0, None))
-    if weights is None:
-        raise ValueError(f"unknown backbone {name!r}; expected one of {backbone_names()}")
+def build_backbone(name: str, image_size: int | None = None) -> FeatureExtractor:
+    """A new feature extractor for `name` (stacked names too) on the CPU, in eval mode, weights
+    frozen; its "same" paddings computed for `image_size` (default: `input_size(name)`)."""
+    first, *others = parts(name)
+    size = image_size or input_size(name)
+    if others:
+        companions = [build_backbone(other, size) for other in others]
+        return StackedExtractor(name, build_backbone(first, size), companions)
+    weights = _WEIGHTS[first][1]
     with contextlib.redirect_stdout(io.StringIO()):  # the package prints when it loads weights
         network = EfficientNet.from_pretrained(
-            name, weights_path=str(weights.get_model_file_path())
+            name, weights_path=str(weights.get_model_file_path()), image_size=size
         )
     network.eval()
     del network._fc, network._dropout  # the ImageNet classifier is not used

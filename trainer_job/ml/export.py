@@ -29,6 +29,7 @@ class ClassifierNet(nn.Module):
         super().__init__()
         weight, bias = head.folded()
         self.extractor = extractor
+        self.backbone = extractor.name  # what the manifest names
         self.linear = nn.Linear(weight.shape[1], weight.shape[0])
         with torch.no_grad():
             self.linear.weight.copy_(torch.from_numpy(weight))

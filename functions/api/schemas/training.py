@@ -7,7 +7,6 @@ from datetime import datetime
 
 from functions.api.schemas.regions import ImageRegionOut, RegionIn
 from functions.api.schemas.wire import Wire
-from functions.domain.catalog import LITE0
 from functions.domain.catalog import Domain as DomainInfo
 from functions.domain.models import Image, ImageCreateOutcome, Project, Tag
 from functions.services.projects import ProjectListing
@@ -31,7 +30,6 @@ class Domain(Wire):
 
     @classmethod
     def of(cls, d: DomainInfo) -> Domain:
-        size = 14 if d.backbone == LITE0 else 24  # float32 ONNX: the backbone plus a linear head
         return cls(
             id=d.id,
             name=d.name,
@@ -39,7 +37,7 @@ class Domain(Wire):
             exportable=bool(d.exportable_platforms),
             exportablePlatforms=d.exportable_platforms,
             modelInformation=ModelInformation(
-                estimatedModelSizeInMegabytes=size, description=d.description
+                estimatedModelSizeInMegabytes=d.model_megabytes, description=d.description
             ),
         )
 

@@ -37,7 +37,7 @@ def iteration_files(
     probabilities, folds = reported(result, advanced)
     labels = [{"id": t.id, "name": t.name, "type": t.type.value} for t in data.tags]
     manifest = artifacts.ModelManifest(
-        backbone=spec.model.backbone,
+        backbone=advanced.net.backbone if advanced is not None else result.backbone,
         domain_id=run.domain.id,
         domain_name=run.domain.name,
         classification_type="Multilabel" if result.multilabel else "Multiclass",

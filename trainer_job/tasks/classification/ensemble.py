@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainer_job.ml.backbone import FeatureExtractor, build_backbone
+from trainer_job.ml.backbone import FeatureExtractor, build_backbone, parts
 from trainer_job.ml.export import ClassifierNet
 from trainer_job.ml.head import LinearHead
 
@@ -54,9 +54,11 @@ def frozen_tail_forward(tail: nn.ModuleList, network: Any, x: torch.Tensor) -> t
 class EnsembleNet(ClassifierNet):
     """The served Advanced model: one trunk (the frozen first stages), two branches on it:
     the fine-tuned last stages with their head (`extractor`, `linear`, as in ClassifierNet)
-    and, when `regular` is given, the frozen last stages with the Regular head; the output is
-    the mean of the branches' probabilities, over the input and its mirror image when
-    `mirror`. forward(x: (N, 3, S, S)) -> probabilities (N, T), exportable like ClassifierNet.
+    and, when `regular` is given, the Regular model on the same trunk: the frozen last stages
+    and the other backbones of `regular_backbone` (a stacked name whose primary is the
+    extractor's; their features side by side) under the Regular head. The output is the mean
+    of the branches' probabilities, over the input and its mirror image when `mirror`.
+    forward(x: (N, 3, S, S)) -> probabilities (N, T), exportable like ClassifierNet.
     """
 
     def __init__(
@@ -66,14 +68,21 @@ class EnsembleNet(ClassifierNet):
         split: int,
         regular: LinearHead | None,
         mirror: bool,
+        regular_backbone: str | None = None,
     ) -> None:
         super().__init__(extractor, head)
         self.split = split
         self.mirror = mirror
         self.regular_tail: nn.ModuleList | None = None
         self.regular_linear: nn.Linear | None = None
+        self.companions = nn.ModuleList()
         if regular is not None:
-            fresh: Any = build_backbone(extractor.name).network
+            first, *others = parts(regular_backbone or extractor.name)
+            if first != extractor.name:
+                raise ValueError(f"the Regular model's {first} is not the tuned {extractor.name}")
+            self.backbone = regular_backbone or extractor.name
+            fresh: Any = build_backbone(extractor.name, extractor.image_size).network
+            self.companions.extend(build_backbone(o, extractor.image_size) for o in others)
             self.regular_tail = nn.ModuleList(tail_modules(fresh, split))
             weight, bias = regular.folded()
             self.regular_linear = nn.Linear(weight.shape[1], weight.shape[0])
@@ -95,6 +104,7 @@ class EnsembleNet(ClassifierNet):
         probabilities = self._probabilities(self.linear(tail_forward(network, self.split, trunk)))
         if self.regular_tail is not None and self.regular_linear is not None:
             pooled = frozen_tail_forward(self.regular_tail, network, trunk)
+            pooled = torch.cat([pooled, *(c(x) for c in self.companions)], dim=1)
             probabilities = 0.5 * (probabilities + self._probabilities(self.regular_linear(pooled)))
         if self.mirror:
             probabilities = 0.5 * (probabilities[:count] + probabilities[count:])

@@ -1,10 +1,9 @@
-"""Honest metrics and the head's settings (its L2 penalty, and whether the mirror image is a
-training view): k-fold cross-validation of the head for every candidate setting, every image
-scored by heads blind to it."""
+"""Honest metrics and the head's settings (its L2 penalty, whether the mirror image is a
+training view, and which backbones' features it reads): k-fold cross-validation of the head
+for every candidate setting, every image scored by heads blind to it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,6 +29,7 @@ L2_GRID = (10.0, 1.0, 0.1, 1e-2, 1e-3, 1e-4)
 class Candidate:
     """One candidate setting, judged out of fold over every image."""
 
+    parts: int  # the backbones whose features the head reads: the first `parts` of them
     views: int  # training views per image: features[:, :views]
     l2: float
     score: float  # scoring.score: accuracy, or mean average precision for Multilabel
@@ -37,6 +37,7 @@ class Candidate:
 
     def to_dict(self) -> dict[str, float]:
         return {
+            "backbones": self.parts,
             "views": self.views,
             "l2": self.l2,
             "score": round(self.score, 4),
@@ -57,6 +58,8 @@ class CrossValidation:
     fold: np.ndarray  # (N,) int: the fold each image was held out in
     folds: int  # the number of folds used
     chosen: Candidate  # the setting the served head is trained with
+    primary: Candidate  # the setting chosen among those that read the first backbone only
+    widths: tuple[int, ...]  # the feature columns of each backbone, in order
     fold_choices: tuple[Candidate, ...] = ()  # per fold: chosen without that fold's images
     candidates: tuple[Candidate, ...] = ()
     heads: list[LinearHead] = field(default_factory=list)  # heads[k]: fold k's choice, without it
@@ -69,11 +72,26 @@ class CrossValidation:
     def views(self) -> int:
         return self.chosen.views
 
+    @property
+    def parts(self) -> int:
+        return self.chosen.parts
+
+    def columns(self, candidate: Candidate | None = None) -> int:
+        """The feature columns `candidate` (default: the chosen one) reads."""
+        return sum(self.widths[: (candidate or self.chosen).parts])
+
+    def inputs(self, features: np.ndarray, candidate: Candidate | None = None) -> np.ndarray:
+        """The training inputs of `candidate` (default: the chosen one) in `features`
+        (N, V, D): its views, and the columns of its backbones."""
+        return features[:, : (candidate or self.chosen).views, : self.columns(candidate)]
+
     def choices(self) -> dict[str, object]:
         """What the cross-validation chose, for the manifest."""
         return {
+            "backbones": self.parts,
             "l2": self.l2,
             "views": self.views,
+            "foldBackbones": [c.parts for c in self.fold_choices],
             "foldL2": [c.l2 for c in self.fold_choices],
             "foldViews": [c.views for c in self.fold_choices],
             "candidates": [c.to_dict() for c in self.candidates],
@@ -146,24 +164,21 @@ def cross_validate(
     folds: int = DEFAULT_FOLDS,
     l2_grid: tuple[float, ...] = L2_GRID,
     view_options: tuple[int, ...] | None = None,
+    widths: tuple[int, ...] | None = None,
+    part_options: tuple[int, ...] | None = None,
 ) -> CrossValidation:
     """Out-of-fold probabilities (N, T) from features (N, V, D) and the chosen setting: for
-    each fold, each of `view_options` (by default all V views, the image, its mirror image and
-    any augmented views, then view 0 alone, for tags that a mirror image changes) and each
-    penalty of `l2_grid` (in order, each fit starting from the previous penalty's), a head is
-    trained on those views of the other folds' images and scores view 0 of its own; the
-    settings are then judged as `CrossValidation` says, by the held-out loss (`_rule`: the
-    penalty with the lowest, near ties to the stronger; the image alone only when it is clearly
-    better than every view). The loss, not the score: with a few dozen images accuracy moves in
-    steps of one image and picks among near ties at random, while the loss sees how
-    confidently each image is right or wrong."""
-    if view_options is None:
-        view_options = tuple(dict.fromkeys((features.shape[1], 1)))
-    if not l2_grid or not view_options:
-        raise ValueError("no candidate settings")
-    if max(view_options) > features.shape[1] or min(view_options) < 1:
-        raise ValueError(f"views {view_options} of features with {features.shape[1]} views")
-    settings = [(views, l2) for views in view_options for l2 in l2_grid]
+    each fold, each of `part_options` (default: the first backbone's columns alone, then every
+    backbone's; `widths` are each one's columns, default all D as one), each of `view_options`
+    (default: all V views, the image, its mirror image and any augmented views, then view 0
+    alone, for tags that a mirror image changes) and each penalty of `l2_grid` (in order, each
+    fit starting from the previous penalty's), a head is trained on those columns and views of
+    the other folds' images and scores view 0 of its own; the settings are then judged as
+    `CrossValidation` says, by the held-out loss (`_Rule`). The loss, not the score: with a
+    few dozen images accuracy moves in steps of one image and picks among near ties at random,
+    while the loss sees how confidently each image is right or wrong."""
+    widths = widths or (features.shape[2],)
+    settings = _settings(features.shape, l2_grid, view_options, widths, part_options)
     fold = assign_folds(labels, multilabel, seed, folds)
     k = int(fold.max()) + 1
     outputs = np.zeros((len(settings), *labels.shape), dtype=np.float32)
@@ -171,20 +186,22 @@ def cross_validate(
     for held_out in range(k):
         test = fold == held_out
         previous = None
-        for g, (views, l2) in enumerate(settings):
-            if g and views != settings[g - 1][0]:
+        for g, (parts, views, l2) in enumerate(settings):
+            if g and settings[g][:2] != settings[g - 1][:2]:
                 previous = None
-            train = features[~test, :views]
+            columns = sum(widths[:parts])
+            train = features[~test, :views, :columns]
             head = train_head(train, labels[~test], multilabel, seed=seed, l2=l2, start=previous)
-            outputs[g, test] = head.predict(features[test, 0])
+            outputs[g, test] = head.predict(features[test, 0, :columns])
             heads[g].append(head)
             previous = head
     losses = np.stack([image_losses(p, labels, multilabel) for p in outputs])
     candidates = tuple(
-        Candidate(views, l2, score(p, labels, multilabel), float(row.mean()))
-        for (views, l2), p, row in zip(settings, outputs, losses, strict=True)
+        Candidate(parts, views, l2, score(p, labels, multilabel), float(row.mean()))
+        for (parts, views, l2), p, row in zip(settings, outputs, losses, strict=True)
     )
-    served, chosen = cross_choice(losses, fold, _rule(settings))
+    rule = _Rule(settings)
+    served, chosen = cross_choice(losses, fold, rule)
     probabilities = np.zeros(labels.shape, dtype=np.float32)
     for j, g in enumerate(chosen):
         probabilities[fold == j] = outputs[g, fold == j]
@@ -193,21 +210,58 @@ def cross_validate(
         fold=fold,
         folds=k,
         chosen=candidates[served],
+        primary=candidates[rule.within(losses, settings[0][0])],
+        widths=widths,
         fold_choices=tuple(candidates[g] for g in chosen),
         candidates=candidates,
         heads=[heads[g][j] for j, g in enumerate(chosen)],
     )
 
 
-def _rule(settings: list[tuple[int, float]]) -> Callable[[np.ndarray], int]:
-    """How `cross_choice` picks a setting from their losses (C, M): for each views option the
-    penalty with the lowest mean loss (`lowest_mean`); then the first views option (every view)
-    unless another one's beats it clearly, image by image (`unless_clearly_beaten`)."""
-    options = dict.fromkeys(views for views, _ in settings)
-    groups = [[g for g, (v, _) in enumerate(settings) if v == views] for views in options]
+def _settings(
+    shape: tuple[int, ...],
+    l2_grid: tuple[float, ...],
+    view_options: tuple[int, ...] | None,
+    widths: tuple[int, ...],
+    part_options: tuple[int, ...] | None,
+) -> list[tuple[int, int, float]]:
+    """The candidate settings (backbones, views, l2) of `cross_validate`, defaults filled in."""
+    if sum(widths) != shape[2]:
+        raise ValueError(f"backbone widths {widths} of features with {shape[2]} columns")
+    if part_options is None:
+        part_options = tuple(dict.fromkeys((1, len(widths))))
+    if view_options is None:
+        view_options = tuple(dict.fromkeys((shape[1], 1)))
+    if not l2_grid or not view_options or not part_options:
+        raise ValueError("no candidate settings")
+    if max(view_options) > shape[1] or min(view_options) < 1:
+        raise ValueError(f"views {view_options} of features with {shape[1]} views")
+    if max(part_options) > len(widths) or min(part_options) < 1:
+        raise ValueError(f"backbones {part_options} of features with {len(widths)}")
+    return [(p, v, l2) for p in part_options for v in view_options for l2 in l2_grid]
 
-    def rule(losses: np.ndarray) -> int:
+
+class _Rule:
+    """How `cross_choice` picks a setting from their losses (C, M): for each backbones option
+    and views option the penalty with the lowest mean loss (`lowest_mean`); then the first
+    views option (every view) unless another one's beats it clearly, image by image
+    (`unless_clearly_beaten`); then the first backbones option (the fewest, the cheapest to
+    serve) unless another one's mean loss is lower (`lowest_mean`)."""
+
+    def __init__(self, settings: list[tuple[int, int, float]]) -> None:
+        self.settings = settings
+        self.part_options = list(dict.fromkeys(parts for parts, _, _ in settings))
+
+    def within(self, losses: np.ndarray, parts: int) -> int:
+        """The setting chosen among those reading `parts` backbones."""
+        options = dict.fromkeys(views for p, views, _ in self.settings if p == parts)
+        groups = [
+            [g for g, (p, v, _) in enumerate(self.settings) if (p, v) == (parts, views)]
+            for views in options
+        ]
         best = [group[lowest_mean(losses[group])] for group in groups]
         return best[unless_clearly_beaten(losses[best])]
 
-    return rule
+    def __call__(self, losses: np.ndarray) -> int:
+        best = [self.within(losses, parts) for parts in self.part_options]
+        return best[lowest_mean(losses[best])]

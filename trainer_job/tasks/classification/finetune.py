@@ -9,7 +9,8 @@ the kept recipe again on every image.
 2. The reference is a Regular head trained on the other folds' cached features, scored on the
    fold's images (the served input only, as the Regular model is served).
 3. The candidate (`EnsembleNet`): one frozen trunk, the tuned last stages with their head and
-   the frozen last stages with the Regular head, averaged over the input and its mirror. How
+   the frozen last stages (and the other backbones, when Regular reads them) with the Regular
+   head, averaged over the input and its mirror. How
    many epochs to train is chosen out of fold too (`choose_epochs`): the whole schedule unless
    an earlier epoch is clearly better; each fold's images are scored after the epochs chosen
    on the other folds' images, and the refit trains for the epochs chosen on every image.
@@ -38,10 +39,10 @@ import numpy as np
 import torch
 
 from trainer_job.ml.export import build_classifier
-from trainer_job.ml.head import LinearHead
+from trainer_job.ml.head import LinearHead, train_head
 from trainer_job.ml.spec import TrainingSpec
 from trainer_job.tasks.classification.ensemble import EnsembleNet
-from trainer_job.tasks.classification.evaluate import cross_validate
+from trainer_job.tasks.classification.evaluate import Candidate, CrossValidation, cross_validate
 from trainer_job.tasks.classification.results import (
     AdvancedResult,
     EpochRecord,
@@ -68,11 +69,13 @@ from trainer_job.tasks.classification.tuner import (
 
 @dataclass(frozen=True)
 class Reference:
-    """The Regular heads of the folds, each trained on the other folds, scored out of fold."""
+    """The Regular model of each fold, trained on the other folds, scored out of fold; and
+    the heads the folds' fine-tuning starts from (on the primary backbone's features: the same
+    heads when Regular reads no other backbone)."""
 
     fold: np.ndarray  # (N,) the fold each image was held out in
     folds: list[np.ndarray]  # the images held out in each fold
-    heads: list[LinearHead]
+    heads: list[LinearHead]  # per fold: the fine-tuning's starting head
     probabilities: np.ndarray  # (N, T) out of fold, view 0
     mirrored: np.ndarray  # (N, T) out of fold, view 1
     score: float
@@ -80,6 +83,22 @@ class Reference:
     def branch(self, mirror: bool) -> np.ndarray:
         """The candidate's Regular branch out of fold: averaged over the mirror image too."""
         return 0.5 * (self.probabilities + self.mirrored) if mirror else self.probabilities
+
+
+def _folds_of(
+    spec: TrainingSpec, regular: RegularResult, candidate: Candidate, folds: int
+) -> CrossValidation:
+    """`candidate`'s setting alone, cross-validated on `folds` folds of the cached features."""
+    validation = regular.cross_validation
+    return cross_validate(
+        regular.features[:, :, : validation.columns(candidate)],
+        spec.data.labels,
+        spec.data.multilabel,
+        spec.model.seed,
+        folds,
+        l2_grid=(candidate.l2,),
+        view_options=(candidate.views,),
+    )
 
 
 def reference(spec: TrainingSpec, regular: RegularResult, config: FineTuneConfig) -> Reference:
@@ -91,21 +110,31 @@ def reference(spec: TrainingSpec, regular: RegularResult, config: FineTuneConfig
     probabilities = np.zeros(labels.shape, dtype=np.float32)
     mirrored = np.zeros(labels.shape, dtype=np.float32)
     if count >= 2:
-        cv = cross_validate(
-            regular.features,
-            labels,
-            multilabel,
-            spec.model.seed,
-            config.folds,
-            l2_grid=(regular.cross_validation.l2,),
-            view_options=(regular.cross_validation.views,),
-        )
-        fold, heads, probabilities = cv.fold, cv.heads, cv.probabilities
-        folds = [np.flatnonzero(fold == k) for k in range(cv.folds)]
-        for held, head in zip(folds, heads, strict=True):
-            mirrored[held] = head.predict(regular.features[held, 1])
+        validation = regular.cross_validation
+        served = _folds_of(spec, regular, validation.chosen, config.folds)
+        fold, probabilities = served.fold, served.probabilities
+        folds = [np.flatnonzero(fold == k) for k in range(served.folds)]
+        columns = validation.columns()
+        for held, head in zip(folds, served.heads, strict=True):
+            mirrored[held] = head.predict(regular.features[held, 1, :columns])
+        heads = served.heads
+        if validation.primary != validation.chosen:
+            heads = _folds_of(spec, regular, validation.primary, config.folds).heads
     value = score(probabilities, labels, multilabel) if folds else math.nan
     return Reference(fold, folds, heads, probabilities, mirrored, value)
+
+
+def primary_head(spec: TrainingSpec, regular: RegularResult) -> LinearHead:
+    """The Regular head on the primary backbone's features of every image (the refit's start):
+    `regular.head` itself unless Regular reads other backbones too."""
+    validation = regular.cross_validation
+    if validation.primary == validation.chosen:
+        return regular.head
+    inputs = validation.inputs(regular.features, validation.primary)
+    data = spec.data
+    return train_head(
+        inputs, data.labels, data.multilabel, seed=spec.model.seed, l2=validation.primary.l2
+    )
 
 
 class Schedule:
@@ -180,7 +209,7 @@ def _keep_regular(
 ) -> AdvancedResult:
     return AdvancedResult(
         kept="Regular",
-        net=build_classifier(spec.model.backbone, regular.head),
+        net=build_classifier(regular.backbone, regular.head),
         metric=_metric(spec),
         regular_score=ref.score,
         fine_tuned_score=None,
@@ -279,11 +308,11 @@ def _candidate(
         first = tuners[0]
         if first.best.state is not None:
             first.net.load(first.best.state)
-        served = first.served(regular.head if config.ensemble else None)
+        served = first.served(*_regular_branch(regular, config))
     stopped = [t.stopped_by for t in tuners if t.stopped_by != "max-epochs"]
     return AdvancedResult(
         kept=kept,
-        net=served if kept == "FineTuned" else build_classifier(spec.model.backbone, regular.head),
+        net=served if kept == "FineTuned" else build_classifier(regular.backbone, regular.head),
         metric=_metric(spec),
         regular_score=ref.score,
         fine_tuned_score=score(choice.probabilities, labels, multilabel),
@@ -312,8 +341,8 @@ def _refit(
     epochs: int,
 ) -> EnsembleNet | None:
     """The kept fine-tuning run again on every image for `epochs`, starting from the Regular
-    head trained on every image and reusing the cached trunk outputs; None when it would not
-    fit in what is left of the budget."""
+    head trained on every image (`primary_head`) and reusing the cached trunk outputs; None
+    when it would not fit in what is left of the budget."""
     first = folds[0]
     everything = np.arange(len(spec.data.images))
     # The folds' step time per image and epoch, scaled to every image, with the margin
@@ -329,10 +358,18 @@ def _refit(
     with deterministic():
         held = np.zeros(0, dtype=np.int64)
         budget = Budget(first.budget.started, deadline)
-        tuner = Tuner(spec, regular.head, first.config, everything, held, budget, first.trunk.cache)
+        start = primary_head(spec, regular)
+        tuner = Tuner(spec, start, first.config, everything, held, budget, first.trunk.cache)
         prepare(tuner)
         fit(tuner, schedule.reporter("(all images)", index), epochs)
         if tuner.epochs < epochs or tuner.best.state is None:  # out of time after all
             return None
         tuner.net.load(tuner.best.state)
-    return tuner.served(regular.head if first.config.ensemble else None)
+    return tuner.served(*_regular_branch(regular, first.config))
+
+
+def _regular_branch(
+    regular: RegularResult, config: FineTuneConfig
+) -> tuple[LinearHead | None, str | None]:
+    """The served ensemble's Regular branch: its head and backbones (none without one)."""
+    return (regular.head, regular.backbone) if config.ensemble else (None, None)

@@ -10,7 +10,7 @@ from dataclasses import replace
 import numpy as np
 from PIL import Image
 
-from trainer_job.ml.backbone import load_backbone
+from trainer_job.ml.backbone import load_backbone, part_dims, stacked
 from trainer_job.ml.export import ClassifierNet, build_classifier, export_onnx, verify_onnx
 from trainer_job.ml.features import DEFAULT_VIEWS, compute_features
 from trainer_job.ml.head import train_head
@@ -70,22 +70,24 @@ def train_regular(
     spec: TrainingSpec, known_features: Mapping[int, np.ndarray] | None = None
 ) -> RegularResult:
     """Features of every image (reusing `known_features`), cross-validated out-of-fold
-    probabilities and the head's setting they choose (L2 penalty, training views), and the
-    final head trained on all images with that setting."""
+    probabilities and the head's setting they choose (L2 penalty, training views, backbones:
+    the primary alone or every backbone of a stacked name), and the final head trained on all
+    images with that setting."""
     data, seed = spec.data, spec.model.seed
     timings: dict[str, float] = {}
     started = time.perf_counter()
     features, computed = features_for(data.images, known_features or {}, spec.model)
     timings["features"] = time.perf_counter() - started
     started = time.perf_counter()
-    validation = cross_validate(features, data.labels, data.multilabel, seed)
+    widths = part_dims(spec.model.backbone)
+    validation = cross_validate(features, data.labels, data.multilabel, seed, widths=widths)
     timings["crossValidation"] = time.perf_counter() - started
     started = time.perf_counter()
-    head = train_head(
-        features[:, : validation.views], data.labels, data.multilabel, seed=seed, l2=validation.l2
-    )
+    inputs = validation.inputs(features)
+    head = train_head(inputs, data.labels, data.multilabel, seed=seed, l2=validation.l2)
     timings["head"] = time.perf_counter() - started
     return RegularResult(
+        backbone=stacked(spec.model.backbone, validation.parts),
         head=head,
         cross_validation=validation,
         features=features,

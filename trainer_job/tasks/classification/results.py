@@ -20,7 +20,8 @@ Progress = Callable[[str, float], None]  # (stage, fraction done); may raise to 
 
 @dataclass(frozen=True)
 class RegularResult:
-    head: LinearHead  # trained on every view of every image
+    backbone: str  # the served backbone(s): the spec's, or its primary alone
+    head: LinearHead  # trained with the cross-validation's chosen setting, on every image
     cross_validation: CrossValidation
     features: np.ndarray  # (N, views, D) float32, known rows included
     computed_indices: list[int]  # the rows of `features` computed now (not given as known)

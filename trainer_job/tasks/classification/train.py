@@ -48,7 +48,7 @@ def train(run: TaskRun) -> TaskOutput:
         net = advanced.net
     else:
         result = recipe.train_regular(spec, known_features=known)
-        net = recipe.build_classifier(domain.backbone, result.head)
+        net = recipe.build_classifier(result.backbone, result.head)
     cache.save({data.image_ids[i]: result.features[i] for i in result.computed_indices})
     progress("Exporting the model", 0.85)
     preprocessing = spec.model.preprocessing

@@ -21,7 +21,7 @@ from PIL import Image, ImageEnhance
 from torch import nn
 
 from functions.domain.preprocessing import Preprocessing
-from trainer_job.ml.backbone import FeatureExtractor, build_backbone
+from trainer_job.ml.backbone import FeatureExtractor, build_backbone, primary
 from trainer_job.ml.features import CROP_RATIO, view_array, view_rng
 from trainer_job.ml.head import LinearHead
 from trainer_job.ml.spec import TrainingSpec
@@ -174,14 +174,15 @@ class Device:
 
 
 class TunedNetwork:
-    """A private backbone split into a frozen trunk and a trainable tail, with a linear layer
-    initialised from `split_head` (so it starts predicting what that head predicts)."""
+    """A private copy of the spec's (primary) backbone split into a frozen trunk and a
+    trainable tail, with a linear layer initialised from `split_head` (so it starts predicting
+    what that head predicts)."""
 
     def __init__(
         self, spec: TrainingSpec, split_head: LinearHead, config: FineTuneConfig, device: Device
     ) -> None:
         image_size = spec.model.image_size
-        self.extractor: FeatureExtractor = build_backbone(spec.model.backbone)
+        self.extractor: FeatureExtractor = build_backbone(primary(spec.model.backbone))
         if self.extractor.image_size != image_size:
             raise ValueError(f"{spec.model.backbone} is built for {self.extractor.image_size} px")
         self.network: Any = self.extractor.network
@@ -328,9 +329,12 @@ class Tuner:
     def multilabel(self) -> bool:
         return self.spec.data.multilabel
 
-    def served(self, regular: LinearHead | None) -> EnsembleNet:
-        """The tuned backbone with its own tuned head (and, given `regular`, the frozen branch
-        with that head), on the CPU (float32, eval mode)."""
+    def served(
+        self, regular: LinearHead | None, regular_backbone: str | None = None
+    ) -> EnsembleNet:
+        """The tuned backbone with its own tuned head (and, given `regular`, the Regular
+        branch: the frozen tail and the other backbones of `regular_backbone` under that head),
+        on the CPU (float32, eval mode)."""
         extractor = self.net.extractor
         extractor.to(torch.device("cpu")).to(memory_format=torch.contiguous_format)
         extractor.eval()
@@ -342,7 +346,8 @@ class Tuner:
             mean=np.zeros(linear.weight.shape[1], dtype=np.float32),
             multilabel=self.multilabel,
         )
-        return EnsembleNet(extractor, head, self.net.split, regular, self.config.mirror)
+        mirror = self.config.mirror
+        return EnsembleNet(extractor, head, self.net.split, regular, mirror, regular_backbone)
 
     def time_for(self, items: Sequence[tuple[int, int]]) -> bool:
         """Whether one more step, an evaluation and the finish fit before the deadline."""
