@@ -504,7 +504,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "--domain",
         choices=sorted(DOMAINS),
         default="compact",
-        help="compact: EfficientNet-Lite0 at 224 px (default); general: Lite2 (+ Lite0 where chosen) at 260 px",
+        help="compact: EfficientNet-Lite0 at 224 px (default); general: Lite2 (+Lite0) at 260 px",
     )
     parser.add_argument(
         "--no-advanced", action="store_true", help="do not check for (or run) Advanced training"

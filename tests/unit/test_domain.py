@@ -140,3 +140,8 @@ def test_settings_choose_one_storage(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CV_URL_ALLOWLIST", "127.0.0.0/8, localhost")
     monkeypatch.delenv("CV_STORAGE_ACCOUNT_NAME")
     assert Settings().url_allowlist == ["127.0.0.0/8", "localhost"]
+
+
+def test_domains_estimate_the_size_of_what_they_serve() -> None:
+    sizes = {d.backbone: d.model_megabytes for d in catalog.DOMAINS}
+    assert sizes == {catalog.LITE0: 14, catalog.LITE2_LITE0: 33}
