@@ -29,6 +29,7 @@ from trainer_job.tasks.classification import (
     scoring,
     tuner,
 )
+from trainer_job.tasks.classification.dataset import split_seed
 from trainer_job.tasks.classification.finetune import fine_tune
 from trainer_job.tasks.classification.results import AdvancedResult
 from trainer_job.tasks.classification.tuner import FineTuneConfig
@@ -427,6 +428,30 @@ def test_train_advanced_reuses_known_features(flowers: Flowers) -> None:
     assert regular.computed_indices == []
     assert np.array_equal(regular.features, flowers.regular.features)
     assert advanced.kept == "Regular" and advanced.steps == 0
+
+
+def test_regular_depends_on_the_images_not_on_the_iterations_seed(flowers: Flowers) -> None:
+    # The folds are seeded by the images (`split_seed`), so another iteration on the same
+    # images (another seed) makes the same choices and trains the same head: Advanced serving
+    # Regular serves what a Regular iteration serves.
+    known = {i: flowers.regular.features[i] for i in range(len(flowers.images))}
+
+    def regular(seed: int, split: int) -> recipe.RegularResult:
+        spec = TrainingSpec.create(
+            flowers.images, flowers.labels, False, LITE0, SIZE, seed, split_seed=split
+        )
+        return recipe.train_regular(spec, known_features=known)
+
+    other_seed = regular(seed=7, split=0)
+    assert np.array_equal(other_seed.cross_validation.fold, flowers.regular.cross_validation.fold)
+    assert np.array_equal(other_seed.probabilities, flowers.regular.probabilities)
+    assert np.array_equal(other_seed.head.folded()[0], flowers.regular.head.folded()[0])
+    other_split = regular(seed=0, split=1)
+    assert not np.array_equal(
+        other_split.cross_validation.fold, flowers.regular.cross_validation.fold
+    )
+    ids = [f"image-{i}" for i in range(10)]
+    assert split_seed(ids) == split_seed(ids[::-1]) != split_seed(ids[:-1])
 
 
 def test_advanced_on_a_stacked_backbone_tunes_the_primary_and_serves_every_part(

@@ -19,6 +19,11 @@ class TrainingData:
     images: Sequence[Image.Image]
     labels: np.ndarray  # (N, T) 0/1 float32, one column per tag in output order
     multilabel: bool
+    # Seeds the cross-validation's folds. The trainer derives it from the image ids
+    # (`dataset.split_seed`), so every iteration on the same images splits them alike: the
+    # Regular model is a function of the images alone, and Advanced, when it serves Regular,
+    # serves exactly what a Regular iteration would.
+    split_seed: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", np.asarray(self.labels, dtype=np.float32))
@@ -56,9 +61,10 @@ class TrainingSpec:
         seed: int,
         budget_seconds: float = math.inf,
         views: int = DEFAULT_VIEWS,
+        split_seed: int = 0,
     ) -> TrainingSpec:
         preprocessing = Preprocessing.for_size(image_size)
         return cls(
-            TrainingData(images, labels, multilabel),
+            TrainingData(images, labels, multilabel, split_seed),
             ModelSpec(backbone, preprocessing, seed, budget_seconds, views),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,6 +25,12 @@ class TrainingSet:
     labels: np.ndarray  # (N, T) 0/1
     skipped_unreadable: list[str] = field(default_factory=list)
     skipped_ambiguous: list[str] = field(default_factory=list)  # several tags, multiclass
+
+
+def split_seed(image_ids: list[str]) -> int:
+    """A seed that only the set of images decides (not their order, not the iteration)."""
+    digest = hashlib.sha256("\n".join(sorted(image_ids)).encode()).digest()
+    return int.from_bytes(digest[:8], "big")
 
 
 def load_training_set(

@@ -4,8 +4,8 @@ fold (on images neither was trained on) by more than the noise of the comparison
 the kept recipe again on every image.
 
 1. The images are split into `folds` (5) stratified folds (`evaluate.assign_folds`, fixed by
-   the seed); each fold's run (tuner.py) trains on the other folds and scores that one after
-   every epoch.
+   the images: `TrainingData.split_seed`); each fold's run (tuner.py) trains on the other folds
+   and scores that one after every epoch.
 2. The reference is a Regular head trained on the other folds' cached features, scored on the
    fold's images (the served input only, as the Regular model is served).
 3. The candidate (`EnsembleNet`): one frozen trunk, the tuned last stages with their head and
@@ -94,7 +94,7 @@ def _folds_of(
         regular.features[:, :, : validation.columns(candidate)],
         spec.data.labels,
         spec.data.multilabel,
-        spec.model.seed,
+        spec.data.split_seed,
         folds,
         l2_grid=(candidate.l2,),
         view_options=(candidate.views,),

@@ -73,18 +73,20 @@ def train_regular(
     probabilities and the head's setting they choose (L2 penalty, training views, backbones:
     the primary alone or every backbone of a stacked name), and the final head trained on all
     images with that setting."""
-    data, seed = spec.data, spec.model.seed
+    data = spec.data
     timings: dict[str, float] = {}
     started = time.perf_counter()
     features, computed = features_for(data.images, known_features or {}, spec.model)
     timings["features"] = time.perf_counter() - started
     started = time.perf_counter()
     widths = part_dims(spec.model.backbone)
-    validation = cross_validate(features, data.labels, data.multilabel, seed, widths=widths)
+    validation = cross_validate(
+        features, data.labels, data.multilabel, data.split_seed, widths=widths
+    )
     timings["crossValidation"] = time.perf_counter() - started
     started = time.perf_counter()
     inputs = validation.inputs(features)
-    head = train_head(inputs, data.labels, data.multilabel, seed=seed, l2=validation.l2)
+    head = train_head(inputs, data.labels, data.multilabel, seed=spec.model.seed, l2=validation.l2)
     timings["head"] = time.perf_counter() - started
     return RegularResult(
         backbone=stacked(spec.model.backbone, validation.parts),

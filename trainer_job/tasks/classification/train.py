@@ -13,7 +13,7 @@ from trainer_job.ml.export import export_verified
 from trainer_job.ml.spec import TrainingSpec
 from trainer_job.tasks import TaskOutput, TaskRun
 from trainer_job.tasks.classification import artifacts, recipe
-from trainer_job.tasks.classification.dataset import load_training_set
+from trainer_job.tasks.classification.dataset import load_training_set, split_seed
 
 
 def train(run: TaskRun) -> TaskOutput:
@@ -34,6 +34,7 @@ def train(run: TaskRun) -> TaskOutput:
         image_size=domain.image_size,
         seed=job.seed,
         budget_seconds=job.reserved_budget_in_hours * 3600,
+        split_seed=split_seed(data.image_ids),
     )
     cache = FeatureCache(run.storage, job.project_id, domain.backbone)
     known = cache.load(data.image_ids, recipe.DEFAULT_VIEWS)
