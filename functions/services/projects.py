@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from functions.domain import catalog, names
 from functions.domain.clock import utcnow
 from functions.domain.errors import BadRequest, project_not_found
-from functions.domain.ids import new_id
+from functions.domain.ids import new_id, parse_id
 from functions.domain.limits import MAX_DESCRIPTION_LENGTH, MAX_PROJECT_NAME_LENGTH
 from functions.domain.models import ClassificationType, Project, ProjectState
 from functions.domain.validation import choice, optional_text, required_text
@@ -128,11 +128,14 @@ class ProjectService:
         domain_id: str | None = None,
         classification_type: str | None = None,
         target_export_platforms: list[str] | None = None,
+        project_id: str | None = None,
     ) -> Project:
+        """A new project; under `project_id` when given (the migration keeps a project's id,
+        so that apps keep their prediction URLs), else a new id."""
         domain = _valid_domain(domain_id)
         now = utcnow()
         project = Project(
-            id=new_id(),
+            id=parse_id(project_id, "X-Project-Id") if project_id else new_id(),
             name=required_text(
                 name, MAX_PROJECT_NAME_LENGTH, "BadRequestProjectName", "A project name"
             ),

@@ -284,6 +284,10 @@ class ProjectTable:
         try:
             commit(self.table, [("create", name_row), ("create", project_to_entity(project))])
         except Stale:
+            if get_entity(self.table, PROJECTS_PARTITION, project.id) is not None:
+                raise BadRequest(
+                    "BadRequestProjectDuplicated", f"A project with id '{project.id}' exists."
+                ) from None
             raise _name_taken(project.name) from None
 
     def edit(self, project_id: str, change: Callable[[Project], Project]) -> Project | None:

@@ -31,7 +31,7 @@ from msrest.authentication import ApiKeyCredentials
 from functions.api.app import create_app
 from functions.settings import Settings
 from functions.storage.clients import Storage
-from tests.conftest import GENERAL_COMPACT, real_photos
+from tests.conftest import GENERAL_COMPACT, TRAINING_PREFIX, assert_error, real_photos
 from tests.detection_data import detection_set
 from tools.azurite import free_port, start_azurite
 from tools.migrate import journal as journal_module
@@ -242,10 +242,12 @@ def test_migration_copies_everything_resumes_and_repeats_as_a_no_op(
     assert "published as 'flowers-live'" in out, out
     assert "NO" not in out, out
     assert contents(target) == expected
+    source_ids = {p.name: p.id for p in source.trainer.get_projects()}
+    assert {p.name: p.id for p in target.trainer.get_projects()} == source_ids
     # The batch stored but not recorded came back as duplicates; the first batch was skipped.
     assert "flowers: 3 copied, 6 already there (identical bytes), 8 skipped" in out, out
 
-    # The copy answers predictions under the same publish name.
+    # The copy answers predictions at the same project id and publish name.
     credentials = ApiKeyCredentials(in_headers={"Prediction-key": target.prediction_key})
     predictor = CustomVisionPredictionClient(target.url, credentials)
     flowers = next(p for p in target.trainer.get_projects() if p.name == "flowers")
@@ -282,3 +284,17 @@ def test_a_project_chosen_by_name_and_an_unknown_one(
     assert migrate(arguments(source, target, tmp_path / "s.json", "--project", "raccoons")) == 0
     out = capsys.readouterr().out
     assert "raccoons:" in out and "flowers:" not in out
+
+
+def test_a_project_can_be_created_under_a_given_id(target: Instance) -> None:
+    headers = {"Training-Key": target.key}
+    wanted = "6f1f2b64-57c3-4c44-9d07-3f7c1d1c8a10"
+    with httpx.Client(base_url=target.url + TRAINING_PREFIX, headers=headers) as http:
+        made = http.post("/projects", params={"name": "kept-id"}, headers={"X-Project-Id": wanted})
+        assert made.status_code == 200 and made.json()["id"] == wanted
+        again = http.post("/projects", params={"name": "other"}, headers={"X-Project-Id": wanted})
+        assert_error(again, 400, "BadRequestProjectDuplicated")
+        bad = http.post("/projects", params={"name": "other"}, headers={"X-Project-Id": "nope"})
+        assert_error(bad, 400, "BadRequestInvalidIds")
+        assert [p["name"] for p in http.get("/projects").json()].count("other") == 0
+        assert http.delete(f"/projects/{wanted}").status_code == 204

@@ -94,16 +94,28 @@ def _not_found(error: Exception) -> bool:
     return status_and_headers(error)[0] == 404
 
 
+def _existing(target: Endpoint, project_id: str) -> str | None:
+    try:
+        return str(target("get_project", project_id).id)
+    except Exception as error:
+        if not _not_found(error):
+            raise
+        return None
+
+
 def target_project(source: Endpoint, target: Endpoint, project: Any, journal: Journal) -> str:
-    """The target's copy of `project`: the journal's, else one of the same name, else new."""
+    """The target's copy of `project`: the journal's, else one of the same id or name, else a
+    new one under the same id where the target allows it (this service does: header
+    X-Project-Id; Custom Vision gives a new id), so that apps keep their prediction URLs."""
     copy = journal.projects.get(project.id)
     if copy is not None:
-        try:
-            return str(target("get_project", copy.target_id).id)
-        except Exception as error:
-            if not _not_found(error):
-                raise
-            del journal.projects[project.id]  # deleted on the target since: copy it again
+        found = _existing(target, copy.target_id)
+        if found:
+            return found
+        del journal.projects[project.id]  # deleted on the target since: copy it again
+    found = _existing(target, project.id)
+    if found:
+        return found
     settings = project.settings
     domain_id = target_domain(source, target, settings.domain_id)
     for existing in target("get_projects"):
@@ -121,6 +133,7 @@ def target_project(source: Endpoint, target: Endpoint, project: Any, journal: Jo
         domain_id=domain_id,
         classification_type=settings.classification_type,
         target_export_platforms=settings.target_export_platforms or None,
+        custom_headers={"X-Project-Id": project.id},
     )
     return str(created.id)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 
 from functions.api.deps import ProjectDep, Services, ServicesDep
 from functions.api.presenters import image_links
@@ -35,10 +35,18 @@ def create_project(
     domainId: str | None = None,
     classificationType: str | None = None,
     targetExportPlatforms: Annotated[str | None, Query()] = None,
+    projectId: Annotated[
+        str | None,
+        Header(
+            alias="X-Project-Id",
+            description="Extension: create the project under this GUID (the migration tool "
+            "keeps a project's id this way); Custom Vision ignores the header.",
+        ),
+    ] = None,
 ) -> ProjectOut:
     platforms = [p for p in (targetExportPlatforms or "").split(",") if p.strip()]
     project = services.projects.create(
-        name, description, domainId, classificationType, [p.strip() for p in platforms]
+        name, description, domainId, classificationType, [p.strip() for p in platforms], projectId
     )
     return _out(services, request, project)
 
