@@ -22,7 +22,8 @@ AZURE_ALLOWED = {
     "azure.storage": (STORAGE,),
     "azure.identity": (STORAGE + "clients.py",),  # where the credential is built
     "azure.functions": ("function_app.py",),  # the Functions host's wiring
-    "azure.cognitiveservices": ("examples/",),  # Custom Vision's own client, as users run it
+    # Custom Vision's own client, as users run it, and the migration that talks to Custom Vision
+    "azure.cognitiveservices": ("examples/", "tools/migrate/"),
 }
 SDK_CLIENT_CALLS = {
     "get_blob_client",
