@@ -12,6 +12,7 @@ from functions.settings import Settings, get_settings
 from functions.storage.clients import Storage
 from functions.storage.queues import Delivery
 from trainer_job.export_job import record_export_failure, run_export_job
+from trainer_job.import_job import record_import_failure, run_import_job
 from trainer_job.job import record_failure, run_job
 
 log = logging.getLogger("trainer_job")
@@ -30,6 +31,14 @@ def _keep_invisible(
             log.exception("could not extend the message's visibility")
 
 
+# Each kind of queued job: how to run it, how to record its failure, what it is called.
+JOBS = {
+    "train": (run_job, record_failure, "Training"),
+    "export": (run_export_job, record_export_failure, "The export"),
+    "import": (run_import_job, record_import_failure, "The import"),
+}
+
+
 def process_one(storage: Storage, settings: Settings) -> bool:
     """Take one message, train or export, delete it. Returns False when the queue was empty."""
     queue = storage.training_queue
@@ -37,13 +46,11 @@ def process_one(storage: Storage, settings: Settings) -> bool:
     if delivery is None:
         return False
     job = delivery.job
-    exporting = job.kind == "export"
-    run_job_ = run_export_job if exporting else run_job
-    record_failure_ = record_export_failure if exporting else record_failure
+    run_job_, record_failure_, what = JOBS.get(job.kind, JOBS["train"])
     deliveries = delivery.dequeue_count
     if deliveries > settings.trainer_max_deliveries:
         reason = (
-            f"{'The export' if exporting else 'Training'} stopped "
+            f"{what} stopped "
             f"{settings.trainer_max_deliveries} times without finishing "
             "(the job was killed, ran out of memory or kept failing)."
         )

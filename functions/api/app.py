@@ -24,6 +24,7 @@ from functions.api.routes import (
     portal_data,
     prediction,
     predictions,
+    project_transfer,
     projects,
     regions,
     suggestions,
@@ -98,6 +99,7 @@ def create_app(
         image_uploads,
         iterations,
         exports,
+        project_transfer,
     )
     for prefix in TRAINING_PREFIXES:
         for module in routers:

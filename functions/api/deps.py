@@ -23,6 +23,7 @@ from functions.services.model_cache import ModelCache
 from functions.services.orphans import OrphanSweeper
 from functions.services.performance import PerformanceService
 from functions.services.prediction import PredictionService
+from functions.services.project_transfer import ImportTokens, ProjectTransfer
 from functions.services.projects import ProjectService
 from functions.services.regions import RegionService
 from functions.services.stored_predictions import StoredPredictions
@@ -48,6 +49,7 @@ class Services:
     performance: PerformanceService
     models: ModelCache
     exports: ExportService
+    transfer: ProjectTransfer
     prediction: PredictionService
     stored_predictions: StoredPredictions
     suggestions: SuggestionService
@@ -85,6 +87,7 @@ class Services:
             performance=PerformanceService(iterations, queries),
             models=models,
             exports=ExportService(storage),
+            transfer=ProjectTransfer(storage, ImportTokens(settings.training_key)),
             prediction=PredictionService(storage, models),
             stored_predictions=StoredPredictions(
                 storage, images, timedelta(days=settings.prediction_retention_days)

@@ -1,5 +1,5 @@
-"""The training queue's message contract (trainings and exports), shared by the function app
-and the trainer job.
+"""The training queue's message contract (trainings, exports and project imports), shared by
+the function app and the trainer job.
 
 Messages are base64-encoded JSON, as the Functions host and KEDA's azure-queue scaler expect.
 """
@@ -20,9 +20,10 @@ class TrainingJob:
     reserved_budget_in_hours: int
     selected_tag_ids: list[str] = field(default_factory=list)  # empty: every tag
     seed: int = 0
-    kind: str = "train"  # train | export
+    kind: str = "train"  # train | export | import
     platform: str = ""  # export jobs: what to build
     flavor: str = ""
+    source_project_id: str = ""  # import jobs: the project whose images project_id receives
 
     def encode(self) -> str:
         return base64.b64encode(json.dumps(asdict(self)).encode()).decode()
@@ -43,4 +44,5 @@ class TrainingJob:
             kind=str(data.get("kind", "train")),
             platform=str(data.get("platform", "")),
             flavor=str(data.get("flavor", "")),
+            source_project_id=str(data.get("source_project_id", "")),
         )

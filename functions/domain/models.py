@@ -60,6 +60,7 @@ class Project:
     created: datetime
     last_modified: datetime
     state: ProjectState = ProjectState.ACTIVE
+    status: str = "Succeeded"  # Custom Vision's import status: Succeeded, Importing or Failed
 
 
 @dataclass

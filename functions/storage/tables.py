@@ -224,6 +224,7 @@ def project_to_entity(project: Project) -> Entity:
         "Created": project.created,
         "LastModified": project.last_modified,
         "State": project.state.value,
+        "Status": project.status,
     }
 
 
@@ -239,6 +240,7 @@ def project_from_entity(e: Entity) -> Project:
         created=e["Created"],
         last_modified=e["LastModified"],
         state=ProjectState(e.get("State") or ProjectState.ACTIVE.value),
+        status=str(e.get("Status") or "Succeeded"),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import httpx
@@ -55,3 +56,37 @@ def assert_consistent(http: httpx.Client, project_id: str) -> dict[str, set[str]
             for link in ("originalImageUri", "resizedImageUri", "thumbnailUri"):
                 assert plain.get(image[link]).status_code == 200, (image["id"], link)
     return tags_of
+
+
+def project_contents(trainer: Any, project_id: str) -> dict[str, Any]:
+    """What a copy of a project must carry, read through the SDK: its settings, its tags
+    (name, type, description, image count) and its images keyed by their bytes' hash (tag
+    names, regions as tag name and box, metadata)."""
+    project = trainer.get_project(project_id)
+    images: dict[str, Any] = {}
+    with httpx.Client(timeout=60) as http:
+        skip = 0
+        while True:
+            page = trainer.get_images(project_id, take=256, skip=skip)
+            for image in page:
+                data = http.get(image.original_image_uri)
+                data.raise_for_status()
+                images[hashlib.sha256(data.content).hexdigest()] = (
+                    sorted(t.tag_name for t in image.tags or []),
+                    sorted(
+                        (r.tag_name, *(round(v, 6) for v in (r.left, r.top, r.width, r.height)))
+                        for r in image.regions or []
+                    ),
+                    image.metadata or {},
+                )
+            skip += len(page)
+            if len(page) < 256:
+                break
+    tags = trainer.get_tags(project_id)
+    return {
+        "description": project.description,
+        "domain": project.settings.domain_id,
+        "classification": project.settings.classification_type,
+        "tags": sorted((t.name, t.type, t.description, t.image_count) for t in tags),
+        "images": images,
+    }

@@ -8,7 +8,6 @@ prediction client only changes its endpoint and key."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 from collections.abc import Iterator
@@ -33,6 +32,7 @@ from functions.settings import Settings
 from functions.storage.clients import Storage
 from tests.conftest import GENERAL_COMPACT, TRAINING_PREFIX, assert_error, real_photos
 from tests.detection_data import detection_set
+from tests.integration.checks import project_contents
 from tools.azurite import free_port, start_azurite
 from tools.migrate import journal as journal_module
 from tools.migrate.__main__ import main as migrate
@@ -140,33 +140,9 @@ def fill(source: Instance) -> None:
 
 
 def contents(side: Instance) -> dict[str, Any]:
-    """Everything the migration must carry, keyed by project name; images by their bytes'
-    hash: tag names, regions (tag name and box) and metadata."""
+    """Everything the migration must carry, keyed by project name."""
     trainer = side.trainer
-    found: dict[str, Any] = {}
-    with httpx.Client(timeout=60) as http:
-        for project in trainer.get_projects():
-            tags = trainer.get_tags(project.id)
-            images: dict[str, Any] = {}
-            for image in trainer.get_images(project.id, take=256):
-                data = http.get(image.original_image_uri)
-                data.raise_for_status()
-                images[hashlib.sha256(data.content).hexdigest()] = (
-                    sorted(t.tag_name for t in image.tags or []),
-                    sorted(
-                        (r.tag_name, round(r.left, 6), round(r.top, 6), round(r.width, 6))
-                        for r in image.regions or []
-                    ),
-                    image.metadata or {},
-                )
-            found[project.name] = {
-                "description": project.description,
-                "domain": project.settings.domain_id,
-                "classification": project.settings.classification_type,
-                "tags": sorted((t.name, t.type, t.description, t.image_count) for t in tags),
-                "images": images,
-            }
-    return found
+    return {p.name: project_contents(trainer, p.id) for p in trainer.get_projects()}
 
 
 @contextmanager

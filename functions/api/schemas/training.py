@@ -9,6 +9,7 @@ from functions.api.schemas.regions import ImageRegionOut, RegionIn
 from functions.api.schemas.wire import Wire
 from functions.domain.catalog import Domain as DomainInfo
 from functions.domain.models import Image, ImageCreateOutcome, Project, Tag
+from functions.services.project_transfer import ProjectExport
 from functions.services.projects import ProjectListing
 
 LinkFn = Callable[[str, str, str], str]
@@ -76,6 +77,27 @@ class ProjectOut(Wire):
             created=p.created,
             lastModified=p.last_modified,
             thumbnailUri=link(p.id, cover_image_id, "thumbnail") if cover_image_id else None,
+            status=p.status,
+        )
+
+
+class ProjectExportOut(Wire):
+    iterationCount: int
+    imageCount: int
+    tagCount: int
+    regionCount: int
+    estimatedImportTimeInMS: int
+    token: str
+
+    @classmethod
+    def of(cls, e: ProjectExport) -> ProjectExportOut:
+        return cls(
+            iterationCount=e.iteration_count,
+            imageCount=e.image_count,
+            tagCount=e.tag_count,
+            regionCount=e.region_count,
+            estimatedImportTimeInMS=e.estimated_import_time_in_ms,
+            token=e.token,
         )
 
 
