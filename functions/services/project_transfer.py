@@ -12,16 +12,16 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from functions.domain import artifacts, names
+from functions.domain.batches import by_metadata
 from functions.domain.clock import utcnow
 from functions.domain.errors import BadRequest, NotFound
 from functions.domain.ids import new_id, parse_id
 from functions.domain.jobs import TrainingJob
-from functions.domain.limits import MAX_IMAGES_PER_BATCH, MAX_PROJECT_NAME_LENGTH
-from functions.domain.models import Image, Project, Tag
+from functions.domain.limits import MAX_PROJECT_NAME_LENGTH
+from functions.domain.models import Project, Tag
 from functions.domain.regions import NewRegion
 from functions.domain.validation import required_text
 from functions.services.images import ImageService, NewImage
@@ -173,17 +173,6 @@ class ProjectTransfer:
         return data
 
 
-def _batches(images: list[Image]) -> Iterator[tuple[dict[str, str], list[Image]]]:
-    """Images grouped by metadata (an upload's metadata is its whole batch's), at most a batch
-    to a group."""
-    groups: dict[tuple[tuple[str, str], ...], list[Image]] = {}
-    for image in images:
-        groups.setdefault(tuple(sorted(image.metadata.items())), []).append(image)
-    for key, members in groups.items():
-        for start in range(0, len(members), MAX_IMAGES_PER_BATCH):
-            yield dict(key), members[start : start + MAX_IMAGES_PER_BATCH]
-
-
 def copy_images(storage: Storage, job: TrainingJob) -> int:
     """The import job: every image of the source project (original bytes, tags, regions,
     metadata) into the new one, then its status Succeeded. Safe to run again after a crash:
@@ -197,7 +186,7 @@ def copy_images(storage: Storage, job: TrainingJob) -> int:
             if t.name.lower() in by_name}  # fmt: skip
     copied = 0
     images = list(storage.images.iter_images(job.source_project_id, oldest_first=True))
-    for metadata, batch in _batches(images):
+    for metadata, batch in by_metadata(images, lambda image: image.metadata):
         entries = []
         for image in batch:
             path = names.image_blob_path(job.source_project_id, image.id, "original")

@@ -5,7 +5,7 @@ there already. Everything goes through the official SDK on both sides."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,12 +21,12 @@ from azure.cognitiveservices.vision.customvision.training.models import (
     Region,
 )
 
+from functions.domain.batches import by_metadata
 from tools.migrate.journal import Journal, ProjectCopy
 from tools.migrate.pacing import Pacer, status_and_headers
 from tools.migrate.progress import Progress
 
 PAGE = 256  # images per listing call, Custom Vision's most
-BATCH = 64  # images per upload call, Custom Vision's most
 DOWNLOADS = 8  # original images fetched at once
 COPIED = ("OK", "OKDuplicate")
 
@@ -161,17 +161,6 @@ def _entry(image: Any, data: bytes, tags: dict[str, str]) -> ImageFileCreateEntr
     )
 
 
-def _batches(images: Sequence[Any]) -> Iterator[tuple[dict[str, str] | None, list[Any]]]:
-    """Images grouped by their metadata (an upload's metadata is the whole batch's), at most
-    BATCH to a group, in their order otherwise."""
-    groups: dict[tuple[tuple[str, str], ...], list[Any]] = {}
-    for image in images:
-        groups.setdefault(tuple(sorted((image.metadata or {}).items())), []).append(image)
-    for key, members in groups.items():
-        for start in range(0, len(members), BATCH):
-            yield (dict(key) or None), members[start : start + BATCH]
-
-
 def _same_region(a: Any, b: Any) -> bool:
     return a.tag_id == b.tag_id and all(
         abs(getattr(a, side) - getattr(b, side)) < 1e-6
@@ -239,12 +228,12 @@ class ProjectCopier:
         report: ProjectReport,
         bar: Progress,
     ) -> None:
-        for metadata, batch in _batches(images):
+        for metadata, batch in by_metadata(images, lambda image: image.metadata):
             entries = [_entry(i, data[i.id], copy.tags) for i in batch]
             summary = self.target(
                 "create_images_from_files",
                 copy.target_id,
-                ImageFileCreateBatch(images=entries, metadata=metadata),
+                ImageFileCreateBatch(images=entries, metadata=metadata or None),
             )
             for image, result in zip(batch, summary.images, strict=True):
                 if result.status not in COPIED or result.image is None:
