@@ -127,6 +127,7 @@ class ModelCache:
     threads: int = 1  # onnxruntime intra-op threads per session; 0: its default (all cores)
     _models: OrderedDict[tuple[str, str], LoadedModel] = field(default_factory=OrderedDict)
     _names: dict[tuple[str, str], _Published] = field(default_factory=dict)
+    _tag_names: dict[str, tuple[dict[str, str], float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _loading: dict[tuple[str, str], threading.Lock] = field(default_factory=dict)
 
@@ -163,6 +164,23 @@ class ModelCache:
             self._names[key] = _Published(iteration_id, now)
         return iteration_id
 
+    def tag_names(self, project_id: str) -> dict[str, str]:
+        """The project's current tag names by id (a model's labels keep the names it was
+        trained with), looked up again after `name_ttl_seconds` as published names are."""
+        now = time.monotonic()
+        with self._lock:
+            entry = self._tag_names.get(project_id)
+        if entry is not None and now - entry[1] < self.name_ttl_seconds:
+            return entry[0]
+        current = {t.id: t.name for t in self.storage.tags.list(project_id)}
+        with self._lock:
+            self._tag_names[project_id] = (current, now)
+        return current
+
+    def forget_tag_names(self, project_id: str) -> None:
+        with self._lock:
+            self._tag_names.pop(project_id, None)
+
     def forget(self, project_id: str, iteration_id: str | None = None) -> None:
         """Drop an iteration's session and published names (all of a project's when None)."""
         with self._lock:
@@ -172,6 +190,8 @@ class ModelCache:
             for key in [k for k in self._names if k[0] == project_id]:
                 if iteration_id is None or self._names[key].iteration_id == iteration_id:
                     del self._names[key]
+            if iteration_id is None:
+                self._tag_names.pop(project_id, None)
 
     def forget_name(self, project_id: str, publish_name: str) -> None:
         with self._lock:

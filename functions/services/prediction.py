@@ -185,6 +185,8 @@ class PredictionService:
             scores = detections_of(model, batch)[0]
         else:
             scores = scores_of(model.labels, model.run(batch)[0])
+        current = self.models.tag_names(project_id)  # a tag renamed since training
+        scores = [replace(s, tag_name=current.get(s.tag_id, s.tag_name)) for s in scores]
         prediction_id = new_time_ordered_id()
         prediction = Prediction(
             id=prediction_id,

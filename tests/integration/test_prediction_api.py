@@ -10,7 +10,7 @@ import httpx
 import pytest
 from azure.cognitiveservices.vision.customvision.prediction import CustomVisionPredictionClient
 from azure.cognitiveservices.vision.customvision.training import CustomVisionTrainingClient
-from azure.cognitiveservices.vision.customvision.training.models import PredictionQueryToken
+from azure.cognitiveservices.vision.customvision.training.models import PredictionQueryToken, Tag
 from PIL import Image
 
 from tests.conftest import (
@@ -182,3 +182,23 @@ def test_unpublish_and_republish_take_effect_at_once(
         )
     again = prediction_http.post(_classify_path(published_model), content=data)
     assert again.status_code == 200, again.text
+
+
+def test_a_renamed_tag_answers_under_its_new_name(
+    trainer: CustomVisionTrainingClient,
+    prediction_http: httpx.Client,
+    published_model: PublishedModel,
+) -> None:
+    project_id, daisy = published_model.project_id, published_model.tags["daisy"]
+    data = held_out_flowers(per_flower=1)[0][1]
+    trainer.update_tag(project_id, daisy, Tag(name="marguerite", description="", type="Regular"))
+    try:
+        answer = prediction_http.post(_classify_path(published_model), content=data)
+        assert answer.status_code == 200, answer.text
+        names = {p["tagId"]: p["tagName"] for p in answer.json()["predictions"]}
+        assert names[daisy] == "marguerite"
+        assert sorted(names.values()) == sorted(["marguerite", "sunflower", "tulip"])
+    finally:
+        trainer.update_tag(project_id, daisy, Tag(name="daisy", description="", type="Regular"))
+    answer = prediction_http.post(_classify_path(published_model), content=data)
+    assert {p["tagName"] for p in answer.json()["predictions"]} >= {"daisy"}

@@ -40,7 +40,9 @@ def get_tag(
 @router.patch("/projects/{projectId}/tags/{tagId}", response_model=TagOut)
 def update_tag(services: ServicesDep, project: ProjectDep, tagId: str, body: TagPatch) -> TagOut:
     changes = TagChanges(name=body.name, description=body.description, type=body.type)
-    return TagOut.of(services.tags.update(project.id, parse_id(tagId, "tagId"), changes))
+    updated = services.tags.update(project.id, parse_id(tagId, "tagId"), changes)
+    services.models.forget_tag_names(project.id)  # predictions answer the new name at once
+    return TagOut.of(updated)
 
 
 @router.delete("/projects/{projectId}/tags/{tagId}", status_code=204)
