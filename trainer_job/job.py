@@ -16,6 +16,7 @@ from functions.domain import catalog
 from functions.domain.clock import utcnow
 from functions.domain.jobs import TrainingJob
 from functions.domain.models import ClassificationType, Iteration, IterationStatus
+from functions.services import iteration_snapshots
 from functions.storage.clients import Storage
 from trainer_job import tasks
 from trainer_job.ml.artifacts import write_artifacts
@@ -115,6 +116,7 @@ def _train(
     started: float,
 ) -> Iteration:
     domain = catalog.find_domain(iteration.domain_id) or catalog.DOMAINS[0]
+    iteration_snapshots.record(storage, job.project_id, job.iteration_id, job.selected_tag_ids)
     train = tasks.trainer_for(tasks.task_of(domain))
     output = train(tasks.TaskRun(storage, job, domain, classification, progress, started))
     write_artifacts(storage, job.project_id, job.iteration_id, output.files)

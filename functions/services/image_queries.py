@@ -11,6 +11,8 @@ from functions.domain.errors import BadRequest
 from functions.domain.limits import DEFAULT_TAKE, MAX_IMAGES_PER_PROJECT, MAX_TAKE
 from functions.domain.metadata_filter import parse_metadata_filter
 from functions.domain.models import Image, OrderBy, TaggingStatus
+from functions.services import iteration_snapshots
+from functions.services.iteration_snapshots import Snapshot, as_of
 from functions.storage.clients import Storage
 from functions.storage.image_index import ImageTable
 
@@ -63,19 +65,45 @@ class ImageQueries:
             project_id, query.tagging_status, oldest_first=oldest, page_size=page_size
         )
 
-    def _filtered(self, project_id: str, query: ImageQuery) -> Iterator[Image]:
+    def _as_of(self, project_id: str, query: ImageQuery, snapshot: Snapshot) -> Iterator[Image]:
+        """The images an iteration was trained on, with the tags and regions they had then
+        (all of them tagged then: untagged images were not trained on)."""
+        if query.tagging_status is TaggingStatus.UNTAGGED:
+            return iter(())
+        oldest = query.order_by is OrderBy.OLDEST
+        current = self.storage.images.iter_images(project_id, oldest_first=oldest)
+        images = (as_of(i, snapshot) for i in current if i.id in snapshot.images)
+        if not query.tag_ids:
+            return images
+        wanted = set(query.tag_ids)
+        return (i for i in images if wanted.intersection(i.tag_ids))
+
+    def _filtered(
+        self, project_id: str, query: ImageQuery, snapshot: Snapshot | None = None
+    ) -> Iterator[Image]:
         predicate = parse_metadata_filter(query.metadata_filter)
-        stream = self._stream(project_id, query)
+        if snapshot is None:
+            stream = self._stream(project_id, query)
+        else:
+            stream = self._as_of(project_id, query, snapshot)
         if predicate is None:
             return stream
         return (i for i in stream if predicate(i.metadata))
 
-    def page(self, project_id: str, query: ImageQuery) -> list[Image]:
+    def snapshot(self, project_id: str, iteration_id: str | None) -> Snapshot | None:
+        """What `iteration_id` was trained on (see iteration_snapshots.load)."""
+        return iteration_snapshots.load(self.storage, project_id, iteration_id)
+
+    def page(
+        self, project_id: str, query: ImageQuery, snapshot: Snapshot | None = None
+    ) -> list[Image]:
         validate_paging(query.take, query.skip)
-        stream = self._filtered(project_id, query)
+        stream = self._filtered(project_id, query, snapshot)
         return list(itertools.islice(stream, query.skip, query.skip + query.take))
 
-    def count(self, project_id: str, query: ImageQuery) -> int:
+    def count(self, project_id: str, query: ImageQuery, snapshot: Snapshot | None = None) -> int:
+        if snapshot is not None:
+            return sum(1 for _ in self._filtered(project_id, query, snapshot))
         if query.metadata_filter is None or not query.metadata_filter.strip():
             counted = self._count_from_counters(project_id, query)
             if counted is not None:
@@ -97,6 +125,11 @@ class ImageQueries:
             TaggingStatus.UNTAGGED: counts.untagged,
         }[query.tagging_status]
 
-    def by_ids(self, project_id: str, image_ids: list[str]) -> list[Image]:
-        found = (self.storage.images.get(project_id, i) for i in image_ids)
-        return [i for i in found if i is not None]
+    def by_ids(
+        self, project_id: str, image_ids: list[str], snapshot: Snapshot | None = None
+    ) -> list[Image]:
+        found = [self.storage.images.get(project_id, i) for i in image_ids]
+        images = [i for i in found if i is not None]
+        if snapshot is None:
+            return images
+        return [as_of(i, snapshot) for i in images if i.id in snapshot.images]

@@ -158,7 +158,7 @@ class ProjectTransfer:
 
     def artifact(self, project: Project, path: str) -> bytes:
         """An iteration's artifact by its path relative to the project: `{iterationId}/{file}`
-        (model.onnx, manifest.json, labels.txt, ...)."""
+        (model.onnx, manifest.json, labels.json, ...)."""
         iteration_id, _, file_name = (path or "").strip("/").partition("/")
         if not file_name or "/" in file_name or file_name in (".", ".."):
             raise NotFound("NotFound", f"No artifact at '{path}'.")

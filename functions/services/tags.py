@@ -14,6 +14,7 @@ from functions.domain.limits import (
 )
 from functions.domain.models import Tag, TagType
 from functions.domain.validation import choice, optional_text, required_text
+from functions.services import iteration_snapshots
 from functions.services.projects import detects_objects
 from functions.storage.clients import Storage
 
@@ -45,12 +46,23 @@ class TagService:
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
 
-    def all(self, project_id: str) -> list[Tag]:
-        counts = self.storage.images.tag_counts(project_id)
+    def all(self, project_id: str, iteration_id: str | None = None) -> list[Tag]:
+        """The project's tags with their image counts; with `iteration_id`, the tags that
+        iteration was trained on, counted then, under their current names."""
+        snapshot = iteration_snapshots.load(self.storage, project_id, iteration_id)
         tags = self.storage.tags.list(project_id)
+        if snapshot is not None:
+            current = {t.id: t.name for t in tags}
+            return [replace(t, name=current.get(t.id, t.name)) for t in snapshot.tags]
+        counts = self.storage.images.tag_counts(project_id)
         return [replace(t, image_count=counts.get(t.id, 0)) for t in tags]
 
-    def get(self, project_id: str, tag_id: str) -> Tag:
+    def get(self, project_id: str, tag_id: str, iteration_id: str | None = None) -> Tag:
+        if iteration_snapshots.load(self.storage, project_id, iteration_id) is not None:
+            found = [t for t in self.all(project_id, iteration_id) if t.id == tag_id]
+            if not found:
+                raise tag_not_found(tag_id)
+            return found[0]
         tag = self.storage.tags.get(project_id, tag_id)
         if tag is None:
             raise tag_not_found(tag_id)

@@ -242,7 +242,16 @@ def test_migration_copies_everything_resumes_and_repeats_as_a_no_op(
     assert contents(target) == expected
     assert len(target.trainer.get_iterations(flowers.id)) == 1
 
-    # The journal lost: every image comes back a duplicate, and nothing changes.
+    # The journal lost, and the target's copies damaged meanwhile (a tag taken off, a box
+    # deleted): every image comes back a duplicate and gets back what it
+    # lacks, nothing else changes.
+    trainer = target.trainer
+    tagged = next(i for i in trainer.get_tagged_images(flowers.id, take=256) if i.metadata)
+    trainer.delete_image_tags(flowers.id, [tagged.id], [tagged.tags[0].tag_id])
+    raccoons = next(p for p in trainer.get_projects() if p.name == "raccoons")
+    boxed = trainer.get_tagged_images(raccoons.id, take=1)[0]
+    trainer.delete_image_regions(raccoons.id, [boxed.regions[0].region_id])
+    assert contents(target) != expected
     assert migrate(arguments(source, target, tmp_path / "fresh.json")) == 0
     out = capsys.readouterr().out
     assert "flowers: 0 copied, 17 already there" in out, out

@@ -14,9 +14,7 @@ from azure.cognitiveservices.vision.customvision.training import CustomVisionTra
 from azure.cognitiveservices.vision.customvision.training.models import (
     ImageFileCreateBatch,
     ImageFileCreateEntry,
-    ImageRegionCreateBatch,
     ImageRegionCreateEntry,
-    ImageTagCreateBatch,
     ImageTagCreateEntry,
     Region,
 )
@@ -261,7 +259,7 @@ class ProjectCopier:
             if not image.regions and copy.tags[t.tag_id] not in have
         ]
         if tags:
-            self.target("create_image_tags", target_id, ImageTagCreateBatch(tags=tags))
+            self.target("create_image_tags", target_id, tags)
         mapped = [
             ImageRegionCreateEntry(
                 image_id=existing.id,
@@ -275,7 +273,7 @@ class ProjectCopier:
         ]
         regions = [r for r in mapped if not any(_same_region(r, e) for e in existing.regions or [])]
         if regions:
-            self.target("create_image_regions", target_id, ImageRegionCreateBatch(regions=regions))
+            self.target("create_image_regions", target_id, regions)
         metadata = image.metadata or {}
         if metadata and (existing.metadata or {}) != metadata:
             self.target("update_image_metadata", target_id, [existing.id], metadata)

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from functions.api.deps import ProjectDep, Services, ServicesDep
 from functions.api.presenters import image_mapper
 from functions.api.schemas.training import (
+    ImageMapper,
     ImageMetadataEntryOut,
     ImageMetadataSummaryOut,
     ImageOut,
@@ -23,6 +24,7 @@ from functions.domain.limits import DEFAULT_TAKE, MAX_IMAGE_IDS_PER_CALL, MAX_TA
 from functions.domain.models import Image, OrderBy, TaggingStatus
 from functions.domain.validation import choice
 from functions.services.image_queries import ImageQuery
+from functions.services.iteration_snapshots import Snapshot
 
 router = APIRouter(tags=["images"])
 
@@ -49,11 +51,31 @@ def _query(
 
 
 def _page(
-    services: Services, request: Request, project_id: str, query: ImageQuery
+    services: Services,
+    request: Request,
+    project_id: str,
+    query: ImageQuery,
+    iteration_id: str | None,
 ) -> list[ImageOut]:
-    images: list[Image] = services.queries.page(project_id, query)
+    """A page of images; with `iteration_id`, as that iteration was trained on them."""
+    snapshot = services.queries.snapshot(project_id, iteration_id)
+    images: list[Image] = services.queries.page(project_id, query, snapshot)
+    return [_mapper(services, request, project_id, snapshot).image(i) for i in images]
+
+
+def _mapper(
+    services: Services, request: Request, project_id: str, snapshot: Snapshot | None
+) -> ImageMapper:
+    """Tags under their current names; a tag deleted since, under its name in the snapshot."""
     mapper = image_mapper(services, request, project_id)
-    return [mapper.image(i) for i in images]
+    if snapshot is not None:
+        mapper.tag_names = {**{t.id: t.name for t in snapshot.tags}, **mapper.tag_names}
+    return mapper
+
+
+def _count(services: Services, project_id: str, query: ImageQuery, iteration_id: str | None) -> int:
+    snapshot = services.queries.snapshot(project_id, iteration_id)
+    return services.queries.count(project_id, query, snapshot)
 
 
 @router.get("/projects/{projectId}/images", response_model=list[ImageOut])
@@ -73,7 +95,7 @@ def get_images(
         TaggingStatus, taggingStatus, TaggingStatus.ALL, "BadRequestInvalid", "taggingStatus"
     )
     query = _query(tagIds, status, filter, orderBy, take, skip)
-    return _page(services, request, project.id, query)
+    return _page(services, request, project.id, query, iterationId)
 
 
 @router.get("/projects/{projectId}/images/count", response_model=int)
@@ -88,7 +110,7 @@ def get_image_count(
     status = choice(
         TaggingStatus, taggingStatus, TaggingStatus.ALL, "BadRequestInvalid", "taggingStatus"
     )
-    return services.queries.count(project.id, _query(tagIds, status, filter, None, 0, 0))
+    return _count(services, project.id, _query(tagIds, status, filter, None, 0, 0), iterationId)
 
 
 @router.get("/projects/{projectId}/images/tagged", response_model=list[ImageOut])
@@ -103,7 +125,7 @@ def get_tagged_images(
     iterationId: str | None = None,
 ) -> list[ImageOut]:
     query = _query(tagIds, TaggingStatus.TAGGED, None, orderBy, take, skip)
-    return _page(services, request, project.id, query)
+    return _page(services, request, project.id, query, iterationId)
 
 
 @router.get("/projects/{projectId}/images/tagged/count", response_model=int)
@@ -113,9 +135,8 @@ def get_tagged_image_count(
     tagIds: TagIdsQuery = None,
     iterationId: str | None = None,
 ) -> int:
-    return services.queries.count(
-        project.id, _query(tagIds, TaggingStatus.TAGGED, None, None, 0, 0)
-    )
+    query = _query(tagIds, TaggingStatus.TAGGED, None, None, 0, 0)
+    return _count(services, project.id, query, iterationId)
 
 
 @router.get("/projects/{projectId}/images/untagged", response_model=list[ImageOut])
@@ -129,16 +150,15 @@ def get_untagged_images(
     iterationId: str | None = None,
 ) -> list[ImageOut]:
     query = _query(None, TaggingStatus.UNTAGGED, None, orderBy, take, skip)
-    return _page(services, request, project.id, query)
+    return _page(services, request, project.id, query, iterationId)
 
 
 @router.get("/projects/{projectId}/images/untagged/count", response_model=int)
 def get_untagged_image_count(
     services: ServicesDep, project: ProjectDep, iterationId: str | None = None
 ) -> int:
-    return services.queries.count(
-        project.id, _query(None, TaggingStatus.UNTAGGED, None, None, 0, 0)
-    )
+    query = _query(None, TaggingStatus.UNTAGGED, None, None, 0, 0)
+    return _count(services, project.id, query, iterationId)
 
 
 @router.get("/projects/{projectId}/images/id", response_model=list[ImageOut])
@@ -150,8 +170,9 @@ def get_images_by_ids(
     iterationId: str | None = None,
 ) -> list[ImageOut]:
     ids = parse_id_list(imageIds, "imageId", MAX_IMAGE_IDS_PER_CALL)
-    mapper = image_mapper(services, request, project.id)
-    return [mapper.image(i) for i in services.queries.by_ids(project.id, ids)]
+    snapshot = services.queries.snapshot(project.id, iterationId)
+    mapper = _mapper(services, request, project.id, snapshot)
+    return [mapper.image(i) for i in services.queries.by_ids(project.id, ids, snapshot)]
 
 
 @router.delete("/projects/{projectId}/images", status_code=204)

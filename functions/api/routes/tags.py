@@ -16,7 +16,7 @@ router = APIRouter(tags=["tags"])
 def list_tags(
     services: ServicesDep, project: ProjectDep, iterationId: str | None = None
 ) -> list[TagOut]:
-    return [TagOut.of(t) for t in services.tags.all(project.id)]
+    return [TagOut.of(t) for t in services.tags.all(project.id, iterationId)]
 
 
 @router.post("/projects/{projectId}/tags", response_model=TagOut)
@@ -34,7 +34,7 @@ def create_tag(
 def get_tag(
     services: ServicesDep, project: ProjectDep, tagId: str, iterationId: str | None = None
 ) -> TagOut:
-    return TagOut.of(services.tags.get(project.id, parse_id(tagId, "tagId")))
+    return TagOut.of(services.tags.get(project.id, parse_id(tagId, "tagId"), iterationId))
 
 
 @router.patch("/projects/{projectId}/tags/{tagId}", response_model=TagOut)
