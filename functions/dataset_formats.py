@@ -24,6 +24,7 @@ from xml.etree import ElementTree
 
 from PIL import Image
 
+from functions.domain.detection_metrics import LabelledBox
 from functions.domain.errors import BadRequest
 
 COCO, VOC, YOLO, FOLDERS = "coco", "voc", "yolo", "folders"
@@ -36,20 +37,11 @@ EXIF_ORIENTATION = 0x0112
 
 
 @dataclass(frozen=True)
-class LabelledRegion:
-    tag: str
-    left: float
-    top: float
-    width: float
-    height: float
-
-
-@dataclass(frozen=True)
 class LabelledImage:
     name: str  # the file name in the archive, unique in it
     data: bytes
     tags: list[str] = field(default_factory=list)  # classification: tag names
-    regions: list[LabelledRegion] = field(default_factory=list)  # detection
+    regions: list[LabelledBox] = field(default_factory=list)  # detection
     metadata: dict[str, str] = field(default_factory=dict)
 
 
@@ -224,11 +216,11 @@ def _find(archive: zipfile.ZipFile, names: list[str], suffix: str) -> str:
     return min(found, key=lambda n: (n.count("/"), n))
 
 
-def _clip(region: LabelledRegion) -> LabelledRegion:
+def _clip(region: LabelledBox) -> LabelledBox:
     left, top = max(0.0, region.left), max(0.0, region.top)
     width = min(1.0, region.left + region.width) - left
     height = min(1.0, region.top + region.height) - top
-    return LabelledRegion(region.tag, left, top, width, height)
+    return LabelledBox(region.tag, left, top, width, height)
 
 
 def _read_coco(archive: zipfile.ZipFile) -> Dataset:
@@ -247,7 +239,7 @@ def _read_coco(archive: zipfile.ZipFile) -> Dataset:
         for annotation in boxes.get(int(entry["id"]), []):
             x, y, w, h = (float(v) for v in annotation["bbox"])
             tag = categories[int(annotation["category_id"])]
-            regions.append(_clip(LabelledRegion(tag, x / width, y / height, w / width, h / height)))
+            regions.append(_clip(LabelledBox(tag, x / width, y / height, w / width, h / height)))
         metadata = {str(k): str(v) for k, v in (entry.get("metadata") or {}).items()}
         images.append(LabelledImage(name, data, regions=regions, metadata=metadata))
     return Dataset(list(categories.values()), images)
@@ -276,7 +268,7 @@ def _read_voc(archive: zipfile.ZipFile) -> Dataset:
             )
             if tag not in tags:
                 tags.append(tag)
-            region = LabelledRegion(
+            region = LabelledBox(
                 tag, x0 / width, y0 / height, (x1 - x0) / width, (y1 - y0) / height
             )
             regions.append(_clip(region))
@@ -304,7 +296,7 @@ def _read_yolo(archive: zipfile.ZipFile) -> Dataset:
             if not line.strip():
                 continue
             index, cx, cy, w, h = line.split()[:5]
-            region = LabelledRegion(
+            region = LabelledBox(
                 tags[int(index)],
                 float(cx) - float(w) / 2,
                 float(cy) - float(h) / 2,

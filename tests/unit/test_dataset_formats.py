@@ -17,10 +17,10 @@ from functions.dataset_formats import (
     FOLDERS,
     Dataset,
     LabelledImage,
-    LabelledRegion,
     read,
     write,
 )
+from functions.domain.detection_metrics import LabelledBox
 from functions.domain.errors import BadRequest
 from tests.conftest import real_photos
 from tests.detection_data import detection_set
@@ -29,7 +29,7 @@ from tests.detection_data import detection_set
 def detection_dataset() -> Dataset:
     images = []
     for n, photo in enumerate(detection_set("raccoon")[:4]):
-        regions = [LabelledRegion(*r) for r in photo.regions]
+        regions = [LabelledBox(*r) for r in photo.regions]
         metadata = {"camera": str(n)} if n % 2 else {}
         images.append(
             LabelledImage(photo.path.name, photo.path.read_bytes(), [], regions, metadata)
