@@ -7,6 +7,10 @@ extension field `metadata` on each image) and untagged images (images with no an
 VOC and YOLO keep the boxes and untagged images (an image with no objects); folders keep every
 tag of an image (the same file in each of its tags' folders; files at the root are untagged)
 and no metadata. Tag names are kept exactly: folder names escape what a path cannot hold.
+
+Neither side holds a dataset's photos in memory: `write` takes the images one at a time and
+streams them into the archive; `read` parses the annotations and hands out an index whose
+photos are read from the archive when asked for.
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ import io
 import json
 import posixpath
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 from urllib.parse import quote, unquote
 from xml.etree import ElementTree
 
@@ -38,7 +42,7 @@ EXIF_ORIENTATION = 0x0112
 
 @dataclass(frozen=True)
 class LabelledImage:
-    name: str  # the file name in the archive, unique in it
+    name: str  # the file name in the archive
     data: bytes
     tags: list[str] = field(default_factory=list)  # classification: tag names
     regions: list[LabelledBox] = field(default_factory=list)  # detection
@@ -46,9 +50,15 @@ class LabelledImage:
 
 
 @dataclass(frozen=True)
-class Dataset:
-    tags: list[str]
-    images: list[LabelledImage]
+class ArchivedImage:
+    """One photo of an archive as its annotations describe it, before its bytes are read."""
+
+    name: str
+    path: str  # in the archive
+    tags: list[str] = field(default_factory=list)
+    boxes: list[LabelledBox] = field(default_factory=list)  # in pixels when `pixels`
+    pixels: bool = False
+    metadata: dict[str, str] = field(default_factory=dict)
 
 
 def bad_dataset(message: str) -> BadRequest:
@@ -72,10 +82,9 @@ def oriented_size(data: bytes) -> tuple[int, int]:
     return (height, width) if turned else (width, height)
 
 
-def _unique_names(images: Iterable[LabelledImage]) -> list[LabelledImage]:
+def _unique_names(images: Iterable[LabelledImage]) -> Iterator[LabelledImage]:
     """Images under file names unique in the archive (the content hash prefixes a clash)."""
     seen: set[str] = set()
-    named = []
     for image in images:
         name = posixpath.basename(image.name) or "image.jpg"
         if not name.lower().endswith(IMAGE_SUFFIXES):
@@ -83,25 +92,24 @@ def _unique_names(images: Iterable[LabelledImage]) -> list[LabelledImage]:
         if name.lower() in seen:
             name = f"{hashlib.sha256(image.data).hexdigest()[:12]}-{name}"
         seen.add(name.lower())
-        named.append(LabelledImage(name, image.data, image.tags, image.regions, image.metadata))
-    return named
+        yield LabelledImage(name, image.data, image.tags, image.regions, image.metadata)
 
 
 # ---------------------------------------------------------------- writing
 
 
-def write(dataset: Dataset, format_name: str) -> bytes:
-    """The dataset as a zip archive in that format."""
-    images = _unique_names(dataset.images)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
-        {COCO: _write_coco, VOC: _write_voc, YOLO: _write_yolo, FOLDERS: _write_folders}[
-            check_format(format_name)
-        ](archive, dataset.tags, images)
-    return buffer.getvalue()
+def write(
+    out: IO[bytes], tags: list[str], images: Iterable[LabelledImage], format_name: str
+) -> None:
+    """Stream the images, with their labels, into `out` as a zip archive in that format."""
+    writer = {COCO: _write_coco, VOC: _write_voc, YOLO: _write_yolo, FOLDERS: _write_folders}[
+        check_format(format_name)
+    ]
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
+        writer(archive, tags, _unique_names(images))
 
 
-def _write_coco(archive: zipfile.ZipFile, tags: list[str], images: list[LabelledImage]) -> None:
+def _write_coco(archive: zipfile.ZipFile, tags: list[str], images: Iterator[LabelledImage]) -> None:
     category = {name: n + 1 for n, name in enumerate(tags)}
     entries: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
@@ -129,7 +137,7 @@ def _write_coco(archive: zipfile.ZipFile, tags: list[str], images: list[Labelled
     archive.writestr(COCO_FILE, json.dumps(document, indent=1))
 
 
-def _write_voc(archive: zipfile.ZipFile, tags: list[str], images: list[LabelledImage]) -> None:
+def _write_voc(archive: zipfile.ZipFile, tags: list[str], images: Iterator[LabelledImage]) -> None:
     for image in images:
         width, height = oriented_size(image.data)
         archive.writestr(f"JPEGImages/{image.name}", image.data)
@@ -154,7 +162,7 @@ def _write_voc(archive: zipfile.ZipFile, tags: list[str], images: list[LabelledI
         archive.writestr(f"Annotations/{stem}.xml", ElementTree.tostring(root, encoding="unicode"))
 
 
-def _write_yolo(archive: zipfile.ZipFile, tags: list[str], images: list[LabelledImage]) -> None:
+def _write_yolo(archive: zipfile.ZipFile, tags: list[str], images: Iterator[LabelledImage]) -> None:
     index = {name: n for n, name in enumerate(tags)}
     archive.writestr(YOLO_CLASSES, "".join(f"{name}\n" for name in tags))
     for image in images:
@@ -173,7 +181,9 @@ def folder_name(tag: str) -> str:
     return quote(tag, safe=" ()[]{}!@#$&+,;=~'-_.")
 
 
-def _write_folders(archive: zipfile.ZipFile, tags: list[str], images: list[LabelledImage]) -> None:
+def _write_folders(
+    archive: zipfile.ZipFile, tags: list[str], images: Iterator[LabelledImage]
+) -> None:
     for tag in tags:  # every tag, an empty one too
         archive.writestr(f"{folder_name(tag)}/", b"")
     for image in images:
@@ -184,18 +194,61 @@ def _write_folders(archive: zipfile.ZipFile, tags: list[str], images: list[Label
 # ---------------------------------------------------------------- reading
 
 
-def read(archive_bytes: bytes, format_name: str) -> Dataset:
+class DatasetArchive:
+    """An opened dataset archive: its tags and the index of its photos (`entries`), whose
+    bytes `load` reads. Use it as a context manager (it holds the zip file open)."""
+
+    def __init__(self, archive: zipfile.ZipFile, tags: list[str], entries: list[ArchivedImage]):
+        self.archive, self.tags, self.entries = archive, tags, entries
+
+    def __enter__(self) -> DatasetArchive:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.archive.close()
+
+    def load(self, entry: ArchivedImage) -> LabelledImage:
+        """The photo with its regions as fractions; BadRequestInvalid when it cannot be
+        read or decoded."""
+        try:
+            data = self.archive.read(entry.path)
+        except (KeyError, zipfile.BadZipFile, OSError) as error:
+            raise bad_dataset(f"{entry.path} cannot be read ({error})") from None
+        regions = entry.boxes
+        if entry.pixels and regions:
+            width, height = oriented_size(data)
+            regions = [
+                _clip(LabelledBox(b.tag, b.left / width, b.top / height, b.width / width,
+                                  b.height / height))
+                for b in regions
+            ]  # fmt: skip
+        return LabelledImage(entry.name, data, entry.tags, regions, entry.metadata)
+
+    def images(self) -> Iterator[LabelledImage]:
+        return (self.load(entry) for entry in self.entries)
+
+
+def read(source: bytes | IO[bytes], format_name: str) -> DatasetArchive:
     """The dataset in a zip archive of that format; BadRequestInvalid when it is not one."""
-    reader = {COCO: _read_coco, VOC: _read_voc, YOLO: _read_yolo, FOLDERS: _read_folders}[
+    indexer = {COCO: _read_coco, VOC: _read_voc, YOLO: _read_yolo, FOLDERS: _read_folders}[
         check_format(format_name)
     ]
     try:
-        with zipfile.ZipFile(io.BytesIO(archive_bytes)) as archive:
-            return reader(archive)
+        archive = zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source)
     except zipfile.BadZipFile:
         raise bad_dataset("it is not a zip archive") from None
+    try:
+        tags, entries = indexer(archive)
     except (KeyError, ValueError, TypeError, IndexError, ElementTree.ParseError) as error:
+        archive.close()
         raise bad_dataset(f"{type(error).__name__}: {error}") from None
+    except BaseException:
+        archive.close()
+        raise
+    return DatasetArchive(archive, tags, entries)
+
+
+Index = tuple[list[str], list[ArchivedImage]]
 
 
 def _files(archive: zipfile.ZipFile) -> dict[str, str]:
@@ -216,6 +269,13 @@ def _find(archive: zipfile.ZipFile, names: list[str], suffix: str) -> str:
     return min(found, key=lambda n: (n.count("/"), n))
 
 
+def _image_path(files: dict[str, str], name: str) -> str:
+    path = files.get(name.lower())
+    if path is None:
+        raise bad_dataset(f"the annotations name '{name}', which the archive does not hold")
+    return path
+
+
 def _clip(region: LabelledBox) -> LabelledBox:
     left, top = max(0.0, region.left), max(0.0, region.top)
     width = min(1.0, region.left + region.width) - left
@@ -223,41 +283,36 @@ def _clip(region: LabelledBox) -> LabelledBox:
     return LabelledBox(region.tag, left, top, width, height)
 
 
-def _read_coco(archive: zipfile.ZipFile) -> Dataset:
+def _read_coco(archive: zipfile.ZipFile) -> Index:
     document = json.loads(archive.read(_find(archive, archive.namelist(), ".json")))
     categories = {int(c["id"]): str(c["name"]) for c in document.get("categories", [])}
     files = _files(archive)
-    boxes: dict[int, list[dict[str, Any]]] = {}
+    boxes: dict[int, list[LabelledBox]] = {}
     for annotation in document.get("annotations", []):
-        boxes.setdefault(int(annotation["image_id"]), []).append(annotation)
-    images = []
-    for entry in document["images"]:
-        name = posixpath.basename(str(entry["file_name"]))
-        data = archive.read(files[name.lower()])
-        width, height = oriented_size(data)
-        regions = []
-        for annotation in boxes.get(int(entry["id"]), []):
-            x, y, w, h = (float(v) for v in annotation["bbox"])
-            tag = categories[int(annotation["category_id"])]
-            regions.append(_clip(LabelledBox(tag, x / width, y / height, w / width, h / height)))
-        metadata = {str(k): str(v) for k, v in (entry.get("metadata") or {}).items()}
-        images.append(LabelledImage(name, data, regions=regions, metadata=metadata))
-    return Dataset(list(categories.values()), images)
+        x, y, w, h = (float(v) for v in annotation["bbox"])
+        box = LabelledBox(categories[int(annotation["category_id"])], x, y, w, h)
+        boxes.setdefault(int(annotation["image_id"]), []).append(box)
+    entries = []
+    for image in document["images"]:
+        name = posixpath.basename(str(image["file_name"]))
+        metadata = {str(k): str(v) for k, v in (image.get("metadata") or {}).items()}
+        regions = boxes.get(int(image["id"]), [])
+        path = _image_path(files, name)
+        entries.append(ArchivedImage(name, path, [], regions, pixels=True, metadata=metadata))
+    return list(categories.values()), entries
 
 
-def _read_voc(archive: zipfile.ZipFile) -> Dataset:
+def _read_voc(archive: zipfile.ZipFile) -> Index:
     files = _files(archive)
     tags: list[str] = []
-    images = []
+    entries = []
     annotations = sorted(n for n in archive.namelist() if n.lower().endswith(".xml"))
     if not annotations:
         raise bad_dataset("no .xml annotation in the archive")
     for path in annotations:
         root = ElementTree.fromstring(archive.read(path))
         name = posixpath.basename(root.findtext("filename") or "")
-        data = archive.read(files[name.lower()])
-        width, height = oriented_size(data)
-        regions = []
+        boxes = []
         for obj in root.iter("object"):
             tag = (obj.findtext("name") or "").strip()
             box = obj.find("bndbox")
@@ -268,15 +323,12 @@ def _read_voc(archive: zipfile.ZipFile) -> Dataset:
             )
             if tag not in tags:
                 tags.append(tag)
-            region = LabelledBox(
-                tag, x0 / width, y0 / height, (x1 - x0) / width, (y1 - y0) / height
-            )
-            regions.append(_clip(region))
-        images.append(LabelledImage(name, data, regions=regions))
-    return Dataset(tags, images)
+            boxes.append(LabelledBox(tag, x0, y0, x1 - x0, y1 - y0))
+        entries.append(ArchivedImage(name, _image_path(files, name), [], boxes, pixels=True))
+    return tags, entries
 
 
-def _read_yolo(archive: zipfile.ZipFile) -> Dataset:
+def _read_yolo(archive: zipfile.ZipFile) -> Index:
     names = archive.namelist()
     classes_file = _find(archive, names, YOLO_CLASSES)
     tags = [
@@ -287,30 +339,31 @@ def _read_yolo(archive: zipfile.ZipFile) -> Dataset:
         for n in names
         if n.lower().endswith(".txt") and n != classes_file
     }
-    images = []
+    entries = []
     for key, path in sorted(_files(archive).items()):
-        regions = []
+        boxes = []
         label_file = labels.get(posixpath.splitext(key)[0])
         text = archive.read(label_file).decode() if label_file else ""
         for line in text.splitlines():
             if not line.strip():
                 continue
             index, cx, cy, w, h = line.split()[:5]
-            region = LabelledBox(
+            box = LabelledBox(
                 tags[int(index)],
                 float(cx) - float(w) / 2,
                 float(cy) - float(h) / 2,
                 float(w),
                 float(h),
             )
-            regions.append(_clip(region))
-        images.append(LabelledImage(posixpath.basename(path), archive.read(path), regions=regions))
-    return Dataset(tags, images)
+            boxes.append(_clip(box))
+        entries.append(ArchivedImage(posixpath.basename(path), path, [], boxes))
+    return tags, entries
 
 
-def _read_folders(archive: zipfile.ZipFile) -> Dataset:
+def _read_folders(archive: zipfile.ZipFile) -> Index:
+    """One entry per distinct photo (by content), with the tags of every folder holding it."""
     tags: list[str] = []
-    by_content: dict[str, LabelledImage] = {}
+    by_content: dict[str, ArchivedImage] = {}
     for info in archive.infolist():
         parts = [p for p in info.filename.split("/") if p]
         if info.is_dir():
@@ -322,9 +375,12 @@ def _read_folders(archive: zipfile.ZipFile) -> Dataset:
         tag = unquote(parts[-2]) if len(parts) > 1 else None
         if tag and tag not in tags:
             tags.append(tag)
-        data = archive.read(info)
-        key = hashlib.sha256(data).hexdigest()
-        known = by_content.get(key)
+        digest = hashlib.sha256()
+        with archive.open(info) as member:
+            while chunk := member.read(1 << 20):
+                digest.update(chunk)
+        known = by_content.get(digest.hexdigest())
         image_tags = ([*known.tags] if known else []) + ([tag] if tag else [])
-        by_content[key] = LabelledImage(parts[-1], data, tags=image_tags)
-    return Dataset(tags, list(by_content.values()))
+        path = known.path if known else info.filename
+        by_content[digest.hexdigest()] = ArchivedImage(parts[-1], path, image_tags)
+    return tags, list(by_content.values())

@@ -1,5 +1,6 @@
-"""`python -m trainer_job`: process one queued job (a training or an export) and exit (what a
-Container Apps Job started by KEDA runs); `--watch` keeps polling (what `make run` starts)."""
+"""`python -m trainer_job`: process one queued job (a training, an export, a project import or a
+dataset job) and exit (what a Container Apps Job started by KEDA runs); `--watch` keeps polling
+(what `make run` starts)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import time
 from functions.settings import Settings, get_settings
 from functions.storage.clients import Storage
 from functions.storage.queues import Delivery
+from trainer_job.dataset_job import record_dataset_failure, run_dataset_job
 from trainer_job.export_job import record_export_failure, run_export_job
 from trainer_job.import_job import record_import_failure, run_import_job
 from trainer_job.job import record_failure, run_job
@@ -36,6 +38,7 @@ JOBS = {
     "train": (run_job, record_failure, "Training"),
     "export": (run_export_job, record_export_failure, "The export"),
     "import": (run_import_job, record_import_failure, "The import"),
+    "dataset": (run_dataset_job, record_dataset_failure, "The dataset job"),
 }
 
 

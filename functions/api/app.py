@@ -15,6 +15,7 @@ from functions.api.middleware import BodyLimit, CaseInsensitivePaths, KeyGate
 from functions.api.openapi import install_openapi
 from functions.api.routes import (
     blobs,
+    datasets,
     domains,
     exports,
     image_uploads,
@@ -31,6 +32,7 @@ from functions.api.routes import (
     tags,
 )
 from functions.domain.limits import (
+    MAX_DATASET_ARCHIVE_BYTES,
     MAX_IMAGES_PER_BATCH,
     MAX_PREDICTION_IMAGE_BYTES,
     MAX_TRAINING_IMAGE_BYTES,
@@ -50,6 +52,7 @@ _BATCH = MAX_IMAGES_PER_BATCH * MAX_TRAINING_IMAGE_BYTES
 BODY_LIMITS = (
     (r"/training/projects/[^/]+/images$", _BATCH + _FRAMING),  # multipart or raw bytes
     (r"/training/projects/[^/]+/images/files$", _BATCH * 4 // 3 + _FRAMING),  # base64 JSON
+    (r"/training/projects/[^/]+/datasets/import$", MAX_DATASET_ARCHIVE_BYTES),
     (r"/training/projects/[^/]+/quicktest/image$", MAX_PREDICTION_IMAGE_BYTES + _FRAMING),
     (r"/prediction/.+/image(/nostore)?$", MAX_PREDICTION_IMAGE_BYTES + _FRAMING),
 )
@@ -100,6 +103,7 @@ def create_app(
         iterations,
         exports,
         project_transfer,
+        datasets,
     )
     for prefix in TRAINING_PREFIXES:
         for module in routers:

@@ -14,6 +14,7 @@ from fastapi import Depends, Path, Request
 from functions.api.links import LinkSigner
 from functions.domain.ids import parse_id
 from functions.domain.models import Project
+from functions.services.datasets import DatasetService
 from functions.services.exports import ExportService
 from functions.services.image_queries import ImageQueries
 from functions.services.images import ImageService
@@ -50,6 +51,7 @@ class Services:
     models: ModelCache
     exports: ExportService
     transfer: ProjectTransfer
+    datasets: DatasetService
     prediction: PredictionService
     stored_predictions: StoredPredictions
     suggestions: SuggestionService
@@ -88,6 +90,7 @@ class Services:
             models=models,
             exports=ExportService(storage),
             transfer=ProjectTransfer(storage, ImportTokens(settings.training_key)),
+            datasets=DatasetService(storage),
             prediction=PredictionService(storage, models),
             stored_predictions=StoredPredictions(
                 storage, images, timedelta(days=settings.prediction_retention_days)

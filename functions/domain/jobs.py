@@ -20,7 +20,7 @@ class TrainingJob:
     reserved_budget_in_hours: int
     selected_tag_ids: list[str] = field(default_factory=list)  # empty: every tag
     seed: int = 0
-    kind: str = "train"  # train | export | import
+    kind: str = "train"  # train | export | import | dataset
     platform: str = ""  # export jobs: what to build
     flavor: str = ""
     source_project_id: str = ""  # import jobs: the project whose images project_id receives

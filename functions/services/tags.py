@@ -101,6 +101,32 @@ class TagService:
         self.storage.tags.insert(project_id, tag)
         return tag
 
+    def missing(self, project_id: str, wanted: list[str]) -> list[str]:
+        """The names among `wanted` that no tag of the project has (ignoring case), checked as
+        new tags' names and against the project's tag limit."""
+        known = {t.name.lower() for t in self.storage.tags.list(project_id)}
+        new = list({_name(n).lower(): _name(n) for n in wanted if n.lower() not in known}.values())
+        if len(known) + len(new) > MAX_TAGS_PER_PROJECT:
+            raise BadRequest(
+                "BadRequestExceedTagPerProjectLimit",
+                f"A project holds at most {MAX_TAGS_PER_PROJECT} tags; this would make "
+                f"{len(known) + len(new)}.",
+            )
+        return new
+
+    def ensure(self, project_id: str, wanted: list[str]) -> tuple[dict[str, Tag], list[str]]:
+        """Tags of those names (ignoring case), made where missing: {lower name: tag} and the
+        names created. A tag another client creates meanwhile is used, not duplicated."""
+        created = []
+        for name in self.missing(project_id, wanted):
+            try:
+                self.create(project_id, name)
+                created.append(name)
+            except BadRequest as error:
+                if error.code != "BadRequestTagNameNotUnique":
+                    raise
+        return {t.name.lower(): t for t in self.storage.tags.list(project_id)}, created
+
     def update(self, project_id: str, tag_id: str, changes: TagChanges) -> Tag:
         name = _name(changes.name) if changes.name is not None else None
         description = _description(changes.description) if changes.description is not None else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
+from typing import IO
 
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, ContentSettings
@@ -12,7 +13,7 @@ from functions.domain import names
 
 
 class BlobStore:
-    """Reads and writes whole blobs in the account's containers."""
+    """Reads and writes blobs in the account's containers (whole, or streamed from and to files)."""
 
     def __init__(self, service: BlobServiceClient) -> None:
         self.service = service
@@ -21,7 +22,7 @@ class BlobStore:
         self,
         container: str,
         path: str,
-        data: bytes,
+        data: bytes | IO[bytes],
         content_type: str,
         metadata: dict[str, str] | None = None,
     ) -> None:
@@ -37,6 +38,14 @@ class BlobStore:
             return self.service.get_blob_client(container, path).download_blob().readall()
         except ResourceNotFoundError:
             return None
+
+    def download_to(self, container: str, path: str, out: IO[bytes]) -> bool:
+        """Stream a blob into `out`; False when there is none."""
+        try:
+            self.service.get_blob_client(container, path).download_blob().readinto(out)
+        except ResourceNotFoundError:
+            return False
+        return True
 
     def get_with_type(self, container: str, path: str) -> tuple[bytes, str] | None:
         try:

@@ -13,6 +13,7 @@ from azure.storage.queue import QueueServiceClient
 from functions.domain import names
 from functions.settings import Settings
 from functions.storage.blobs import BlobStore
+from functions.storage.dataset_jobs import DatasetJobTable
 from functions.storage.exports import ExportTable
 from functions.storage.image_index import ImageTable
 from functions.storage.iterations import IterationTable
@@ -92,6 +93,7 @@ class Storage:
         self.images = ImageTable(clients.tables.get_table_client(names.TABLE_IMAGES))
         self.iterations = IterationTable(clients.tables.get_table_client(names.TABLE_ITERATIONS))
         self.exports = ExportTable(self.iterations.table)
+        self.dataset_jobs = DatasetJobTable(self.iterations.table)
         self.predictions = PredictionTable(clients.tables.get_table_client(names.TABLE_PREDICTIONS))
         self.suggestions = SuggestionTable(clients.tables.get_table_client(names.TABLE_SUGGESTIONS))
         self.blobs = BlobStore(clients.blobs)

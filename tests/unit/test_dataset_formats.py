@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from dataclasses import dataclass
 
 import pytest
 from PIL import Image
@@ -15,7 +16,6 @@ from functions.dataset_formats import (
     COCO,
     DETECTION_FORMATS,
     FOLDERS,
-    Dataset,
     LabelledImage,
     read,
     write,
@@ -24,6 +24,23 @@ from functions.domain.detection_metrics import LabelledBox
 from functions.domain.errors import BadRequest
 from tests.conftest import real_photos
 from tests.detection_data import detection_set
+
+
+@dataclass(frozen=True)
+class Dataset:
+    tags: list[str]
+    images: list[LabelledImage]
+
+
+def archive_of(dataset: Dataset, format_name: str) -> bytes:
+    out = io.BytesIO()
+    write(out, dataset.tags, iter(dataset.images), format_name)
+    return out.getvalue()
+
+
+def read_all(archive: bytes, format_name: str) -> Dataset:
+    with read(archive, format_name) as opened:
+        return Dataset(opened.tags, list(opened.images()))
 
 
 def detection_dataset() -> Dataset:
@@ -53,7 +70,7 @@ def _key(dataset: Dataset, keep_metadata: bool) -> dict[bytes, object]:
 @pytest.mark.parametrize("format_name", DETECTION_FORMATS)
 def test_detection_formats_round_trip(format_name: str) -> None:
     original = detection_dataset()
-    again = read(write(original, format_name), format_name)
+    again = read_all(archive_of(original, format_name), format_name)
     assert again.tags == original.tags
     assert _key(again, format_name == COCO) == _key(original, format_name == COCO)
     assert sorted(i.name for i in again.images) == sorted(i.name for i in original.images)
@@ -68,10 +85,10 @@ def test_folders_round_trip_several_tags_odd_names_and_untagged() -> None:
         LabelledImage("c.jpg", rose[0]),  # untagged
     ]
     original = Dataset(["daisy", "cats/dogs 100%", "tulip", "empty"], images)
-    archive = write(original, FOLDERS)
+    archive = archive_of(original, FOLDERS)
     names = zipfile.ZipFile(io.BytesIO(archive)).namelist()
     assert "c.jpg" in names and any(n.startswith("cats%2Fdogs 100%25/") for n in names)
-    again = read(archive, FOLDERS)
+    again = read_all(archive, FOLDERS)
     assert sorted(again.tags) == sorted(original.tags)  # the empty tag's folder too
     assert _key(again, False) == _key(original, False)
 
@@ -105,7 +122,7 @@ def test_a_coco_file_written_by_another_tool() -> None:
                     }
                 )
         archive.writestr("train/_annotations.coco.json", json.dumps(document))
-    dataset = read(buffer.getvalue(), COCO)
+    dataset = read_all(buffer.getvalue(), COCO)
     assert dataset.tags == ["raccoon"]
     by_name = {i.name: i for i in dataset.images}
     for photo in photos:
@@ -118,13 +135,13 @@ def test_a_coco_file_written_by_another_tool() -> None:
 @pytest.mark.parametrize("format_name", [*DETECTION_FORMATS, FOLDERS])
 def test_what_is_not_a_dataset_is_refused(format_name: str) -> None:
     with pytest.raises(BadRequest) as refused:
-        read(b"not a zip", format_name)
+        read_all(b"not a zip", format_name)
     assert refused.value.code == "BadRequestInvalid"
     if format_name != FOLDERS:
         empty = io.BytesIO()
         with zipfile.ZipFile(empty, "w") as archive:
             archive.writestr("readme.md", "nothing here")
         with pytest.raises(BadRequest):
-            read(empty.getvalue(), format_name)
+            read_all(empty.getvalue(), format_name)
     with pytest.raises(BadRequest):
-        write(Dataset([], []), "tfrecord")
+        archive_of(Dataset([], []), "tfrecord")
