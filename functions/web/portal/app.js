@@ -11,6 +11,7 @@ import { renderPerformance } from "./performance.js";
 import { renderQuickTest } from "./quicktest.js";
 import { renderPredictions } from "./predictions.js";
 import { renderExports } from "./exports.js";
+import { renderDatasets } from "./datasets.js";
 
 const TABS = [
   ["images", "Training images", renderImages],
@@ -20,6 +21,7 @@ const TABS = [
   ["quicktest", "Quick test", renderQuickTest],
   ["predictions", "Predictions", renderPredictions],
   ["export", "Export", renderExports],
+  ["dataset", "Dataset", renderDatasets],
 ];
 
 let current = null; // {controller, cleanups} of the view on screen
