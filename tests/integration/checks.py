@@ -90,3 +90,22 @@ def project_contents(trainer: Any, project_id: str) -> dict[str, Any]:
         "tags": sorted((t.name, t.type, t.description, t.image_count) for t in tags),
         "images": images,
     }
+
+
+def labelled_contents(trainer: Any, project_id: str, metadata: bool) -> Any:
+    """Images by their bytes' hash: tag names, regions (tag, box), metadata if kept; and the
+    tags' names with their image counts."""
+    images = {}
+    with httpx.Client(timeout=60) as plain:
+        for image in trainer.get_images(project_id, take=256):
+            data = plain.get(image.original_image_uri).content
+            images[hashlib.sha256(data).hexdigest()] = (
+                sorted(t.tag_name for t in image.tags or []),
+                sorted(
+                    (r.tag_name, *(round(v, 4) for v in (r.left, r.top, r.width, r.height)))
+                    for r in image.regions or []
+                ),
+                (image.metadata or {}) if metadata else {},
+            )
+    tags = sorted((t.name, t.image_count) for t in trainer.get_tags(project_id))
+    return images, tags

@@ -5,7 +5,6 @@ bad requests get Custom Vision's errors and change nothing."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import threading
 import uuid
@@ -27,7 +26,7 @@ from functions.settings import Settings
 from functions.storage.clients import Storage
 from tests.conftest import GENERAL_COMPACT, assert_error, real_photos
 from tests.detection_data import detection_set
-from tests.integration.checks import assert_consistent
+from tests.integration.checks import assert_consistent, labelled_contents
 from trainer_job.__main__ import process_one
 
 GENERAL_DETECTION = "da2e3a8a-40a5-4171-82f4-58522f70fbc1"
@@ -39,33 +38,15 @@ def run_queue(storage: Storage, settings: Settings) -> None:
         pass
 
 
-def contents(trainer: CustomVisionTrainingClient, project_id: str, metadata: bool) -> Any:
-    """Images by their bytes' hash: tag names, regions (tag, box), metadata if kept; and the
-    tags' names with their image counts."""
-    images = {}
-    with httpx.Client(timeout=60) as plain:
-        for image in trainer.get_images(project_id, take=256):
-            data = plain.get(image.original_image_uri).content
-            images[hashlib.sha256(data).hexdigest()] = (
-                sorted(t.tag_name for t in image.tags or []),
-                sorted(
-                    (r.tag_name, *(round(v, 4) for v in (r.left, r.top, r.width, r.height)))
-                    for r in image.regions or []
-                ),
-                (image.metadata or {}) if metadata else {},
-            )
-    tags = sorted((t.name, t.image_count) for t in trainer.get_tags(project_id))
-    return images, tags
-
-
 def finished(http: httpx.Client, project_id: str, job: dict[str, Any]) -> dict[str, Any]:
     response = http.get(f"/projects/{project_id}/datasets/jobs/{job['id']}")
     assert response.status_code == 200, response.text
     return dict(response.json())
 
 
-def export(http: httpx.Client, storage: Storage, settings: Settings, project_id: str,
-           fmt: str) -> bytes:  # fmt: skip
+def export(
+    http: httpx.Client, storage: Storage, settings: Settings, project_id: str, fmt: str
+) -> bytes:
     response = http.post(f"/projects/{project_id}/datasets/export", params={"format": fmt})
     assert response.status_code == 202, response.text
     assert response.json()["status"] == "Queued" and response.json()["downloadUri"] is None
@@ -80,9 +61,11 @@ def export(http: httpx.Client, storage: Storage, settings: Settings, project_id:
 
 def import_(http: httpx.Client, project_id: str, fmt: str, archive: bytes) -> dict[str, Any]:
     response = http.post(
-        f"/projects/{project_id}/datasets/import", params={"format": fmt}, content=archive,
+        f"/projects/{project_id}/datasets/import",
+        params={"format": fmt},
+        content=archive,
         headers=ZIP,
-    )  # fmt: skip
+    )
     assert response.status_code == 202, response.text
     return dict(response.json())
 
@@ -128,11 +111,14 @@ def test_a_detection_dataset_round_trips_in_each_format(
     run_queue(storage, settings)
     done = finished(http, copy.id, job)
     assert (done["status"], done["imported"], done["duplicates"], done["failed"]) == (
-        "Done", 5, 0, 0,
-    )  # fmt: skip
+        "Done",
+        5,
+        0,
+        0,
+    )
     assert done["tagsCreated"] == ["raccoon"] and done["processed"] == done["total"] == 5
     keeps_metadata = fmt == "coco"
-    assert contents(trainer, copy.id, keeps_metadata) == contents(
+    assert labelled_contents(trainer, copy.id, keeps_metadata) == labelled_contents(
         trainer, detection_project, keeps_metadata
     )
     # The same archive again: nothing added, every image named as a duplicate.
@@ -178,7 +164,10 @@ def test_a_classification_dataset_round_trips_as_folders(
     done = finished(http, copy.id, job)
     assert (done["status"], done["imported"]) == ("Done", 4)
     assert sorted(done["tagsCreated"]) == ["empty", "tulip/red"]
-    original, copied = contents(trainer, project.id, False), contents(trainer, copy.id, False)
+    original, copied = (
+        labelled_contents(trainer, project.id, False),
+        labelled_contents(trainer, copy.id, False),
+    )
     rename = {"DAISY": "daisy"}
     assert {
         key: ([rename.get(t, t) for t in tags], regions, meta)
@@ -208,14 +197,19 @@ def test_two_imports_racing_add_each_image_once(
     assert sum(o["imported"] for o in outcomes) == 5
     assert sum(o["imported"] + o["duplicates"] for o in outcomes) == 10
     assert len(trainer.get_tags(copy.id)) == 1  # both created "raccoon": one tag
-    assert contents(trainer, copy.id, True) == contents(trainer, detection_project, True)
+    assert labelled_contents(trainer, copy.id, True) == labelled_contents(
+        trainer, detection_project, True
+    )
     assert_consistent(http, copy.id)
 
 
 def test_bad_requests_are_refused_and_change_nothing(
-    trainer: CustomVisionTrainingClient, http: httpx.Client, storage: Storage, settings: Settings,
+    trainer: CustomVisionTrainingClient,
+    http: httpx.Client,
+    storage: Storage,
+    settings: Settings,
     detection_project: str,
-) -> None:  # fmt: skip
+) -> None:
     classification = trainer.create_project(
         f"ds-bad-{uuid.uuid4().hex[:8]}", domain_id=GENERAL_COMPACT
     )
@@ -278,7 +272,12 @@ def test_an_import_whose_worker_fails_resumes_after_its_last_batch(
     run_queue(storage, settings)  # the second delivery resumes at the third image
     done = finished(http, copy.id, job)
     assert (done["status"], done["imported"], done["duplicates"], done["failed"]) == (
-        "Done", 5, 0, 0,
-    )  # fmt: skip
+        "Done",
+        5,
+        0,
+        0,
+    )
     assert len(calls) == 4  # batches of 2, 2 and 1, and the one that failed
-    assert contents(trainer, copy.id, False) == contents(trainer, detection_project, False)
+    assert labelled_contents(trainer, copy.id, False) == labelled_contents(
+        trainer, detection_project, False
+    )

@@ -8,13 +8,11 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import httpx
-from azure.cognitiveservices.vision.customvision.training import CustomVisionTrainingClient
-from msrest.authentication import ApiKeyCredentials
 
-from tools.migrate.copier import Endpoint, MigrationError, ProjectCopier
+from tools.migrate.connect import downloader, endpoint, selected
+from tools.migrate.copier import MigrationError, ProjectCopier
 from tools.migrate.journal import Journal
 from tools.migrate.pacing import Pacer
 from tools.migrate.publishing import train_and_publish
@@ -82,34 +80,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.rate < 0:
         parser.error("--rate must be 0 (no limit) or more")
     return args
-
-
-def endpoint(url: str, key: str, rate: float) -> Endpoint:
-    credentials = ApiKeyCredentials(in_headers={"Training-key": key})
-    return Endpoint(CustomVisionTrainingClient(url, credentials), Pacer(rate))
-
-
-def downloader(client: httpx.Client, pacer: Pacer) -> Any:
-    def download(url: str) -> bytes:
-        def get() -> bytes:
-            response = client.get(url)
-            response.raise_for_status()
-            return response.content
-
-        return pacer.call(get)
-
-    return download
-
-
-def selected(source: Endpoint, wanted: list[str]) -> list[Any]:
-    projects = source("get_projects")
-    if not wanted:
-        return list(projects)
-    chosen = [p for p in projects if p.id in wanted or p.name in wanted]
-    unknown = set(wanted) - {p.id for p in chosen} - {p.name for p in chosen}
-    if unknown:
-        raise SystemExit(f"the source has no project {', '.join(sorted(unknown))}")
-    return chosen
 
 
 def main(argv: Sequence[str] | None = None) -> int:
