@@ -19,9 +19,8 @@ import argparse
 import contextlib
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,26 +40,7 @@ from bench.common import (
 )
 from bench.migrate import GENERAL_DETECTION, fill_classification, fill_detection
 from tools.migrate.dataset import main as dataset_command
-from trainer_job.__main__ import process_one
-
-
-@contextlib.contextmanager
-def worker(served: Served) -> Iterator[None]:
-    """The trainer worker's loop in a thread, as `python -m trainer_job --watch` runs it."""
-    stop = threading.Event()
-
-    def work() -> None:
-        while not stop.is_set():
-            if not process_one(served.storage, served.settings):
-                stop.wait(0.1)
-
-    thread = threading.Thread(target=work, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
+from trainer_job.__main__ import watching
 
 
 def timed(action: Callable[[], Any]) -> tuple[Any, float]:
@@ -140,7 +120,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(machine_line("bench.datasets", argv), flush=True)
     print()
     rows = []
-    with serve_api() as served, worker(served), api_client(served.endpoint) as client:
+    with (
+        serve_api() as served,
+        watching(served.storage, served.settings, 0.1),
+        api_client(served.endpoint) as client,
+    ):
         log("filling")
         flowers = fill_classification(client, args.per_class)
         raccoons = fill_detection(client, args.detection)

@@ -8,6 +8,8 @@ import argparse
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from functions.settings import Settings, get_settings
 from functions.storage.clients import Storage
@@ -88,6 +90,25 @@ def process_one(storage: Storage, settings: Settings) -> bool:
         queue.to_poison(delivery)
     queue.delete(delivery)
     return True
+
+
+@contextmanager
+def watching(storage: Storage, settings: Settings, poll_seconds: float = 0.2) -> Iterator[None]:
+    """What `--watch` does, in a background thread while the block runs (tests, benchmarks)."""
+    stop = threading.Event()
+
+    def work() -> None:
+        while not stop.is_set():
+            if not process_one(storage, settings):
+                stop.wait(poll_seconds)
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=120)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,9 +9,8 @@ prediction client only changes its endpoint and key."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,7 @@ from tools.azurite import free_port, start_azurite
 from tools.migrate import journal as journal_module
 from tools.migrate.__main__ import main as migrate
 from tools.serve import serve_in_thread
-from trainer_job.__main__ import process_one
+from trainer_job.__main__ import process_one, watching
 
 GENERAL_DETECTION = "da2e3a8a-40a5-4171-82f4-58522f70fbc1"
 PUBLISH_NAME = "flowers-live"
@@ -145,22 +144,8 @@ def contents(side: Instance) -> dict[str, Any]:
     return {p.name: project_contents(trainer, p.id) for p in trainer.get_projects()}
 
 
-@contextmanager
-def trainer_worker(side: Instance) -> Iterator[None]:
-    stop = threading.Event()
-
-    def work() -> None:
-        while not stop.is_set():
-            if not process_one(side.storage, side.settings):
-                stop.wait(0.2)
-
-    thread = threading.Thread(target=work, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=120)
+def trainer_worker(side: Instance) -> AbstractContextManager[None]:
+    return watching(side.storage, side.settings)
 
 
 def arguments(source: Instance, target: Instance, state: Path, *extra: str) -> list[str]:

@@ -5,8 +5,6 @@ boxes; a format the project cannot hold is refused before anything is written.""
 
 from __future__ import annotations
 
-import io
-import json
 import uuid
 import zipfile
 from pathlib import Path
@@ -18,11 +16,10 @@ from azure.cognitiveservices.vision.customvision.training.models import (
     ImageFileCreateEntry,
     Region,
 )
-from PIL import Image
 
 from functions.dataset_formats import DETECTION_FORMATS
 from tests.conftest import GENERAL_COMPACT, TRAINING_KEY
-from tests.detection_data import detection_set
+from tests.detection_data import detection_set, foreign_coco
 from tests.integration.checks import labelled_contents
 from tools.migrate.dataset import main as dataset_command
 
@@ -78,35 +75,10 @@ def test_export_then_import_equals_the_original(
 def test_a_coco_file_from_another_tool(
     trainer: CustomVisionTrainingClient, endpoint: str, tmp_path: Path
 ) -> None:
-    """Written as Roboflow writes COCO: its own ids, a `train/` folder, segmentation fields."""
     photos = detection_set("raccoon")[3:6]
-    document: dict[str, list[dict[str, object]]] = {
-        "images": [],
-        "annotations": [],
-        "categories": [{"id": 3, "name": "Raccoon"}],
-    }
     archive = tmp_path / "exported-elsewhere.zip"
-    with zipfile.ZipFile(archive, "w") as out:
-        for n, photo in enumerate(photos, start=10):
-            data = photo.path.read_bytes()
-            width, height = Image.open(io.BytesIO(data)).size
-            out.writestr(f"train/{photo.path.name}", data)
-            document["images"].append(
-                {"id": n, "file_name": photo.path.name, "width": width, "height": height}
-            )
-            for _, x, y, w, h in photo.regions:
-                document["annotations"].append(
-                    {
-                        "id": 100 + len(document["annotations"]),
-                        "image_id": n,
-                        "category_id": 3,
-                        "bbox": [x * width, y * height, w * width, h * height],
-                        "segmentation": [],
-                        "area": w * width * h * height,
-                        "iscrowd": 0,
-                    }
-                )
-        out.writestr("train/_annotations.coco.json", json.dumps(document))
+    with archive.open("wb") as out:
+        foreign_coco(photos, "Raccoon", out)
     project = trainer.create_project(
         f"cli-coco-{uuid.uuid4().hex[:8]}", domain_id=GENERAL_DETECTION
     )

@@ -5,12 +5,10 @@ dataset of the format is refused with Custom Vision's BadRequestInvalid."""
 from __future__ import annotations
 
 import io
-import json
 import zipfile
 from dataclasses import dataclass
 
 import pytest
-from PIL import Image
 
 from functions.dataset_formats import (
     COCO,
@@ -23,7 +21,7 @@ from functions.dataset_formats import (
 from functions.domain.detection_metrics import LabelledBox
 from functions.domain.errors import BadRequest
 from tests.conftest import real_photos
-from tests.detection_data import detection_set
+from tests.detection_data import detection_set, foreign_coco
 
 
 @dataclass(frozen=True)
@@ -96,32 +94,7 @@ def test_folders_round_trip_several_tags_odd_names_and_untagged() -> None:
 def test_a_coco_file_written_by_another_tool() -> None:
     photos = detection_set("raccoon")[:3]
     buffer = io.BytesIO()
-    document: dict[str, list[dict[str, object]]] = {
-        "images": [],
-        "annotations": [],
-        "categories": [{"id": 7, "name": "raccoon"}],
-    }
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for n, photo in enumerate(photos, start=40):
-            data = photo.path.read_bytes()
-            width, height = Image.open(io.BytesIO(data)).size
-            archive.writestr(f"train/{photo.path.name}", data)
-            document["images"].append(
-                {"id": n, "file_name": photo.path.name, "width": width, "height": height}
-            )
-            for _, left, top, w, h in photo.regions:
-                document["annotations"].append(
-                    {
-                        "id": len(document["annotations"]) + 100,
-                        "image_id": n,
-                        "category_id": 7,
-                        "bbox": [left * width, top * height, w * width, h * height],
-                        "segmentation": [],
-                        "area": 1.0,
-                        "iscrowd": 0,
-                    }
-                )
-        archive.writestr("train/_annotations.coco.json", json.dumps(document))
+    foreign_coco(photos, "raccoon", buffer)
     dataset = read_all(buffer.getvalue(), COCO)
     assert dataset.tags == ["raccoon"]
     by_name = {i.name: i for i in dataset.images}
