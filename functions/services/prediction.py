@@ -4,7 +4,6 @@ storing the prediction with its image so that it can be reviewed and added to tr
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -17,7 +16,7 @@ from functions.domain.ids import id_time, new_time_ordered_id
 from functions.domain.limits import MAX_PREDICTION_IMAGE_BYTES
 from functions.domain.models import Box, Iteration
 from functions.domain.predictions import Prediction, TagScore, scores_of, uncertainty
-from functions.imaging import DecodedImage, ImageRejected, decode_image, derived_copies
+from functions.imaging import DecodedImage, ImageRejected, decode_image
 from functions.services.iterations import completed_iteration, latest_completed
 from functions.services.model_cache import LoadedModel, ModelCache
 from functions.services.projects import read_active_project
@@ -32,7 +31,6 @@ MAX_APPLICATION_LENGTH = 64
 DETECT_SCORE_FLOOR = 0.01
 DETECT_NMS_IOU = 0.5
 MAX_DETECTIONS = 100
-_UPLOADS = ThreadPoolExecutor(max_workers=12, thread_name_prefix="prediction-store")
 
 _IMAGE_CODES = {
     "ErrorImageSize": "BadRequestImageSizeBytes",
@@ -201,28 +199,22 @@ class PredictionService:
             height=decoded.height,
         )
         if store:
-            self._store(prediction, data, decoded)
+            self._store(prediction, data, decoded.content_type)
         return prediction
 
-    def _store(self, prediction: Prediction, data: bytes, decoded: DecodedImage) -> None:
-        """The image's blobs first, then the rows that point at them."""
+    def _store(self, prediction: Prediction, data: bytes, content_type: str) -> None:
+        """The original bytes first, then the rows that point at them: once this returns, the
+        prediction is stored. Its resized copy and thumbnail are derived from the original on
+        their first read (StoredPredictions.image), so a prediction nobody looks at costs one
+        blob and its rows."""
         blobs = self.storage.blobs
-        resized, thumbnail = derived_copies(decoded)
-        variants = (
-            ("original", data, decoded.content_type),
-            ("resized", resized, "image/jpeg"),
-            ("thumbnail", thumbnail, "image/jpeg"),
-        )
-        prefix = f"{prediction.project_id}/{prediction.id}/"
-
-        def put(variant: str, payload: bytes, content_type: str) -> None:
-            path = names.image_blob_path(prediction.project_id, prediction.id, variant)
-            blobs.put(names.CONTAINER_PREDICTIONS, path, payload, content_type)
-
+        path = names.image_blob_path(prediction.project_id, prediction.id, "original")
         try:
-            list(_UPLOADS.map(lambda v: put(*v), variants))  # list(): re-raise any failure
+            blobs.put(names.CONTAINER_PREDICTIONS, path, data, content_type)
             self.storage.predictions.add(prediction)
         except Exception:
             log.exception("storing prediction %s failed", prediction.id)
-            blobs.delete_prefix(names.CONTAINER_PREDICTIONS, prefix)
+            blobs.delete_prefix(
+                names.CONTAINER_PREDICTIONS, f"{prediction.project_id}/{prediction.id}/"
+            )
             raise

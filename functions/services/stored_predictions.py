@@ -13,6 +13,7 @@ from functions.domain.errors import BadRequest
 from functions.domain.limits import (
     MAX_IMAGES_PER_BATCH,
     MAX_PREDICTION_IDS_PER_CALL,
+    MAX_PREDICTION_IMAGE_BYTES,
     MAX_PREDICTION_QUERY_COUNT,
     MAX_PREDICTION_QUERY_TAGS,
 )
@@ -26,6 +27,7 @@ from functions.domain.predictions import (
     offset_of,
 )
 from functions.domain.regions import NewRegion
+from functions.imaging import process_image
 from functions.services.images import ImageService, NewImage
 from functions.storage.clients import Storage
 
@@ -110,6 +112,32 @@ class StoredPredictions:
         end = offset + query.max_count
         token = encode_continuation(query.order, str(end)) if end < len(matches) else None
         return QueryPage(matches[offset:end], token)
+
+    def image(self, project_id: str, prediction_id: str, variant: str) -> tuple[bytes, str] | None:
+        """A stored prediction's image (bytes, content type): the original as stored; the
+        resized copy and the thumbnail made from it on their first read, and kept."""
+        blobs = self.storage.blobs
+        container = names.CONTAINER_PREDICTIONS
+        found = blobs.get_with_type(
+            container, names.image_blob_path(project_id, prediction_id, variant)
+        )
+        if found is not None or variant == "original":
+            return found
+        original = blobs.get(
+            container, names.image_blob_path(project_id, prediction_id, "original")
+        )
+        if original is None:
+            return None
+        processed = process_image(original, MAX_PREDICTION_IMAGE_BYTES)
+        derived = {"resized": processed.resized, "thumbnail": processed.thumbnail}
+        for name, data in derived.items():  # two first reads at once write the same bytes
+            blobs.put(
+                container,
+                names.image_blob_path(project_id, prediction_id, name),
+                data,
+                "image/jpeg",
+            )
+        return derived[variant], "image/jpeg"
 
     def delete(self, project_id: str, prediction_ids: list[str]) -> None:
         validate_ids(prediction_ids)

@@ -272,3 +272,34 @@ def test_quick_test_url_and_bad_image(
     with pytest.raises(CustomVisionErrorException) as raised:
         trainer.quick_test_image(project_id, b"\x89PNG broken")
     assert _code(raised.value) == "BadRequestImageFormat"
+
+
+def test_a_stored_prediction_answers_once_its_original_and_rows_are_stored(
+    predictor: CustomVisionPredictionClient,
+    trainer: CustomVisionTrainingClient,
+    storage: Storage,
+    published_model: PublishedModel,
+) -> None:
+    """The answer waits for the original bytes and the rows only; the resized copy and the
+    thumbnail are made from the original when first read, then kept."""
+    project_id = published_model.project_id
+    application = f"lazy-{uuid.uuid4().hex[:6]}"
+    _, data = held_out_flowers(per_flower=1)[0]
+    made = predictor.classify_image(
+        project_id, published_model.publish_name, data, application=application
+    )
+    prefix = f"{project_id}/{made.id}/"
+    assert sorted(storage.blobs.list_names("predictions", prefix)) == [prefix + "original"]
+    stored = trainer.query_predictions(
+        project_id, PredictionQueryToken(application=application)
+    ).results[0]
+    original = httpx.get(stored.original_image_uri, timeout=30)
+    assert original.status_code == 200 and original.content == data
+    thumbnail = httpx.get(stored.thumbnail_uri, timeout=30)
+    assert thumbnail.status_code == 200 and thumbnail.headers["content-type"] == "image/jpeg"
+    names = sorted(storage.blobs.list_names("predictions", prefix))
+    assert names == [prefix + v for v in ("original", "resized", "thumbnail")]
+    again = httpx.get(stored.thumbnail_uri, timeout=30)
+    assert again.content == thumbnail.content  # read back, not made again
+    resized = httpx.get(stored.resized_image_uri, timeout=30)
+    assert resized.status_code == 200 and len(resized.content) > len(thumbnail.content)

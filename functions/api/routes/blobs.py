@@ -40,7 +40,10 @@ def get_image_blob(
         blob_path = names.image_blob_path(project_id, item_id, variant)
     else:
         raise NotFound("NotFound", f"Unknown file '{kind}/{variant}'.")
-    found = services.storage.blobs.get_with_type(LINK_CONTAINERS[kind], blob_path)
+    if kind == "predictions":
+        found = services.stored_predictions.image(project_id, item_id, variant)
+    else:
+        found = services.storage.blobs.get_with_type(LINK_CONTAINERS[kind], blob_path)
     if found is None:
         raise NotFound("NotFound", "The file no longer exists.")
     data, content_type = found
