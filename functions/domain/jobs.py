@@ -25,6 +25,29 @@ class TrainingJob:
     flavor: str = ""
     source_project_id: str = ""  # import jobs: the project whose images project_id receives
 
+    @classmethod
+    def of_kind(
+        cls,
+        kind: str,
+        project_id: str,
+        item_id: str,
+        platform: str = "",
+        flavor: str = "",
+        source_project_id: str = "",
+    ) -> TrainingJob:
+        """A queued job that is not a training: an export (of iteration `item_id`), a project
+        import or a dataset job (`item_id` the project's or the job's id)."""
+        return cls(
+            project_id,
+            item_id,
+            training_type="",
+            reserved_budget_in_hours=0,
+            kind=kind,
+            platform=platform,
+            flavor=flavor,
+            source_project_id=source_project_id,
+        )
+
     def encode(self) -> str:
         return base64.b64encode(json.dumps(asdict(self)).encode()).decode()
 

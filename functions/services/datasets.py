@@ -73,13 +73,7 @@ class DatasetService:
 
     def _queue(self, job: DatasetJob) -> DatasetJob:
         self.storage.dataset_jobs.insert(job)
-        message = TrainingJob(
-            project_id=job.project_id,
-            iteration_id=job.id,
-            training_type="",
-            reserved_budget_in_hours=0,
-            kind="dataset",
-        )
+        message = TrainingJob.of_kind("dataset", job.project_id, job.id)
         try:
             self.storage.training_queue.send(message)
         except Exception:

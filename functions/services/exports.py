@@ -38,14 +38,8 @@ class ExportService:
         )
         stored, started = self.storage.exports.start(record)
         if started:
-            job = TrainingJob(
-                project_id=project_id,
-                iteration_id=iteration_id,
-                training_type="",
-                reserved_budget_in_hours=0,
-                kind="export",
-                platform=platform,
-                flavor=flavor,
+            job = TrainingJob.of_kind(
+                "export", project_id, iteration_id, platform=platform, flavor=flavor
             )
             try:
                 self.storage.training_queue.send(job)

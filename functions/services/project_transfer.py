@@ -132,14 +132,7 @@ class ProjectTransfer:
         for tag in self.storage.tags.list(source.id):
             copy = Tag(id=new_id(), name=tag.name, description=tag.description, type=tag.type)
             self.storage.tags.insert(project.id, copy)
-        job = TrainingJob(
-            project_id=project.id,
-            iteration_id=project.id,
-            training_type="",
-            reserved_budget_in_hours=0,
-            kind="import",
-            source_project_id=source.id,
-        )
+        job = TrainingJob.of_kind("import", project.id, project.id, source_project_id=source.id)
         self.storage.training_queue.send(job)
         return project
 
