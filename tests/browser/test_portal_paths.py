@@ -206,7 +206,10 @@ def test_quick_test_by_url_shows_every_tag(tab: Tab, endpoint: str, trained: Tra
     expect(page.locator(".top-tag")).to_have_text(f"Most likely: {top}")
     preview = page.get_by_role("img", name="The tested image")
     expect(preview).to_have_attribute("src", link)
-    assert preview.evaluate("img => img.complete && img.naturalWidth > 0")  # the link served it
+    # The link served it: the browser decodes it a moment after the src is set.
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 0", arg=preview.element_handle(), timeout=10_000
+    )
     shot(page, "32-quick-test-url")
 
     # A link whose signature is wrong: the server cannot fetch it; the page says so.
