@@ -9,8 +9,11 @@ integration tests do), fills the source with flowers5 (`--per-class` photos of e
 classes, tagged) and the raccoon detection set (`--detection` photos with their boxes), then
 migrates every project with the tool's own `main` at `--rate` calls a second per endpoint,
 then runs it again (nothing left to copy). It prints a Markdown table to stdout; the tool's
-own summaries and progress go to stderr. Client, both servers and both Azurites share this
-machine's CPUs.
+own summaries and progress go to stderr. Then, inside the source instance, it trains the
+flowers5 project once and copies each project with Custom Vision's export and import
+(`GET …/export`, `POST /projects/import`, the trainer worker's copy of images and iterations),
+timed from the import request until the copy's status is Succeeded. Client, both servers and
+both Azurites share this machine's CPUs.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -38,13 +42,16 @@ from bench.common import (
     dataset_files,
     end_line,
     expect_ok,
+    get_iteration,
     log,
     machine_line,
     markdown_table,
+    request_training,
     serve_api,
     upload_tagged,
 )
 from tools.migrate.__main__ import main as migrate
+from trainer_job.__main__ import watching
 
 GENERAL_DETECTION = "da2e3a8a-40a5-4171-82f4-58522f70fbc1"
 
@@ -101,6 +108,57 @@ def run_tool(source: Served, target: Served, state: Path, rate: float) -> tuple[
     return status, time.perf_counter() - started
 
 
+def wait_for(check: Any, what: str, timeout_s: float = 1800) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{what} did not finish in {timeout_s:.0f} s")
+        time.sleep(0.05)
+
+
+def project_imports(source: Served) -> list[list[str]]:
+    """Train flowers5, then export and import every project inside `source`: a row each."""
+    rows = []
+    with api_client(source.endpoint) as client, watching(source.storage, source.settings, 0.05):
+        projects = expect_ok(client.get("/projects"), "projects")
+        flowers = next(p["id"] for p in projects if p["name"] == "flowers5")
+        log("training flowers5")
+        iteration = request_training(client, flowers)
+
+        def trained() -> bool:
+            status = get_iteration(client, flowers, iteration["id"])["status"]
+            if status == "Failed":
+                raise SystemExit("training flowers5 failed")
+            return bool(status == "Completed")
+
+        wait_for(trained, "training")
+        for project in projects:
+            export = expect_ok(client.get(f"/projects/{project['id']}/export"), "export")
+            log(f"importing {project['name']}")
+            started = time.perf_counter()
+            copy = expect_ok(
+                client.post("/projects/import", params={"token": export["token"]}), "import"
+            )
+
+            def done(project_id: str = copy["id"], name: str = project["name"]) -> bool:
+                status = expect_ok(client.get(f"/projects/{project_id}"), "project")["status"]
+                if status == "Failed":
+                    raise SystemExit(f"importing {name} failed")
+                return bool(status == "Succeeded")
+
+            wait_for(done, "the import")
+            seconds = time.perf_counter() - started
+            images = export["imageCount"]
+            rows.append(
+                [
+                    project["name"], f"{images}", f"{export['iterationCount']}",
+                    f"{export['estimatedImportTimeInMS'] / 1000:.1f}", f"{seconds:.1f}",
+                    f"{images / seconds:.1f}",
+                ]
+            )  # fmt: skip
+    return rows
+
+
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.migrate", description=__doc__)
     parser.add_argument("--per-class", type=int, default=100, help="flowers5 photos per class")
@@ -127,6 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             first, seconds = run_tool(source, target, state, args.rate)
             log("migrating again")
             second, again = run_tool(source, target, state, args.rate)
+        imports = project_imports(source)
     if first or second:
         raise SystemExit(f"the migration did not end equal (exit {first}, then {second})")
     rows = [
@@ -150,6 +209,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "second run s (nothing to copy)",
     ]
     print(markdown_table(header, rows))
+    print()
+    print("Project export and import inside the source instance:")
+    print()
+    header = ["project", "images", "iterations", "estimated s", "import s", "images/s"]
+    print(markdown_table(header, imports))
     print(end_line("the tool, both API servers and both Azurites share the machine's CPUs"))
     return 0
 

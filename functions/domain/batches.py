@@ -3,7 +3,7 @@ images go in groups of equal metadata, at most Custom Vision's batch size to a g
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TypeVar
 
 from functions.domain.limits import MAX_IMAGES_PER_BATCH
@@ -21,3 +21,15 @@ def by_metadata(
     for key, members in groups.items():
         for start in range(0, len(members), MAX_IMAGES_PER_BATCH):
             yield dict(key), members[start : start + MAX_IMAGES_PER_BATCH]
+
+
+def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """`items` in lists of `size` (the last one shorter)."""
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

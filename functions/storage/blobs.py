@@ -72,6 +72,14 @@ class BlobStore:
         for blob in client.list_blobs(name_starts_with=prefix or None):
             yield blob.name, blob.last_modified
 
+    def copy(self, container: str, source: str, target: str) -> bool:
+        """The blob `source` written again as `target` (bytes and content type); False when
+        there is no `source`."""
+        found = self.get_with_type(container, source)
+        if found is not None:
+            self.put(container, target, found[0], found[1])
+        return found is not None
+
     def delete_prefix(self, container: str, prefix: str) -> int:
         client = self.service.get_container_client(container)
         names_ = [b.name for b in client.list_blobs(name_starts_with=prefix)]

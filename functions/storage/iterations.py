@@ -107,6 +107,14 @@ class IterationTable:
     def insert(self, project_id: str, iteration: Iteration) -> None:
         self.table.create_entity(iteration_to_entity(project_id, iteration))
 
+    def insert_if_absent(self, project_id: str, iteration: Iteration) -> bool:
+        """Insert unless a row of that id exists (False then)."""
+        try:
+            self.insert(project_id, iteration)
+        except ResourceExistsError:
+            return False
+        return True
+
     def edit(
         self, project_id: str, iteration_id: str, change: Callable[[Iteration], Iteration]
     ) -> Iteration | None:

@@ -482,14 +482,3 @@ def create_or_fail(table: TableClient, entity: Entity) -> bool:
         return True
     except ResourceExistsError:
         return False
-
-
-def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    batch: list[Any] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

@@ -10,6 +10,7 @@ import uuid
 import httpx
 import onnx
 import pytest
+from azure.cognitiveservices.vision.customvision.prediction import CustomVisionPredictionClient
 from azure.cognitiveservices.vision.customvision.training import CustomVisionTrainingClient
 from azure.cognitiveservices.vision.customvision.training.models import (
     CustomVisionErrorException,
@@ -19,7 +20,9 @@ from azure.cognitiveservices.vision.customvision.training.models import (
 )
 
 from functions.domain import artifacts, names
-from functions.services.project_transfer import ImportTokens
+from functions.domain.jobs import TrainingJob
+from functions.services.project_copy import Copied, copy_project
+from functions.services.project_transfer import IMPORTING, ImportTokens, set_status
 from functions.settings import Settings
 from functions.storage.clients import Storage
 from tests.conftest import (
@@ -27,6 +30,7 @@ from tests.conftest import (
     TRAINING_KEY,
     PublishedModel,
     assert_error,
+    held_out_flowers,
     real_photos,
 )
 from tests.detection_data import detection_set
@@ -99,6 +103,64 @@ def test_a_detection_project_keeps_its_regions(
     imported = trainer.import_project(export.token, name=f"{project.name}-copy")
     run_queue(storage, settings)
     assert project_contents(trainer, imported.id) == project_contents(trainer, project.id)
+
+
+def _iteration_view(trainer: CustomVisionTrainingClient, project_id: str) -> list[object]:
+    """Each iteration's settings and what it answers: performance, images as of it."""
+    views = []
+    for it in sorted(trainer.get_iterations(project_id), key=lambda i: i.id):
+        performance = trainer.get_iteration_performance(project_id, it.id)
+        images = trainer.get_images(project_id, iteration_id=it.id, take=256)
+        views.append(
+            (
+                it.id, it.name, it.status, it.domain_id, it.classification_type,
+                it.training_type, it.trained_at,
+                (performance.precision, performance.recall, performance.average_precision),
+                sorted((t.name, t.precision, t.recall) for t in performance.per_tag_performance),
+                sorted((i.id, tuple(sorted(t.tag_id for t in i.tags))) for i in images),
+            )
+        )  # fmt: skip
+    return views
+
+
+def test_trained_iterations_come_along_and_answer_alike(
+    trainer: CustomVisionTrainingClient,
+    predictor: CustomVisionPredictionClient,
+    storage: Storage,
+    settings: Settings,
+    published_model: PublishedModel,
+) -> None:
+    """The copy's iterations keep their ids and settings, their metrics and what they were
+    trained on; its model answers as the original's does. It is not published until asked."""
+    source = published_model.project_id
+    export = trainer.export_project(source)
+    assert export.iteration_count == len(trainer.get_iterations(source)) >= 1
+    copy = trainer.import_project(export.token, name=f"copy-{uuid.uuid4().hex[:8]}")
+    run_queue(storage, settings)
+    assert trainer.get_project(copy.id).status == "Succeeded"
+    assert project_contents(trainer, copy.id) == project_contents(trainer, source)
+    assert _iteration_view(trainer, copy.id) == _iteration_view(trainer, source)
+    assert not any(it.publish_name for it in trainer.get_iterations(copy.id))
+
+    iteration_id = published_model.iteration_id
+    _, photo = held_out_flowers(1)[0]
+    answers = [
+        trainer.quick_test_image(p, photo, iteration_id=iteration_id, store=False).predictions
+        for p in (source, copy.id)
+    ]
+    assert [(a.tag_id, round(a.probability, 5)) for a in answers[0]] == [
+        (a.tag_id, round(a.probability, 5)) for a in answers[1]
+    ]
+    trainer.publish_iteration(copy.id, iteration_id, "moved", "local-prediction-resource")
+    served = predictor.classify_image_with_no_store(copy.id, "moved", photo).predictions
+    assert served[0].tag_name == answers[0][0].tag_name
+
+    # A second delivery of the job finds everything there and copies nothing again.
+    set_status(storage, copy.id, IMPORTING)
+    job = TrainingJob.of_kind("import", copy.id, copy.id, source_project_id=source)
+    assert copy_project(storage, job) == Copied(0, 0)
+    assert trainer.get_project(copy.id).status == "Succeeded"
+    assert project_contents(trainer, copy.id) == project_contents(trainer, source)
 
 
 def test_forged_expired_and_foreign_tokens_are_refused(
