@@ -2,7 +2,8 @@
 
 Run from the repository root:
 
-    .venv/bin/python -m bench.train_speed [--sizes 10,30,100] [--add 10] [--domain compact]
+    .venv/bin/python -m bench.train_speed [--sizes 10,30,100] [--add 10] [--domain compact] \
+        [--worker cold|warm|both]
     .venv/bin/python -m bench.train_speed --domain general      # EfficientNet-Lite2, 260 px
 
 For each size it starts a fresh Azurite (in memory) and the API over HTTP (bench/common.py),
@@ -16,6 +17,11 @@ POST …/images/files, not timed), then:
    backbone's weights.
 2. Uploads --add more photos (spread over the tags) and trains again the same way: the
    feature cache in blob storage should leave only the new photos to featurise.
+
+With `--worker warm` (and in the second half of `both`, the default) the trainer is instead one
+`python -m trainer_job --watch` process, started with the API before the first training of a
+size and kept for its retrain, as `make run` runs it: torch is imported and the backbone
+loaded once.
 
 Per run it prints the measured seconds, the stages seen in the trainer's log lines (read as
 they arrive), the trainer's own stage timings from models/{projectId}/{iterationId}/
@@ -84,9 +90,9 @@ class TrainerLog:
         for raw in stream:
             self.lines.append((time.perf_counter(), raw.decode(errors="replace").rstrip()))
 
-    def stages(self) -> list[tuple[float, str]]:
+    def stages(self, since: int = 0) -> list[tuple[float, str]]:
         found = []
-        for at, line in self.lines:
+        for at, line in self.lines[since:]:
             match = STAGE_LINE.search(line)
             if match:
                 found.append((at, match["stage"]))
@@ -99,6 +105,7 @@ class TrainerLog:
 @dataclass
 class Run:
     kind: str  # "first" or "retrain"
+    worker: str  # "cold" (a new process per job) or "warm" (one --watch process)
     per_tag: int
     images: int  # trained on
     new_images: int  # featurised in this run (from the trainer's progress stage)
@@ -186,8 +193,68 @@ def threads_probe(served: Served) -> str:
     return f"{intra} (probe; inter-op {interop})"
 
 
+class Worker:
+    """The trainer: a new `python -m trainer_job` per job, exactly what the container job runs
+    (cold), or one `python -m trainer_job --watch` for every job of a size, started before the
+    first (warm: torch imported and the backbone loaded once)."""
+
+    def __init__(self, served: Served, warm: bool) -> None:
+        self.served, self.warm = served, warm
+        self.log = TrainerLog()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.reader: threading.Thread | None = None
+
+    def __enter__(self) -> Worker:
+        if self.warm:
+            self._spawn("--watch")
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.warm and self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=60)
+
+    def _spawn(self, *args: str) -> None:
+        self.log = TrainerLog() if not self.warm else self.log
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "trainer_job", *args],
+            env={**self.served.trainer_env(), "PYTHONUNBUFFERED": "1"},
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        assert self.process.stderr is not None
+        self.reader = threading.Thread(target=self.log.read, args=(self.process.stderr,))
+        self.reader.daemon = True
+        self.reader.start()
+
+    def start_job(self) -> tuple[float, int]:
+        """(when the job's trainer started, where its log lines begin)."""
+        if self.warm:
+            return time.perf_counter(), len(self.log.lines)
+        started = time.perf_counter()
+        self._spawn()
+        return started, 0
+
+    def exited(self) -> bool:
+        """Whether the trainer process ended (a warm worker never does while it works)."""
+        return self.process is not None and self.process.poll() is not None
+
+    def finish_job(self) -> None:
+        if not self.warm and self.process is not None and self.reader is not None:
+            self.process.wait(timeout=120)
+            self.reader.join(timeout=10)
+
+
 def train_once(
-    served: Served, project_id: str, kind: str, per_tag: int, images: int, probe: str, poll: float
+    served: Served,
+    worker: Worker,
+    project_id: str,
+    kind: str,
+    per_tag: int,
+    images: int,
+    probe: str,
+    poll: float,
 ) -> Run:
     force = False
     with api_client(served.endpoint) as client:
@@ -203,40 +270,28 @@ def train_once(
             iteration = response.json()
         answered = time.perf_counter()
         iteration_id = str(iteration["id"])
-        trainer_log = TrainerLog()
-        spawned = time.perf_counter()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "trainer_job"],
-            env={**served.trainer_env(), "PYTHONUNBUFFERED": "1"},
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        assert process.stderr is not None
-        reader = threading.Thread(target=trainer_log.read, args=(process.stderr,), daemon=True)
-        reader.start()
+        spawned, since = worker.start_job()
+        trainer_log = worker.log
         exited: float | None = None
         while True:
             state = get_iteration(client, project_id, iteration_id)
             now = time.perf_counter()
-            if exited is None and process.poll() is not None:
+            if exited is None and worker.exited():
                 exited = now
             if state["status"] == "Completed":
                 completed = now
                 break
             if state["status"] == "Failed" or (exited is not None and now - exited > 5):
-                reader.join(timeout=5)
                 raise RuntimeError(
                     f"{kind} training of {images} images ended {state['status']}: "
                     f"{state.get('trainingErrorDetails')}\n{trainer_log.tail()}"
                 )
             time.sleep(poll)
-        process.wait(timeout=120)
-        exited = exited or time.perf_counter()
-        reader.join(timeout=10)
+        worker.finish_job()
+        exited = float("nan") if worker.warm else exited or time.perf_counter()
     stored = read_artifact(served, project_id, iteration_id, artifacts.MANIFEST)
     manifest = artifacts.ModelManifest.from_dict(json.loads(stored))
-    stages = trainer_log.stages()
+    stages = trainer_log.stages(since)
     at = {stage.split(" (")[0]: t for t, stage in reversed(stages)}
     new = next((NEW_FEATURES.search(s) for _, s in stages if NEW_FEATURES.search(s)), None)
 
@@ -247,6 +302,7 @@ def train_once(
     recorded = find_thread_count(manifest.to_dict())
     return Run(
         kind=kind,
+        worker="warm" if worker.warm else "cold",
         per_tag=per_tag,
         images=images if manifest.image_count is None else manifest.image_count,
         new_images=int(new["count"]) if new else -1,
@@ -266,10 +322,10 @@ def train_once(
     )
 
 
-def run_size(per_tag: int, add: int, domain_id: str, poll: float) -> list[Run]:
+def run_size(per_tag: int, add: int, domain_id: str, poll: float, warm: bool) -> list[Run]:
     first, extra = photo_plan(per_tag, add)
     runs = []
-    with serve_api() as served:
+    with serve_api() as served, Worker(served, warm) as worker:
         probe = threads_probe(served)
         with api_client(served.endpoint) as client:
             project_id = create_project(client, f"bench-train-{per_tag}", domain_id)
@@ -278,11 +334,13 @@ def run_size(per_tag: int, add: int, domain_id: str, poll: float) -> list[Run]:
         started = time.perf_counter()
         count = upload(served, project_id, first, tags)
         log(f"{per_tag}/tag: uploaded {count} photos in {time.perf_counter() - started:.1f} s")
-        runs.append(train_once(served, project_id, "first", per_tag, count, probe, poll))
+        runs.append(train_once(served, worker, project_id, "first", per_tag, count, probe, poll))
         log(f"  first training: {runs[-1].total_s:.1f} s")
         if add:
             count += upload(served, project_id, extra, tags)
-            runs.append(train_once(served, project_id, "retrain", per_tag, count, probe, poll))
+            runs.append(
+                train_once(served, worker, project_id, "retrain", per_tag, count, probe, poll)
+            )
             mirrored = sum(p.mirrored for files in extra.values() for p in files)
             added = sum(len(files) for files in extra.values())
             runs[-1].added = (
@@ -308,7 +366,7 @@ def runs_table(runs: Sequence[Run]) -> str:
         "run",
         "images (featurised now)",
         "train request → Completed s",
-        "trainer start → first stage s",
+        "trainer start (warm: train answered) → first stage s",
         "loading images s",
         "features → head s",
         "export + artifacts s",
@@ -320,6 +378,7 @@ def runs_table(runs: Sequence[Run]) -> str:
     rows = []
     for run in runs:
         label = f"{run.per_tag}/tag, first" if run.kind == "first" else f"{run.added}, retrain"
+        label += f", {run.worker}"
         if run.force_train:
             label += " (forceTrain)"
         new = "?" if run.new_images < 0 else str(run.new_images)
@@ -364,6 +423,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="compact: EfficientNet-Lite0 at 224 px (default); general: Lite2 at 260 px",
     )
     parser.add_argument(
+        "--worker",
+        choices=["cold", "warm", "both"],
+        default="both",
+        help="cold: a new trainer process per job; warm: one --watch worker (default both)",
+    )
+    parser.add_argument(
         "--poll", type=float, default=0.2, help="seconds between iteration polls (default 0.2)"
     )
     args = parser.parse_args(argv)
@@ -383,12 +448,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     started = time.perf_counter()
     out(f"# Training speed benchmark\n\n{machine_line('bench.train_speed', argv)}\n")
     runs: list[Run] = []
-    for per_tag in args.size_list:
-        runs += run_size(per_tag, args.add, domain_id, args.poll)
+    modes = [False, True] if args.worker == "both" else [args.worker == "warm"]
+    for warm in modes:
+        for per_tag in args.size_list:
+            runs += run_size(per_tag, args.add, domain_id, args.poll, warm)
     out(
         f"## Regular training, {args.domain} domain ({backbone}), 5 {DATASET} tags; "
-        f"a fresh Azurite and API per size; `python -m trainer_job` started as a new process "
-        f"right after each train request; Completed seen by polling every {args.poll:g} s\n"
+        "a fresh Azurite and API per size; cold: `python -m trainer_job` started as a new "
+        "process right after each train request; warm: one `python -m trainer_job --watch` "
+        "started with the API, before the first training of its size; Completed seen by "
+        f"polling every {args.poll:g} s\n"
     )
     out(runs_table(runs) + "\n")
     out(

@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     # the poison queue.
     trainer_visibility_seconds: int = Field(default=300, ge=5)
     trainer_max_deliveries: int = Field(default=3, ge=1)
-    trainer_poll_seconds: float = 2.0
+    trainer_poll_seconds: float = 0.5
     # The random seed of every training (sampling, augmentation, initialisation): set it to
     # reproduce a training exactly; unset, each iteration draws its own (kept in its manifest).
     training_seed: int | None = None
