@@ -215,7 +215,6 @@ class Worker:
             self.process.wait(timeout=60)
 
     def _spawn(self, *args: str) -> None:
-        self.log = TrainerLog() if not self.warm else self.log
         self.process = subprocess.Popen(
             [sys.executable, "-m", "trainer_job", *args],
             env={**self.served.trainer_env(), "PYTHONUNBUFFERED": "1"},
@@ -233,6 +232,7 @@ class Worker:
         if self.warm:
             return time.perf_counter(), len(self.log.lines)
         started = time.perf_counter()
+        self.log = TrainerLog()  # one process, one log
         self._spawn()
         return started, 0
 

@@ -11,7 +11,6 @@ lacks its bytes; images and iterations copied already are skipped."""
 
 from __future__ import annotations
 
-import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
@@ -23,7 +22,6 @@ from functions.domain.models import Image, IterationStatus
 from functions.services.project_transfer import IMPORTING, SUCCEEDED, set_status
 from functions.storage.clients import Storage
 
-log = logging.getLogger(__name__)
 BATCH = 64
 _WORKERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="project-copy")
 
@@ -68,19 +66,21 @@ def _copy_images(storage: Storage, source: str, target: str) -> int:
 def _copy_blobs(storage: Storage, source: str, target: str, image: Image) -> Image | None:
     """The image, once its variants are stored in the target; None when the source lost its
     bytes meanwhile (deleted during the copy)."""
-    variants = [
-        v for v in names.IMAGE_VARIANTS
-        if storage.blobs.copy(names.CONTAINER_IMAGES, names.image_blob_path(source, image.id, v),
-                              names.image_blob_path(target, image.id, v))
-    ]  # fmt: skip
-    return image if "original" in variants else None
+    for variant in names.IMAGE_VARIANTS:  # the original first
+        copied = storage.blobs.copy(
+            names.CONTAINER_IMAGES,
+            names.image_blob_path(source, image.id, variant),
+            names.image_blob_path(target, image.id, variant),
+        )
+        if variant == "original" and not copied:
+            return None
+    return image
 
 
 def _copy_prefix(storage: Storage, container: str, source: str, target: str) -> None:
     found = list(storage.blobs.list_names(container, source))
     copies = [(name, target + name.removeprefix(source)) for name in found]
-    for _ in _WORKERS.map(lambda pair: storage.blobs.copy(container, *pair), copies):
-        pass
+    list(_WORKERS.map(lambda pair: storage.blobs.copy(container, *pair), copies))
 
 
 def _labelled(image: Image, tag_ids: set[str]) -> Image:
